@@ -1,0 +1,92 @@
+"""The ``avgen`` command: subcommands are imported only when run, so ``avgen -h`` stays instant."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Callable
+
+# name -> ("module:function", one-line help). Each function takes argv (list[str]) and returns an exit code.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "info": ("avgen.cli:info_main", "describe a media file: streams, codecs, sizes, durations, tags"),
+    "demo": ("avgen.demo:main", "write a demo clip (MP4) and a PNG of its frames and waveform"),
+    "data": ("avgen.data.cli:main", "make datasets: avgen data synth --out DIR --n N --split train"),
+}
+
+
+def _load(target: str) -> Callable[[list[str]], int]:
+    module, func = target.split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def _format_info(info: dict) -> str:
+    lines = [
+        f"{info['path']}",
+        f"  format: {info['format']}, {info['size_bytes']} bytes, duration {info['duration_s']} s",
+    ]
+    for s in info["streams"]:
+        if s["type"] == "video":
+            desc = f"{s['codec']} {s['width']}x{s['height']} {s.get('pix_fmt')} @ {s['fps']} fps, {s['frames']} frames"
+        else:
+            desc = f"{s['codec']} {s['sample_rate']} Hz {s.get('layout', s['channels'])}, {s['samples']} samples"
+        lines.append(f"  {s['type']}: {desc}, duration {s['duration_s']} s, start {s['start_s']} s")
+    if info["av_start_offset_s"] is not None:
+        lines.append(f"  A/V start offset: {info['av_start_offset_s'] * 1000:.3f} ms (audio minus video)")
+    for k, v in info["metadata"].items():
+        lines.append(f"  tag {k}: {v}")
+    return "\n".join(lines)
+
+
+def info_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="avgen info", description=COMMANDS["info"][1])
+    parser.add_argument("files", nargs="+", help="media files (mp4, mkv, mov, webm, wav, flac, ...)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    args = parser.parse_args(argv)
+    from avgen.io import probe
+
+    infos = [probe(f) for f in args.files]
+    if args.json:
+        print(json.dumps(infos if len(infos) > 1 else infos[0], indent=2))
+    else:
+        print("\n".join(_format_info(i) for i in infos))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    width = max(len(n) for n in COMMANDS)
+    usage = "\n".join(f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items())
+    parser = argparse.ArgumentParser(
+        prog="avgen",
+        description="avgen: joint audio-video generation.",
+        epilog=f"commands:\n{usage}\n\nRun 'avgen COMMAND -h' for a command's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("command", nargs="?", choices=list(COMMANDS), metavar="COMMAND")
+    parser.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv[:1] if argv and argv[0] in COMMANDS else argv)
+    if args.version:
+        from avgen import __version__
+
+        print(f"avgen {__version__}")
+        return 0
+    if args.command is None:
+        parser.print_help()
+        return 2
+    from avgen.errors import AVGenError
+
+    try:
+        return int(_load(COMMANDS[args.command][0])(argv[1:]) or 0)
+    except AVGenError as e:
+        print(f"avgen {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"avgen {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
