@@ -74,6 +74,10 @@ def _declared_seconds(stream: Any) -> tuple[float | None, bool]:
     return None, False
 
 
+def _stream_start(stream: Any) -> float:
+    return float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+
+
 def _decode_video(p: Path, container: Any, tags: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
     """All frames as uint8 (T, H, W, 3) and their presentation times (T,) in seconds."""
     import av
@@ -216,9 +220,10 @@ def read_av(path: str | os.PathLike, *, streams: Streams = "av") -> AVClip:
             original = int(tags.get("avgen_sample_rate", 0)) or rate
             if original != rate:
                 audio, rate = _restore_rate(audio, rate, original), original
-            if v_start is not None:  # put audio sample 0 at the first frame's time
-                shift = round((a_start - v_start) * rate)
-                audio = np.pad(audio, ((0, 0), (shift, 0))) if shift > 0 else audio[:, -shift:]
+            if v_start is None:  # video not decoded: its start from the container, else time 0
+                v_start = _stream_start(container.streams.video[0]) if container.streams.video else 0.0
+            shift = round((a_start - v_start) * rate)  # put audio sample 0 at the first frame's time
+            audio = np.pad(audio, ((0, 0), (shift, 0))) if shift > 0 else audio[:, -shift:]
             audio = np.clip(audio, -1.0, 1.0)
     finally:
         container.close()
