@@ -8,7 +8,6 @@ exact sample count, and AAC priming is recorded in the edit list.
 from __future__ import annotations
 
 import os
-import uuid
 import weakref
 from collections.abc import Mapping
 from fractions import Fraction
@@ -17,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from avgen.atomic import part_path
 from avgen.clip import AVClip, as_fps, check_audio, check_sample_rate, check_video
 from avgen.errors import ClipError, MediaError
 
@@ -44,10 +44,6 @@ def provenance(metadata: Mapping[str, Any] | None) -> dict[str, str]:
     if "prompt" in tags and "title" not in tags:
         tags["title"] = tags["prompt"]
     return tags
-
-
-def _part_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
 
 
 def _remove(path: Path) -> None:
@@ -121,7 +117,7 @@ class AVWriter:
         self.frames_written = 0
         self.samples_written = 0
         self._tags = provenance(metadata)
-        self._part = _part_path(self.path)
+        self._part = part_path(self.path)
         self._closed = False
         self._finalizer = weakref.finalize(self, _remove, self._part)
         try:
