@@ -13,6 +13,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("avgen.cli:info_main", "describe a media file: streams, codecs, sizes, durations, tags"),
     "demo": ("avgen.demo:main", "write a demo clip (MP4) and a PNG of its frames and waveform"),
     "data": ("avgen.data.cli:main", "make datasets: avgen data synth --out DIR --n N --split train"),
+    "eval": ("avgen.metrics.cli:main", "score A/V sync of clips: avgen eval files DIR [--out DIR]"),
 }
 
 

@@ -1,0 +1,25 @@
+"""Lazy imports of the ``eval`` extra (opencv, librosa, matplotlib) with an error that says how to get them."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from avgen.errors import AVGenError
+
+_PIP_NAMES = {"cv2": "opencv-python-headless", "librosa": "librosa", "matplotlib": "matplotlib"}
+
+
+class MissingDependencyError(AVGenError, ImportError):
+    """An optional dependency of the evaluation tools is not installed."""
+
+
+def require(module: str) -> ModuleType:
+    """Import ``module`` (one of cv2, librosa, matplotlib) or raise naming ``pip install avgen[eval]``."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        pip_name = _PIP_NAMES.get(module, module)
+        raise MissingDependencyError(
+            f"avgen metrics need {pip_name!r} ({e}); install the eval extra: pip install 'avgen[eval]'"
+        ) from e
