@@ -1,0 +1,120 @@
+"""Caption vocabularies and the held-out test combinations.
+
+Every caption pairs an adjective with a colour (bounce: ball size, talk: face shape, keys: pace, ambience:
+rain strength). The test split draws only the HELD_OUT pairs and TEST_PHRASES; train and val never do, so
+test captions are unseen compositions of seen words.
+"""
+
+from __future__ import annotations
+
+from avgen.data.synth.draw import Color
+
+# name -> RGB in [0, 1]; metrics may use these to measure the colour asked for in a caption.
+COLORS: dict[str, Color] = {
+    "red": (0.86, 0.13, 0.13),
+    "orange": (0.98, 0.55, 0.08),
+    "yellow": (0.97, 0.87, 0.15),
+    "green": (0.18, 0.75, 0.25),
+    "blue": (0.16, 0.38, 0.92),
+    "purple": (0.58, 0.24, 0.80),
+    "pink": (0.98, 0.50, 0.72),
+    "white": (0.96, 0.96, 0.96),
+}
+# Backgrounds, named for the ambience captions; objects are never drawn on a background too close to them.
+BACKGROUNDS: dict[str, Color] = {
+    "black": (0.04, 0.04, 0.05),
+    "dark blue": (0.06, 0.09, 0.25),
+    "grey": (0.40, 0.41, 0.43),
+    "dark green": (0.07, 0.20, 0.10),
+    "brown": (0.30, 0.19, 0.10),
+    "cream": (0.93, 0.89, 0.78),
+    "light blue": (0.68, 0.82, 0.93),
+}
+SIZES = ("small", "medium", "big")
+SHAPES = ("round", "square", "oval")
+PACES = ("slow", "quick")
+RAIN = ("light", "steady", "heavy")
+COUNT_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight")
+
+HELD_OUT: dict[str, frozenset[tuple[str, str]]] = {
+    "bounce": frozenset({("small", "orange"), ("medium", "pink"), ("big", "purple"), ("big", "white")}),
+    "talk": frozenset({("round", "purple"), ("square", "yellow"), ("oval", "green"), ("oval", "white")}),
+    "keys": frozenset({("slow", "green"), ("quick", "pink"), ("quick", "white")}),
+    "ambience": frozenset({("heavy", "grey"), ("light", "dark blue"), ("steady", "black")}),
+}
+
+TRAIN_PHRASES = (
+    "good morning",
+    "hello there",
+    "thank you very much",
+    "how are you",
+    "nice to meet you",
+    "good night",
+    "see you later",
+    "what a lovely day",
+    "i like green apples",
+    "the cat is sleeping",
+    "open the door",
+    "please sit down",
+    "it is raining",
+    "let us go home",
+    "where is my hat",
+    "the sun is bright",
+    "i am hungry",
+    "that was fun",
+    "my name is sam",
+    "one two three",
+    "a big red bus",
+    "bring me water",
+    "happy birthday",
+    "time for lunch",
+    "the dog can run",
+    "look at the sky",
+    "we are ready",
+    "good job",
+    "turn on the light",
+    "i love music",
+    "close the window",
+    "the baby is happy",
+    "come back soon",
+    "pass the salt",
+    "the bird sings",
+    "wait for me",
+    "how old are you",
+    "we play ball",
+    "blue fish swim",
+    "maybe tomorrow",
+    "yes please",
+    "no thank you",
+    "well done",
+    "be careful",
+)
+TEST_PHRASES = (
+    "see you tomorrow",
+    "the moon is round",
+    "i need a pencil",
+    "good evening",
+    "where are my keys",
+    "the tea is hot",
+    "we like to dance",
+    "buy some bread",
+    "it is very cold",
+    "the boat is slow",
+)
+
+
+def pairs(
+    family: str, adjectives: tuple[str, ...], colors: tuple[str, ...], split: str
+) -> list[tuple[str, str]]:
+    """The (adjective, colour) pairs ``split`` may use for ``family``."""
+    held = HELD_OUT[family]
+    every = [(a, c) for a in adjectives for c in colors]
+    return [p for p in every if (p in held) == (split == "test")]
+
+
+def phrases(split: str) -> tuple[str, ...]:
+    return TEST_PHRASES if split == "test" else TRAIN_PHRASES
+
+
+def count_word(n: int) -> str:
+    return COUNT_WORDS[n] if 0 <= n < len(COUNT_WORDS) else str(n)
