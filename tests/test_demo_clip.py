@@ -1,0 +1,44 @@
+"""`avgen demo` writes a real, playable MP4: one H.264 and one AAC stream of equal length, and a PNG."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from avgen.cli import main
+from avgen.io import probe, read_av
+
+
+def test_demo_writes_playable_mp4(tmp_path, capsys):
+    out = tmp_path / "demo.mp4"
+    assert main(["demo", "--out", str(out), "--size", "64x64", "--duration", "1.5"]) == 0
+    info = probe(out)
+    assert [s["codec"] for s in info["streams"]] == ["h264", "aac"]
+    v, a = info["streams"]
+    assert abs(v["duration_s"] - a["duration_s"]) < 1 / 24  # less than one frame
+    clip = read_av(out)
+    assert clip.num_frames == 72 and clip.num_samples == 48000
+    assert clip.metadata["generator"].startswith("avgen") and "face" in clip.metadata["prompt"]
+    assert out.with_suffix(".png").stat().st_size > 10_000
+    assert (
+        main(["demo", "--out", str(out), "--size", "64x64", "--duration", "1.5", "--no-png"]) == 2
+    )  # exists
+    assert "overwrite" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(shutil.which("ffprobe") is None, reason="ffprobe not installed (apt-get install ffmpeg)")
+def test_demo_mp4_in_ffprobe(tmp_path):
+    out = tmp_path / "demo.mp4"
+    main(["demo", "--out", str(out), "--size", "64x64", "--duration", "1.0", "--no-png"])
+    res = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    streams = json.loads(res.stdout)["streams"]
+    assert [s["codec_name"] for s in streams] == ["h264", "aac"]
+    assert abs(float(streams[0]["duration"]) - float(streams[1]["duration"])) < 1 / 24
