@@ -13,6 +13,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("avgen.cli:info_main", "describe a media file: streams, codecs, sizes, durations, tags"),
     "demo": ("avgen.demo:main", "write a demo clip (MP4) and a PNG of its frames and waveform"),
     "data": ("avgen.data.cli:main", "make datasets: avgen data synth --out DIR --n N --split train"),
+    "model": ("avgen.model.cli:main", "list model presets with their sizes: avgen model presets"),
     "eval": ("avgen.metrics.cli:main", "score A/V sync of clips: avgen eval files DIR [--out DIR]"),
 }
 
@@ -31,7 +32,9 @@ def _format_info(info: dict) -> str:
         if s["type"] == "video":
             desc = f"{s['codec']} {s['width']}x{s['height']} {s.get('pix_fmt')} @ {s['fps']} fps, {s['frames']} frames"
         else:
-            desc = f"{s['codec']} {s['sample_rate']} Hz {s.get('layout', s['channels'])}, {s['samples']} samples"
+            desc = (
+                f"{s['codec']} {s['sample_rate']} Hz {s.get('layout', s['channels'])}, {s['samples']} samples"
+            )
         lines.append(f"  {s['type']}: {desc}, duration {s['duration_s']} s, start {s['start_s']} s")
     if info["av_start_offset_s"] is not None:
         lines.append(f"  A/V start offset: {info['av_start_offset_s'] * 1000:.3f} ms (audio minus video)")

@@ -28,3 +28,7 @@ class ConfigError(AVGenError, ValueError):
 
 class CheckpointError(AVGenError, ValueError):
     """Weights are missing, or do not match the config they are loaded into."""
+
+
+class ShapeError(AVGenError, ValueError):
+    """A tensor handed to the tokenizer, model or sampler has the wrong shape, dtype or values."""

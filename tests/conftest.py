@@ -16,6 +16,7 @@ import pytest
 def _seed_everything() -> None:
     import torch
 
+    torch.set_num_threads(1)  # two xdist workers on two cores; small matmuls are faster on one thread
     torch.manual_seed(0)
     np.random.seed(0)  # noqa: NPY002 -- guards against code that (wrongly) uses the global RNG
 

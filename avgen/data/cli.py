@@ -7,7 +7,10 @@ import importlib
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("avgen.data.synth.cli:main", "write procedural audio-visual clips with ground-truth events"),
-    "scan": ("avgen.data.folder:main", "check a folder of real videos; report every file it would skip and why"),
+    "scan": (
+        "avgen.data.folder:main",
+        "check a folder of real videos; report every file it would skip and why",
+    ),
 }
 
 

@@ -1,0 +1,27 @@
+"""Flow matching (path, target, loss, t-sampling), ODE samplers, guidance, and conditioning tasks."""
+
+from avgen.diffusion.flow import FlowConfig, FlowLoss, flow_loss, interpolate, sample_timesteps, training_loss
+from avgen.diffusion.generate import generate_tokens
+from avgen.diffusion.guidance import apply_guidance, guided_velocity, modality_scale
+from avgen.diffusion.samplers import SAMPLERS, get_sampler, hold_given, schedule
+from avgen.diffusion.tasks import TASKS, given_mask, initial_state
+
+__all__ = [
+    "SAMPLERS",
+    "TASKS",
+    "FlowConfig",
+    "FlowLoss",
+    "apply_guidance",
+    "flow_loss",
+    "generate_tokens",
+    "get_sampler",
+    "given_mask",
+    "guided_velocity",
+    "hold_given",
+    "initial_state",
+    "interpolate",
+    "modality_scale",
+    "sample_timesteps",
+    "schedule",
+    "training_loss",
+]

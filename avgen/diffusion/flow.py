@@ -1,0 +1,170 @@
+"""Rectified flow: the probability path, the velocity target, per-token timestep sampling, and the loss.
+
+Path ``x_t = (1 - t) x_0 + t * noise`` (t = 0 clean data, t = 1 pure noise), velocity target
+``noise - x_0``. Timesteps are per token ``(B, L)``: by default one t per sample shared by all tokens;
+with probability ``independent_prob`` each modality draws its own t; with probability ``clean_prob`` one
+modality (chosen at random) is set to t = 0, "given clean", which teaches audio-to-video and
+video-to-audio in the same model. Clean tokens carry no loss.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from einops import rearrange
+from torch import Tensor
+
+from avgen.errors import ConfigError
+from avgen.tokens import AUDIO, VIDEO, ShapeError
+
+VelocityFn = Callable[[Tensor, Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    """Training-time settings of the flow.
+
+    t ~ logit-normal(``logit_mean``, ``logit_std``), then shifted by ``time_shift`` with
+    ``shift`` (times ``sqrt(L / reference_tokens)`` when ``reference_tokens`` is set, so longer
+    sequences see more noise).
+    """
+
+    logit_mean: float = 0.0
+    logit_std: float = 1.0
+    shift: float = 1.0
+    reference_tokens: int | None = None
+    independent_prob: float = 0.3
+    clean_prob: float = 0.1
+    video_weight: float = 1.0
+    audio_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("independent_prob", "clean_prob"):
+            p = getattr(self, name)
+            if not 0.0 <= p <= 1.0:
+                raise ConfigError(f"FlowConfig.{name} must be in [0, 1], got {p}")
+        if not (self.logit_std > 0 and self.shift > 0):
+            raise ConfigError(
+                f"FlowConfig: logit_std and shift must be > 0, got {self.logit_std}, {self.shift}"
+            )
+        if self.reference_tokens is not None and self.reference_tokens < 1:
+            raise ConfigError(
+                f"FlowConfig.reference_tokens must be >= 1 or null, got {self.reference_tokens}"
+            )
+        if min(self.video_weight, self.audio_weight) < 0 or self.video_weight + self.audio_weight == 0:
+            raise ConfigError(
+                f"FlowConfig: loss weights must be >= 0 and not both 0, got video_weight={self.video_weight}, "
+                f"audio_weight={self.audio_weight}"
+            )
+
+    def shift_for(self, num_tokens: int) -> float:
+        """The shift used for a sequence of ``num_tokens`` tokens."""
+        if self.reference_tokens is None:
+            return self.shift
+        return self.shift * math.sqrt(num_tokens / self.reference_tokens)
+
+
+def time_shift(t: Tensor, shift: float) -> Tensor:
+    """SD3's shift ``s t / (1 + (s - 1) t)``: maps [0, 1] onto itself, s > 1 moves mass towards noise."""
+    return shift * t / (1 + (shift - 1) * t)
+
+
+def interpolate(x0: Tensor, noise: Tensor, t: Tensor) -> Tensor:
+    """``x_t = (1 - t) x0 + t noise`` for ``x0, noise (B, L, F)`` and per-token ``t (B, L)``."""
+    tt = rearrange(t, "b l -> b l 1").to(x0.dtype)
+    return (1 - tt) * x0 + tt * noise
+
+
+def velocity_target(x0: Tensor, noise: Tensor) -> Tensor:
+    """The rectified-flow velocity ``d x_t / d t = noise - x0``."""
+    return noise - x0
+
+
+def sample_timesteps(
+    cfg: FlowConfig, modality: Tensor, batch: int, generator: torch.Generator | None = None
+) -> Tensor:
+    """Per-token training timesteps ``(B, L)`` float32 in [0, 1) for tokens with ``modality (L,)`` ids."""
+    device = modality.device
+    gen_device = generator.device if generator is not None else device
+
+    def draw(*shape: int) -> Tensor:
+        return torch.randn(*shape, generator=generator, device=gen_device).to(device)
+
+    def uniform(*shape: int) -> Tensor:
+        return torch.rand(*shape, generator=generator, device=gen_device).to(device)
+
+    shift = cfg.shift_for(modality.shape[0])
+    t = time_shift(torch.sigmoid(cfg.logit_mean + cfg.logit_std * draw(batch, 2)), shift)  # (B, 2)
+    independent = uniform(batch) < cfg.independent_prob
+    t[:, AUDIO] = torch.where(independent, t[:, AUDIO], t[:, VIDEO])
+    clean = uniform(batch) < cfg.clean_prob
+    which = (uniform(batch) < 0.5).long()  # modality given clean, when ``clean``
+    t[clean, which[clean]] = 0.0
+    return t[:, modality.long()]  # (B, L)
+
+
+@dataclass(frozen=True)
+class FlowLoss:
+    """``total`` is what to backpropagate; ``video``/``audio`` are the per-modality MSEs (detached)."""
+
+    total: Tensor
+    video: Tensor
+    audio: Tensor
+
+
+def flow_loss(
+    pred: Tensor,
+    x0: Tensor,
+    noise: Tensor,
+    t: Tensor,
+    modality: Tensor,
+    feature_mask: Tensor,
+    cfg: FlowConfig,
+) -> FlowLoss:
+    """Weighted per-modality MSE between ``pred`` and the velocity target, over noisy tokens only.
+
+    ``pred, x0, noise (B, L, F)``; ``t (B, L)``; ``modality (L,)``; ``feature_mask (L, F)`` bool (the real
+    features, ``TokenLayout.feature_mask``). Each modality's MSE is a mean over its own noisy
+    elements, so loss scale does not depend on how many tokens each modality has. A modality with no
+    noisy token in the batch contributes 0.
+    """
+    if pred.shape != x0.shape or noise.shape != x0.shape or pred.ndim != 3:
+        raise ShapeError(
+            f"pred, x0, noise must share one (B, L, F) shape, got {pred.shape}, {x0.shape}, {noise.shape}"
+        )
+    if t.shape != x0.shape[:2] or feature_mask.shape != x0.shape[1:] or modality.shape != x0.shape[1:2]:
+        raise ShapeError(
+            f"t must be {tuple(x0.shape[:2])}, modality {tuple(x0.shape[1:2])}, feature_mask "
+            f"{tuple(x0.shape[1:])}; got {tuple(t.shape)}, {tuple(modality.shape)}, {tuple(feature_mask.shape)}"
+        )
+    err = (pred.float() - velocity_target(x0, noise).float()).pow(2)  # (B, L, F)
+    noisy = rearrange(t > 0, "b l -> b l 1") & feature_mask  # (B, L, F)
+    parts = []
+    for m in (VIDEO, AUDIO):
+        sel = noisy & rearrange(modality == m, "l -> 1 l 1")
+        parts.append((err * sel).sum() / sel.sum().clamp(min=1))
+    total = cfg.video_weight * parts[VIDEO] + cfg.audio_weight * parts[AUDIO]
+    return FlowLoss(total, parts[VIDEO].detach(), parts[AUDIO].detach())
+
+
+def training_loss(
+    velocity_fn: VelocityFn,
+    x0: Tensor,
+    modality: Tensor,
+    feature_mask: Tensor,
+    cfg: FlowConfig,
+    generator: torch.Generator | None = None,
+) -> FlowLoss:
+    """One flow-matching loss: draw per-token t and noise, form ``x_t``, call ``velocity_fn(x_t, t)``.
+
+    ``x0 (B, L, F)`` clean packed tokens. Padding features stay zero in ``x_t`` (noise is masked there).
+    """
+    t = sample_timesteps(cfg, modality, x0.shape[0], generator)
+    gen_device = generator.device if generator is not None else x0.device
+    noise = torch.randn(x0.shape, generator=generator, device=gen_device, dtype=x0.dtype).to(x0.device)
+    noise = noise * feature_mask
+    x_t = interpolate(x0, noise, t)
+    return flow_loss(velocity_fn(x_t, t), x0, noise, t, modality, feature_mask, cfg)

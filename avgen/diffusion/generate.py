@@ -1,0 +1,58 @@
+"""One call from packed geometry + text to generated packed tokens: task, guidance, schedule, sampler.
+
+This is the model-side core of ``AVPipeline.__call__``: the pipeline encodes prompts and any given
+media, packs them, calls ``generate_tokens``, and unpacks + decodes the result.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from avgen.diffusion.guidance import guided_velocity
+from avgen.diffusion.samplers import Callback, get_sampler, hold_given, schedule
+from avgen.diffusion.tasks import given_mask, initial_state
+from avgen.model.text import TextStates
+from avgen.tokens import Packed
+
+
+def generate_tokens(
+    model: nn.Module,
+    packed: Packed,
+    cond: TextStates,
+    uncond: TextStates | None = None,
+    *,
+    task: str = "t2av",
+    seconds: float = 0.0,
+    steps: int = 30,
+    sampler: str = "heun",
+    shift: float = 1.0,
+    video_scale: float = 4.0,
+    audio_scale: float = 3.0,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
+) -> Tensor:
+    """Sample packed tokens ``(B, L, F)`` float32 for the geometry of ``packed``.
+
+    ``packed.tokens`` supplies the clean tokens of whatever ``task`` gives (the audio for "a2v", the
+    video for "v2a", the first ``seconds`` for "continue"); for "t2av" its values are unused (only its
+    shape, positions and layout). ``cond``: B prompts (or 1); ``uncond``: the empty or negative prompt.
+    Given tokens come back bit-for-bit unchanged.
+    """
+    layout = packed.layout
+    batch = packed.tokens.shape[0]
+    device = packed.tokens.device
+    given = given_mask(task, layout, batch, packed.positions, seconds).to(device)
+    x = initial_state(layout, batch, given, packed.tokens.float(), generator=generator, device=device)
+    velocity_fn = guided_velocity(
+        model,
+        packed.positions,
+        packed.modality,
+        cond,
+        uncond,
+        video_scale=video_scale,
+        audio_scale=audio_scale,
+    )
+    timesteps = hold_given(schedule(steps, shift).to(device), given)
+    with torch.no_grad():
+        return get_sampler(sampler)(velocity_fn, x, timesteps, generator=generator, callback=callback)

@@ -1,0 +1,160 @@
+"""ODE samplers for the flow ``dx/dt = v(x, t)``, integrated from t = 1 (noise) down to t = 0 (data).
+
+Each sampler is a pure function ``(velocity_fn, x, timesteps, generator, callback) -> x`` chosen by name
+from ``SAMPLERS``. ``timesteps`` is ``(S + 1,)`` (one schedule for every token) or per token
+``(S + 1, L)`` / ``(S + 1, B, L)``: a token whose time does not change between two steps (a "given"
+token held at t = 0) is left exactly as it is, since every update is a multiple of ``t_next - t_cur``.
+The solvers here are deterministic; ``generator`` is part of the shared signature for stochastic ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from einops import rearrange
+from torch import Tensor
+
+from avgen.diffusion.flow import VelocityFn, time_shift
+from avgen.errors import ConfigError
+from avgen.tokens import ShapeError
+
+Callback = Callable[[int, Tensor], None]
+
+
+def schedule(steps: int, shift: float = 1.0) -> Tensor:
+    """``steps + 1`` times from 1 to 0 (float32), uniform then shifted by ``time_shift(., shift)``."""
+    if steps < 1:
+        raise ConfigError(f"steps must be >= 1, got {steps}")
+    if not shift > 0:
+        raise ConfigError(f"schedule shift must be > 0, got {shift}")
+    return time_shift(torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64), shift).float()
+
+
+def hold_given(timesteps: Tensor, given: Tensor) -> Tensor:
+    """Per-token schedule ``(S + 1, B, L)``: ``timesteps (S + 1,)`` for free tokens, 0 where ``given (B, L)``."""
+    if timesteps.ndim != 1 or given.ndim != 2 or given.dtype != torch.bool:
+        raise ShapeError(
+            f"need timesteps (S+1,) and a bool given (B, L); got {tuple(timesteps.shape)}, {given.dtype}"
+        )
+    ts = rearrange(timesteps.to(given.device), "s -> s 1 1")
+    return torch.where(given, torch.zeros_like(ts), ts)
+
+
+def _check(x: Tensor, timesteps: Tensor) -> None:
+    if x.ndim != 3:
+        raise ShapeError(f"x must be (B, L, F) packed tokens, got {tuple(x.shape)}")
+    b, seq = x.shape[:2]
+    ok = timesteps.ndim == 1 or tuple(timesteps.shape[1:]) in ((seq,), (b, seq))
+    if not ok or timesteps.shape[0] < 2:
+        raise ShapeError(
+            f"timesteps must be (S+1,), (S+1, {seq}) or (S+1, {b}, {seq}) with S >= 1, got {tuple(timesteps.shape)}"
+        )
+    if not torch.isfinite(timesteps).all() or timesteps.min() < 0 or timesteps.max() > 1:
+        raise ShapeError("timesteps must be finite and in [0, 1]")
+    if (timesteps[1:] > timesteps[:-1]).any():
+        raise ShapeError("timesteps must not increase along the steps (they run from noise, 1, to data, 0)")
+
+
+def _time(timesteps: Tensor, i: int, x: Tensor) -> Tensor:
+    """Step ``i``'s times as ``(B, L)`` on x's device, float32 (float64 if the schedule is)."""
+    dtype = torch.float64 if timesteps.dtype == torch.float64 else torch.float32
+    return timesteps[i].to(device=x.device, dtype=dtype).expand(x.shape[:2])
+
+
+def _col(t: Tensor) -> Tensor:
+    return rearrange(t, "b l -> b l 1")
+
+
+def euler(
+    velocity_fn: VelocityFn,
+    x: Tensor,
+    timesteps: Tensor,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
+) -> Tensor:
+    """First-order Euler: ``x <- x + (t_next - t_cur) v(x, t_cur)``."""
+    _check(x, timesteps)
+    for i in range(timesteps.shape[0] - 1):
+        t_cur, t_next = _time(timesteps, i, x), _time(timesteps, i + 1, x)
+        # Euler step.
+        x = x + _col(t_next - t_cur) * velocity_fn(x, t_cur)
+        if callback is not None:
+            callback(i, x)
+    return x
+
+
+def heun(
+    velocity_fn: VelocityFn,
+    x: Tensor,
+    timesteps: Tensor,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
+) -> Tensor:
+    """Heun's second-order method (EDM Algorithm 1): Euler step, then the trapezoid correction.
+
+    The last step is plain Euler, as in EDM, so the model is never asked for a velocity at t = 0 for a
+    noisy token. Two velocity evaluations per step otherwise.
+    """
+    _check(x, timesteps)
+    steps = timesteps.shape[0] - 1
+    for i in range(steps):
+        t_cur, t_next = _time(timesteps, i, x), _time(timesteps, i + 1, x)
+        h = _col(t_next - t_cur)
+        d_cur = velocity_fn(x, t_cur)
+        # Euler step.
+        x_next = x + h * d_cur
+        # 2nd order correction.
+        if i < steps - 1:
+            d_next = velocity_fn(x_next, t_next)
+            x_next = x + h * (0.5 * d_cur + 0.5 * d_next)
+        x = x_next
+        if callback is not None:
+            callback(i, x)
+    return x
+
+
+def adams_bashforth2(
+    velocity_fn: VelocityFn,
+    x: Tensor,
+    timesteps: Tensor,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
+) -> Tensor:
+    """Second-order Adams-Bashforth multistep, variable step: one velocity evaluation per step.
+
+    ``x <- x + h_n ((1 + r/2) v_n - (r/2) v_{n-1})`` with ``r = h_n / h_{n-1}``; the first step is Euler
+    (and so is any token whose previous step was 0, e.g. one that was held given).
+    """
+    _check(x, timesteps)
+    v_prev, h_prev = None, None
+    for i in range(timesteps.shape[0] - 1):
+        t_cur, t_next = _time(timesteps, i, x), _time(timesteps, i + 1, x)
+        h = _col(t_next - t_cur)
+        v = velocity_fn(x, t_cur)
+        if v_prev is None:
+            # Euler step.
+            x = x + h * v
+        else:
+            # Multistep: extrapolate the velocity linearly from the last two evaluations.
+            r = torch.where(h_prev != 0, h / torch.where(h_prev != 0, h_prev, 1.0), 0.0)
+            x = x + h * ((1 + 0.5 * r) * v - 0.5 * r * v_prev)
+        v_prev, h_prev = v, h
+        if callback is not None:
+            callback(i, x)
+    return x
+
+
+Sampler = Callable[..., Tensor]
+
+SAMPLERS: dict[str, Sampler] = {"euler": euler, "heun": heun, "ab2": adams_bashforth2}
+
+# Velocity evaluations per step (Heun's last step is Euler, so it costs 2 * steps - 1 in all).
+EVALS_PER_STEP = {"euler": 1, "heun": 2, "ab2": 1}
+
+
+def get_sampler(name: str) -> Sampler:
+    """The sampler called ``name``; an unknown name raises ConfigError listing the choices."""
+    if name not in SAMPLERS:
+        raise ConfigError(f"unknown sampler {name!r}; choose one of {sorted(SAMPLERS)}")
+    return SAMPLERS[name]

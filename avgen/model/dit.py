@@ -1,0 +1,313 @@
+"""JointDiT: one transformer over a packed sequence of video patches and audio frames.
+
+Pre-norm blocks of self-attention over the whole joint sequence (multi-axis RoPE on (t, h, w)),
+cross-attention to text states, and an MLP. Modulation is adaLN-zero computed **per token** from that
+token's timestep, so video and audio can sit at different noise levels in one forward pass (a token at
+t = 0 is "given clean": the conditioning of audio-to-video and video-to-audio).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from avgen.config import from_dict, to_dict
+from avgen.errors import ConfigError
+from avgen.model.layers import (
+    MLP,
+    CrossAttention,
+    RMSNorm,
+    SelfAttention,
+    TimestepEmbedder,
+    modulate,
+    rope_angles,
+    rope_tables,
+)
+from avgen.model.presets import PRESETS
+from avgen.model.weights import load_weights, read_json, save_weights, write_json
+from avgen.tokens import AUDIO, VIDEO, ShapeError, TokenSpec
+
+MODULATIONS = ("block", "shared")
+
+
+@dataclass(frozen=True)
+class DiTConfig:
+    """JointDiT settings.
+
+    ``rope_axes`` splits each head's features between the (t, h, w) axes (each even, summing to
+    ``width // heads``). ``rope_time_scale`` converts seconds to RoPE units on the t axis: at 25, tokens
+    40 ms apart are one unit apart (the fastest RoPE frequency turns one radian per unit).
+    ``modulation``: "block" gives each block its own adaLN linear (DiT); "shared" computes one per-token
+    modulation for all blocks plus a learned per-block offset (PixArt-alpha's adaLN-single: fewer
+    parameters and FLOPs). ``per_modality_mlp`` gives video and audio tokens separate MLPs.
+    """
+
+    tokens: TokenSpec = field(default_factory=TokenSpec)
+    text_dim: int = 384
+    width: int = 256
+    depth: int = 6
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    rope_axes: tuple[int, int, int] = (24, 20, 20)
+    rope_theta: float = 10000.0
+    rope_time_scale: float = 25.0
+    modulation: str = "block"
+    per_modality_mlp: bool = False
+    gradient_checkpointing: bool = False
+
+    def __post_init__(self) -> None:
+        if min(self.text_dim, self.width, self.depth, self.heads) < 1:
+            raise ConfigError(
+                f"DiTConfig: text_dim, width, depth, heads must be >= 1, got {self.text_dim}, {self.width}, "
+                f"{self.depth}, {self.heads}"
+            )
+        if self.width % self.heads:
+            raise ConfigError(f"DiTConfig: heads ({self.heads}) must divide width ({self.width})")
+        head_dim = self.width // self.heads
+        if len(self.rope_axes) != 3 or any(d < 2 or d % 2 for d in self.rope_axes):
+            raise ConfigError(
+                f"DiTConfig.rope_axes must be 3 even sizes >= 2 for (t, h, w), got {self.rope_axes}"
+            )
+        if sum(self.rope_axes) != head_dim:
+            raise ConfigError(
+                f"DiTConfig.rope_axes {self.rope_axes} sum to {sum(self.rope_axes)}, but the head dim is "
+                f"width/heads = {head_dim}; they must be equal"
+            )
+        if not (self.mlp_ratio > 0 and self.rope_theta > 1 and self.rope_time_scale > 0):
+            raise ConfigError(
+                f"DiTConfig: need mlp_ratio > 0, rope_theta > 1, rope_time_scale > 0; got {self.mlp_ratio}, "
+                f"{self.rope_theta}, {self.rope_time_scale}"
+            )
+        if self.modulation not in MODULATIONS:
+            raise ConfigError(f"DiTConfig.modulation must be one of {MODULATIONS}, got {self.modulation!r}")
+
+
+def dit_config(preset: str = "default", **overrides: object) -> DiTConfig:
+    """A ``DiTConfig`` from a named preset (see ``avgen.model.presets.PRESETS``) plus field overrides."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown DiT preset {preset!r}; choose one of {sorted(PRESETS)}")
+    data = {**PRESETS[preset], **overrides}
+    if isinstance(data.get("tokens"), TokenSpec):
+        data["tokens"] = to_dict(data["tokens"])
+    return from_dict(DiTConfig, data, where=f"preset {preset!r}")
+
+
+@dataclass
+class SequenceContext:
+    """What every block needs besides the tokens: RoPE angles, projected text, and modality masks."""
+
+    rope: tuple[Tensor, Tensor]  # cos, sin: (B or 1, 1, L, head_dim) float32
+    text: Tensor  # (B, Lt, D)
+    text_mask: Tensor  # (B, Lt) bool
+    video: Tensor  # (L,) bool
+    audio: Tensor  # (L,) bool
+
+
+class JointBlock(nn.Module):
+    """Self-attention + cross-attention + MLP, with per-token adaLN-zero modulation."""
+
+    def __init__(self, cfg: DiTConfig) -> None:
+        super().__init__()
+        d = cfg.width
+        self.norm1 = RMSNorm(d, affine=False)
+        self.attn = SelfAttention(d, cfg.heads)
+        self.norm_cross = RMSNorm(d)
+        self.cross = CrossAttention(d, cfg.heads)
+        self.norm2 = RMSNorm(d, affine=False)
+        hidden = int(d * cfg.mlp_ratio)
+        self.mlps = nn.ModuleList([MLP(d, hidden) for _ in range(2 if cfg.per_modality_mlp else 1)])
+        if cfg.modulation == "block":
+            self.modulation = nn.Sequential(nn.SiLU(), nn.Linear(d, 6 * d))
+        else:
+            self.modulation_offset = nn.Parameter(torch.zeros(6 * d))
+
+    def _mlp(self, h: Tensor, ctx: SequenceContext) -> Tensor:
+        if len(self.mlps) == 1:
+            return self.mlps[0](h)
+        out = torch.empty_like(h)
+        out[:, ctx.video] = self.mlps[VIDEO](h[:, ctx.video])
+        out[:, ctx.audio] = self.mlps[AUDIO](h[:, ctx.audio])
+        return out
+
+    def forward(self, x: Tensor, c: Tensor, ctx: SequenceContext) -> Tensor:
+        """``x (B, L, D)``; ``c`` is ``(B, L, D)`` ("block") or the shared ``(B, L, 6D)`` ("shared")."""
+        mod = self.modulation(c) if hasattr(self, "modulation") else c + self.modulation_offset
+        shift1, scale1, gate1, shift2, scale2, gate2 = mod.chunk(6, dim=-1)  # each (B, L, D)
+        x = x + gate1 * self.attn(modulate(self.norm1(x), shift1, scale1), ctx.rope)
+        x = x + self.cross(self.norm_cross(x), ctx.text, ctx.text_mask)
+        x = x + gate2 * self._mlp(modulate(self.norm2(x), shift2, scale2), ctx)
+        return x
+
+
+class FinalLayer(nn.Module):
+    """adaLN-modulated norm, then one output projection per modality."""
+
+    def __init__(self, cfg: DiTConfig) -> None:
+        super().__init__()
+        d = cfg.width
+        self.norm = RMSNorm(d, affine=False)
+        self.modulation = nn.Sequential(nn.SiLU(), nn.Linear(d, 2 * d))
+        self.video = nn.Linear(d, cfg.tokens.video_dim)
+        self.audio = nn.Linear(d, cfg.tokens.audio_dim)
+
+
+class JointDiT(nn.Module):
+    """The joint audio-video diffusion transformer; predicts the flow velocity of every token.
+
+    At init (adaLN-zero) every block is the identity and the output is exactly zero.
+    """
+
+    def __init__(self, config: DiTConfig) -> None:
+        super().__init__()
+        self.config = config
+        d, spec = config.width, config.tokens
+        self.video_in = nn.Linear(spec.video_dim, d)
+        self.audio_in = nn.Linear(spec.audio_dim, d)
+        self.modality_embed = nn.Embedding(2, d)
+        self.time_embed = TimestepEmbedder(d)
+        self.text_norm = RMSNorm(config.text_dim)
+        self.text_proj = nn.Linear(config.text_dim, d)
+        if config.modulation == "shared":
+            self.shared_modulation = nn.Sequential(nn.SiLU(), nn.Linear(d, 6 * d))
+        self.blocks = nn.ModuleList([JointBlock(config) for _ in range(config.depth)])
+        self.final = FinalLayer(config)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Xavier linears, small embeddings, and zeros on every modulation and the output (adaLN-zero)."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+        nn.init.normal_(self.modality_embed.weight, std=0.02)
+        for lin in self.time_embed.mlp:
+            if isinstance(lin, nn.Linear):
+                nn.init.normal_(lin.weight, std=0.02)
+        zero = [self.final.modulation[1], self.final.video, self.final.audio]
+        zero += [b.modulation[1] for b in self.blocks if hasattr(b, "modulation")]
+        zero += [self.shared_modulation[1]] if hasattr(self, "shared_modulation") else []
+        zero += [b.cross.proj for b in self.blocks]
+        for lin in zero:
+            nn.init.zeros_(lin.weight)
+            nn.init.zeros_(lin.bias)
+
+    def _check(
+        self, x: Tensor, t: Tensor, positions: Tensor, modality: Tensor, text: Tensor, mask: Tensor
+    ) -> Tensor:
+        spec = self.config.tokens
+        if x.ndim != 3 or x.shape[-1] != spec.feature_dim:
+            raise ShapeError(f"x must be (B, L, {spec.feature_dim}) packed tokens, got {tuple(x.shape)}")
+        b, seq = x.shape[:2]
+        if t.shape not in ((b,), (b, seq)):
+            raise ShapeError(f"t must be (B,) or (B, L) = ({b},) or ({b}, {seq}), got {tuple(t.shape)}")
+        if positions.shape not in ((seq, 3), (b, seq, 3)):
+            raise ShapeError(f"positions must be ({seq}, 3) or ({b}, {seq}, 3), got {tuple(positions.shape)}")
+        if modality.shape != (seq,) or modality.is_floating_point():
+            raise ShapeError(
+                f"modality must be ({seq},) integer ids (0 video, 1 audio), got {tuple(modality.shape)}"
+            )
+        if text.ndim != 3 or text.shape[0] != b or text.shape[2] != self.config.text_dim:
+            raise ShapeError(
+                f"text states must be ({b}, Lt, {self.config.text_dim}), got {tuple(text.shape)}"
+            )
+        if mask.shape != text.shape[:2] or mask.dtype != torch.bool:
+            raise ShapeError(
+                f"text_mask must be bool {tuple(text.shape[:2])}, got {mask.dtype} {tuple(mask.shape)}"
+            )
+        bad = ~torch.isfinite(x).all() | ~torch.isfinite(t).all() | ~torch.isfinite(text).all()
+        bad = bad | ~mask.any(dim=1).all() | ((modality != VIDEO) & (modality != AUDIO)).any()
+        if bad:  # note: one CPU-GPU sync point per forward
+            if not mask.any(dim=1).all():
+                raise ShapeError("text_mask has a row with no True entry; encode an empty prompt instead")
+            if ((modality != VIDEO) & (modality != AUDIO)).any():
+                raise ShapeError("modality ids must be 0 (video) or 1 (audio)")
+            raise ShapeError("x, t or text states contain NaN or inf")
+        return t[:, None].expand(b, seq) if t.ndim == 1 else t
+
+    def forward(
+        self, x: Tensor, t: Tensor, positions: Tensor, modality: Tensor, text: Tensor, text_mask: Tensor
+    ) -> Tensor:
+        """Velocity for packed tokens.
+
+        ``x (B, L, F)`` noisy packed tokens (``avgen.tokens.pack``); ``t (B,)`` or ``(B, L)`` per-token
+        time in [0, 1] (1 = pure noise, 0 = clean); ``positions (L, 3)`` or ``(B, L, 3)``; ``modality (L,)``;
+        ``text (B, Lt, text_dim)`` states and ``text_mask (B, Lt)`` bool. Returns ``(B, L, F)`` float32,
+        zero on the padded features.
+        """
+        t = self._check(x, t, positions, modality, text, text_mask)
+        cfg, spec = self.config, self.config.tokens
+        video, audio = modality == VIDEO, modality == AUDIO
+        hv = self.video_in(x[:, video, : spec.video_dim])
+        ha = self.audio_in(x[:, audio, : spec.audio_dim])
+        h = hv.new_empty(*x.shape[:2], cfg.width)
+        h[:, video], h[:, audio] = hv, ha
+        h = h + self.modality_embed(modality)  # (B, L, D)
+        c = self.time_embed(t)  # (B, L, D)
+        c_blocks = self.shared_modulation(c) if cfg.modulation == "shared" else c  # (B, L, 6D) or (B, L, D)
+        ctx = SequenceContext(
+            rope=rope_tables(
+                rope_angles(positions, cfg.rope_axes, cfg.rope_theta, (cfg.rope_time_scale, 1.0, 1.0))
+            ),
+            text=self.text_proj(self.text_norm(text)),
+            text_mask=text_mask,
+            video=video,
+            audio=audio,
+        )
+        for block in self.blocks:
+            if cfg.gradient_checkpointing and torch.is_grad_enabled():
+                h = checkpoint(block, h, c_blocks, ctx, use_reentrant=False)
+            else:
+                h = block(h, c_blocks, ctx)
+        shift, scale = self.final.modulation(c).chunk(2, dim=-1)
+        h = modulate(self.final.norm(h), shift, scale)
+        out = x.new_zeros(*x.shape[:2], spec.feature_dim, dtype=torch.float32)
+        out[:, video, : spec.video_dim] = self.final.video(h[:, video]).float()
+        out[:, audio, : spec.audio_dim] = self.final.audio(h[:, audio]).float()
+        return out
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write ``config.json`` and ``model.safetensors`` into ``directory`` (atomically each)."""
+        d = Path(directory)
+        save_weights(self, d / "model.safetensors")
+        write_json(d / "config.json", to_dict(self.config))
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> JointDiT:
+        """Load a model written by ``save_pretrained``; a mismatch raises CheckpointError."""
+        d = Path(directory)
+        cfg = from_dict(DiTConfig, read_json(d / "config.json"), where=str(d / "config.json"))
+        model = cls(cfg)
+        load_weights(model, d / "model.safetensors")
+        return model
+
+
+def parameter_count(config: DiTConfig) -> int:
+    """Number of parameters of ``JointDiT(config)``, counted on the meta device (allocates nothing)."""
+    with torch.device("meta"):
+        model = JointDiT(config)
+    return sum(p.numel() for p in model.parameters())
+
+
+def tiny_dit(
+    tokens: TokenSpec | None = None, text_dim: int = 32, seed: int = 0, active: bool = True
+) -> JointDiT:
+    """The "tiny" preset, built in milliseconds for tests; deterministic in ``seed`` (global RNG untouched).
+
+    ``active=True`` adds small noise to every weight so the zero-initialised (adaLN-zero) layers are live
+    and the output depends on every input, as a trained model's would; ``active=False`` is the plain init.
+    """
+    cfg = dit_config(
+        "tiny", tokens=tokens or TokenSpec(video_channels=4, audio_channels=6), text_dim=text_dim
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = JointDiT(cfg)
+        if active:
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.add_(0.1 * torch.randn_like(p))
+    return model

