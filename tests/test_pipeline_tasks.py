@@ -1,0 +1,120 @@
+"""AVPipeline: shapes at any size, the three tasks, folder round trips, and the CLI, on tiny random parts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from avgen.cli import main
+from avgen.errors import CheckpointError, ClipError, ConfigError
+from avgen.io import AVClip, read_av, write_av
+from avgen.pipeline import AVPipeline, tiny_pipeline
+
+
+@pytest.fixture(scope="module")
+def pipe() -> AVPipeline:
+    return tiny_pipeline()
+
+
+@pytest.mark.parametrize(
+    "duration,height,width", [(1.0, 64, 64), (0.75, 40, 56), (0.5, 96, 32), (1 / 24, 8, 8)]
+)
+def test_text_to_av_shapes(pipe, duration, height, width):
+    clip = pipe("a red ball bounces", duration=duration, height=height, width=width, progress=False)
+    frames = max(1, round(duration * 24))
+    assert clip.video.shape == (frames, height, width, 3) and clip.video.dtype == np.uint8
+    assert clip.num_samples == round(frames / 24 * 16000)  # audio ends with the last frame
+    assert clip.audio.dtype == np.float32 and np.abs(clip.audio).max() <= 1
+    assert clip.metadata["prompt"] == "a red ball bounces" and clip.metadata["task"] == "t2av"
+
+
+def test_batch_and_seed(pipe):
+    a = pipe("one", duration=0.5, seed=3, progress=False)
+    again = pipe("one", duration=0.5, seed=3, progress=False)
+    _, b = pipe(["one", "two"], duration=0.5, seed=3, progress=False)
+    other = pipe("one", duration=0.5, seed=4, progress=False)
+    assert np.array_equal(a.video, again.video) and np.array_equal(a.audio, again.audio)
+    assert not np.array_equal(a.video, other.video)
+    assert b.metadata["prompt"] == "two"
+
+
+def test_audio_to_video_keeps_the_given_audio(pipe, rng):
+    speech = AVClip(audio=rng.uniform(-0.5, 0.5, (2, 22050)).astype(np.float32), sample_rate=22050)
+    clip = pipe("a face speaks", audio=speech, progress=False)
+    assert clip.audio is speech.audio or np.array_equal(clip.audio, speech.audio)
+    assert clip.sample_rate == 22050 and clip.num_frames == 24 and clip.metadata["task"] == "a2v"
+
+
+def test_video_to_audio_keeps_the_given_frames(pipe, rng):
+    silent = AVClip(video=rng.integers(0, 256, (15, 36, 44, 3), dtype=np.uint8), fps=30)
+    clip = pipe("rain", video=silent, progress=False)
+    assert np.array_equal(clip.video, silent.video) and clip.fps == 30
+    assert clip.num_samples == 8000 and clip.metadata["task"] == "v2a"
+
+
+def test_bad_calls(pipe):
+    with pytest.raises(ConfigError, match="height"):
+        pipe("x", height=3, progress=False)
+    with pytest.raises(ConfigError, match="duration"):
+        pipe("x", duration=-1, progress=False)
+    with pytest.raises(ConfigError, match="prompt"):
+        pipe([], progress=False)
+    with pytest.raises(ClipError, match="audio="):
+        pipe("x", audio=AVClip(video=np.zeros((1, 8, 8, 3), np.uint8), fps=1), progress=False)
+    clip = AVClip(audio=np.zeros((1, 10), np.float32), sample_rate=8000)
+    with pytest.raises(ConfigError, match="not both"):
+        pipe("x", audio=clip, video=clip, progress=False)
+
+
+def test_save_load_round_trip_is_identical(pipe, tmp_path):
+    folder = pipe.save_pretrained(tmp_path / "pipe")
+    parts = ["audio_codec", "dit", "pipeline.json", "text_encoder", "video_codec"]  # custom text encoder saved
+    assert sorted(p.name for p in folder.iterdir()) == parts
+    assert not list(folder.rglob("*.bin")) and not list(folder.rglob("*.pt"))  # safetensors + JSON only
+    loaded = AVPipeline.from_pretrained(folder)
+    a = pipe("same", duration=0.5, seed=1, progress=False)
+    b = loaded("same", duration=0.5, seed=1, progress=False)
+    assert np.array_equal(a.video, b.video) and np.array_equal(a.audio, b.audio)
+    with pytest.raises(CheckpointError, match="exists"):
+        pipe.save_pretrained(folder)
+
+
+def test_missing_and_mismatched_weights(pipe, tmp_path):
+    with pytest.raises(CheckpointError, match=r"pipeline\.json"):
+        AVPipeline.from_pretrained(tmp_path / "nothing")
+    with pytest.raises(CheckpointError, match="video latent channels"):
+        from avgen.codecs.tiny import tiny_pixel_codec
+
+        AVPipeline(pipe.dit, tiny_pixel_codec(), pipe.audio_codec, pipe.text_encoder)
+    folder = pipe.save_pretrained(tmp_path / "p")
+    (folder / "pipeline.json").write_text('{"format": "avgen.pipeline", "config": {"stepz": 3}}')
+    with pytest.raises(ConfigError, match="stepz"):
+        AVPipeline.from_pretrained(folder)
+
+
+def test_generate_cli(pipe, tmp_path, capsys):
+    folder = pipe.save_pretrained(tmp_path / "pipe")
+    out = tmp_path / "clip.mp4"
+    args = ["generate", "a blue ball", "-o", str(out), "--pipeline", str(folder), "--size", "32x48"]
+    assert main([*args, "--duration", "0.5", "--steps", "1"]) == 0
+    clip = read_av(out)
+    assert (clip.num_frames, clip.height, clip.width, clip.num_samples) == (12, 32, 48, 8000)
+    assert clip.metadata["prompt"] == "a blue ball" and clip.metadata["model"] == "tiny-random"
+    assert main([*args, "--duration", "0.5"]) == 2 and "overwrite" in capsys.readouterr().err
+    speech = write_av(tmp_path / "s.wav", AVClip(audio=np.zeros((1, 8000), np.float32), sample_rate=16000))
+    assert (
+        main(
+            [
+                "generate",
+                "a face",
+                "-o",
+                str(tmp_path / "a2v.mp4"),
+                "--pipeline",
+                str(folder),
+                "--audio",
+                str(speech),
+            ]
+        )
+        == 0
+    )
+    assert read_av(tmp_path / "a2v.mp4").num_frames == 12
