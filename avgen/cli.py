@@ -14,6 +14,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("avgen.cli:info_main", "describe a media file: streams, codecs, sizes, durations, tags"),
     "demo": ("avgen.demo:main", "write a demo clip (MP4) and a PNG of its frames and waveform"),
     "data": ("avgen.data.cli:main", "make datasets: avgen data synth --out DIR --n N --split train"),
+    "codec": ("avgen.codecs.cli:main", "train, evaluate and describe latent codecs: avgen codec -h"),
+    "train": ("avgen.train.recipe:main", "train from a recipe: avgen train configs/X.yaml [--resume]"),
     "model": ("avgen.model.cli:main", "list model presets with their sizes: avgen model presets"),
     "eval": ("avgen.metrics.cli:main", "score A/V sync of clips: avgen eval files DIR [--out DIR]"),
 }

@@ -1,0 +1,388 @@
+"""EnCodec audio codec on ``transformers.EncodecModel``: continuous latents for diffusion, RVQ codes on demand.
+
+The continuous latent is the SEANet encoder output before quantization (what the transformer diffuses),
+normalised per channel by LatentStats. ``quantize``/``dequantize`` go through the model's residual VQ.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor, nn
+
+from avgen.codecs.base import (
+    CONFIG_NAME,
+    CodecIdCache,
+    LatentStats,
+    load_state_checked,
+    load_tensors,
+    read_codec_config,
+    save_codec_folder,
+)
+from avgen.config import from_dict, to_dict
+from avgen.dsp import fit_length, resample
+from avgen.errors import CheckpointError, ClipError, ConfigError
+
+if TYPE_CHECKING:
+    from transformers import EncodecConfig, EncodecModel
+
+KIND = "encodec"
+
+
+@dataclass(frozen=True)
+class EncodecCodecConfig:
+    """Architecture of an EnCodec model (the fields of ``transformers.EncodecConfig`` that shape weights).
+
+    ``ratios`` are the decoder's upsampling ratios (encoder uses them reversed); hop = prod(ratios).
+    The default is avgen's small codec: 16 kHz mono, hop 320 (50 latents/s), 32 latent channels.
+    """
+
+    sample_rate: int = 16000
+    channels: int = 1
+    latent_channels: int = 32
+    num_filters: int = 16
+    ratios: tuple[int, ...] = (8, 5, 4, 2)
+    num_residual_layers: int = 1
+    num_lstm_layers: int = 1
+    kernel_size: int = 7
+    last_kernel_size: int = 7
+    residual_kernel_size: int = 3
+    dilation_growth_rate: int = 2
+    compress: int = 2
+    causal: bool = True
+    norm_type: str = "weight_norm"
+    pad_mode: str = "reflect"
+    use_conv_shortcut: bool = True
+    trim_right_ratio: float = 1.0
+    codebook_size: int = 1024
+    num_quantizers: int = 8
+
+    def __post_init__(self) -> None:
+        positive = ("sample_rate", "channels", "latent_channels", "num_filters", "codebook_size")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"EncodecCodecConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if not self.ratios or any(r < 1 for r in self.ratios):
+            raise ConfigError(f"EncodecCodecConfig.ratios must be positive integers, got {self.ratios}")
+        if self.codebook_size & (self.codebook_size - 1):
+            raise ConfigError(
+                f"EncodecCodecConfig.codebook_size must be a power of 2, got {self.codebook_size}"
+            )
+        if self.num_quantizers < 1:
+            raise ConfigError(f"EncodecCodecConfig.num_quantizers must be >= 1, got {self.num_quantizers}")
+        if self.norm_type not in ("weight_norm", "time_group_norm"):
+            raise ConfigError(
+                f"EncodecCodecConfig.norm_type must be weight_norm or time_group_norm, got {self.norm_type!r}"
+            )
+
+    @property
+    def hop_length(self) -> int:
+        return math.prod(self.ratios)
+
+    def to_hf(self) -> EncodecConfig:
+        """The equivalent ``transformers.EncodecConfig`` (its num_quantizers derives from bandwidth)."""
+        from transformers import EncodecConfig
+
+        frame_rate = math.ceil(self.sample_rate / self.hop_length)
+        # transformers: num_quantizers = int(1000 * bw // (frame_rate * bits)); aim mid-bucket (float edges)
+        bits = int(math.log2(self.codebook_size))
+        bandwidth = (self.num_quantizers + 0.5) * frame_rate * bits / 1000
+        hf = EncodecConfig(
+            sampling_rate=self.sample_rate,
+            audio_channels=self.channels,
+            hidden_size=self.latent_channels,
+            codebook_dim=self.latent_channels,
+            num_filters=self.num_filters,
+            upsampling_ratios=list(self.ratios),
+            num_residual_layers=self.num_residual_layers,
+            num_lstm_layers=self.num_lstm_layers,
+            kernel_size=self.kernel_size,
+            last_kernel_size=self.last_kernel_size,
+            residual_kernel_size=self.residual_kernel_size,
+            dilation_growth_rate=self.dilation_growth_rate,
+            compress=self.compress,
+            use_causal_conv=self.causal,
+            norm_type=self.norm_type,
+            pad_mode=self.pad_mode,
+            use_conv_shortcut=self.use_conv_shortcut,
+            trim_right_ratio=self.trim_right_ratio,
+            codebook_size=self.codebook_size,
+            target_bandwidths=[bandwidth],
+            normalize=False,
+            chunk_length_s=None,
+            overlap=None,
+        )
+        if hf.num_quantizers != self.num_quantizers:  # would mean transformers changed its formula
+            raise ConfigError(
+                f"EncodecConfig gives {hf.num_quantizers} quantizers, wanted {self.num_quantizers}"
+            )
+        return hf
+
+    @classmethod
+    def from_hf(cls, hf: EncodecConfig, where: str = "EncodecConfig") -> EncodecCodecConfig:
+        """Read a ``transformers.EncodecConfig``; models that normalise loudness per chunk are refused."""
+        if hf.normalize:
+            raise CheckpointError(
+                f"{where}: this EnCodec model normalises loudness per chunk (normalize=true, e.g. "
+                "facebook/encodec_48khz); avgen's continuous latents need normalize=false "
+                "(facebook/encodec_24khz or a codec trained with `avgen codec train`)"
+            )
+        if hf.codebook_dim != hf.hidden_size:
+            raise CheckpointError(f"{where}: codebook_dim {hf.codebook_dim} != hidden_size {hf.hidden_size}")
+        return cls(
+            sample_rate=int(hf.sampling_rate),
+            channels=int(hf.audio_channels),
+            latent_channels=int(hf.hidden_size),
+            num_filters=int(hf.num_filters),
+            ratios=tuple(int(r) for r in hf.upsampling_ratios),
+            num_residual_layers=int(hf.num_residual_layers),
+            num_lstm_layers=int(hf.num_lstm_layers),
+            kernel_size=int(hf.kernel_size),
+            last_kernel_size=int(hf.last_kernel_size),
+            residual_kernel_size=int(hf.residual_kernel_size),
+            dilation_growth_rate=int(hf.dilation_growth_rate),
+            compress=int(hf.compress),
+            causal=bool(hf.use_causal_conv),
+            norm_type=str(hf.norm_type),
+            pad_mode=str(hf.pad_mode),
+            use_conv_shortcut=bool(hf.use_conv_shortcut),
+            trim_right_ratio=float(hf.trim_right_ratio),
+            codebook_size=int(hf.codebook_size),
+            num_quantizers=int(hf.num_quantizers),
+        )
+
+
+class EncodecCodec(nn.Module):
+    """EnCodec behind the AudioCodec protocol.
+
+    ``encode``: wav (B, C, N) float in [-1, 1] at ``sample_rate`` (or ``sample_rate=sr``) -> (B, D, L)
+    float32 normalised latents, L = ceil(N / hop_length). ``decode``: (B, D, L) -> (B, C, L * hop) in
+    [-1, 1], or exactly ``length`` samples.
+    """
+
+    def __init__(self, config: EncodecCodecConfig, model: EncodecModel | None = None) -> None:
+        super().__init__()
+        from transformers import EncodecModel
+
+        self.config = config
+        self.model = model if model is not None else EncodecModel(config.to_hf())
+        self.stats = LatentStats(config.latent_channels)
+        self._ids = CodecIdCache()
+
+    # --- properties ---
+    @property
+    def sample_rate(self) -> int:
+        return self.config.sample_rate
+
+    @property
+    def channels(self) -> int:
+        return self.config.channels
+
+    @property
+    def latent_channels(self) -> int:
+        return self.config.latent_channels
+
+    @property
+    def hop_length(self) -> int:
+        return self.config.hop_length
+
+    @property
+    def latent_rate(self) -> float:
+        """Latent frames per second (sample_rate / hop_length, e.g. 50.0 for 16 kHz, hop 320)."""
+        return self.sample_rate / self.hop_length
+
+    @property
+    def num_quantizers(self) -> int:
+        return self.config.num_quantizers
+
+    @property
+    def codec_id(self) -> str:
+        """Stable hash of config + weights (latent stats included): keys the latent cache."""
+        return f"{KIND}-{self._ids.get(to_dict(self.config), self)}"
+
+    def latent_length(self, num_samples: int) -> int:
+        """Latent frames for ``num_samples`` samples at ``sample_rate``: ceil(N / hop)."""
+        if num_samples < 1:
+            raise ClipError(f"num_samples must be >= 1, got {num_samples}")
+        return math.ceil(num_samples / self.hop_length)
+
+    # --- raw (unnormalised) paths, used by training ---
+    def encode_raw(self, wav: Tensor) -> Tensor:
+        """(B, C, N) -> raw encoder output (B, D, ceil(N / hop)); no checks, grads flow."""
+        return self.model.encoder(wav)
+
+    def decode_raw(self, z: Tensor) -> Tensor:
+        """Raw latents (B, D, L) -> (B, C, L * hop) unclamped; grads flow."""
+        return self.model.decoder(z)
+
+    # --- protocol ---
+    def _check_wav(self, wav: Tensor) -> None:
+        if not isinstance(wav, Tensor) or wav.dim() != 3:
+            got = tuple(wav.shape) if isinstance(wav, Tensor) else type(wav).__name__
+            raise ClipError(f"audio codec expects a (B, C, N) tensor, got {got}")
+        if not wav.is_floating_point():
+            raise ClipError(f"audio codec expects float samples in [-1, 1], got dtype {wav.dtype}")
+        if wav.shape[1] != self.channels:
+            raise ClipError(
+                f"audio codec is {self.channels}-channel, got {wav.shape[1]} channels; "
+                + (
+                    "downmix with wav.mean(1, keepdim=True)"
+                    if self.channels == 1
+                    else "match the channel count"
+                )
+            )
+        if wav.shape[-1] < 1:
+            raise ClipError("audio has 0 samples; need at least 1")
+        if not torch.isfinite(wav).all():
+            raise ClipError("audio contains NaN or inf samples")
+        peak = float(wav.abs().max())
+        if peak > 1.0 + 1e-4:
+            raise ClipError(f"audio samples must lie in [-1, 1], peak is {peak:.4g}; scale or clip it first")
+
+    def encode(self, wav: Tensor, sample_rate: int | None = None) -> Tensor:
+        """(B, C, N) float in [-1, 1] at ``sample_rate`` (default: the codec's) -> (B, D, L) normalised."""
+        self._check_wav(wav)
+        x = wav.float()
+        if sample_rate is not None and sample_rate != self.sample_rate:
+            x = resample(x, int(sample_rate), self.sample_rate)
+        return self.stats.normalize(self.encode_raw(x))
+
+    def _check_latents(self, z: Tensor) -> None:
+        if not isinstance(z, Tensor) or z.dim() != 3 or z.shape[1] != self.latent_channels:
+            got = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
+            raise ClipError(f"audio codec decodes (B, {self.latent_channels}, L) latents, got {got}")
+        if not torch.isfinite(z).all():
+            raise ClipError("audio latents contain NaN or inf")
+
+    def decode(self, z: Tensor, length: int | None = None, sample_rate: int | None = None) -> Tensor:
+        """(B, D, L) normalised latents -> (B, C, N) float32 in [-1, 1].
+
+        ``length``: exact output sample count (at ``sample_rate`` when given, else the codec's rate);
+        by default N = L * hop_length. With ``sample_rate`` the output is resampled to that rate.
+        """
+        self._check_latents(z)
+        out_sr = self.sample_rate if sample_rate is None else int(sample_rate)
+        if length is not None and length < 1:
+            raise ClipError(f"length must be >= 1, got {length}")
+        y = self.decode_raw(self.stats.denormalize(z.float()))
+        if out_sr != self.sample_rate:
+            y = resample(y, self.sample_rate, out_sr)
+        if length is not None:
+            # resampling may round the count down by one sample; allow padding that one
+            slack = 0 if out_sr == self.sample_rate else 1
+            if length > y.shape[-1] + slack:
+                raise ClipError(
+                    f"length={length} samples is more than {z.shape[-1]} latent frames give "
+                    f"({y.shape[-1]} at {out_sr} Hz); pass the length the latents were encoded from"
+                )
+            y = fit_length(y, length)
+        return y.clamp(-1.0, 1.0)
+
+    # --- residual VQ ---
+    def quantize(self, z: Tensor, num_quantizers: int | None = None) -> Tensor:
+        """Normalised latents (B, D, L) -> RVQ codes (B, K, L) int64, K = num_quantizers (default all)."""
+        self._check_latents(z)
+        k = self.num_quantizers if num_quantizers is None else int(num_quantizers)
+        if not 1 <= k <= self.num_quantizers:
+            raise ClipError(f"num_quantizers must be in 1..{self.num_quantizers}, got {k}")
+        residual = self.stats.denormalize(z.float())
+        codes = []
+        for layer in self.model.quantizer.layers[:k]:
+            idx = layer.encode(residual)  # (B, L)
+            residual = residual - layer.decode(idx)
+            codes.append(idx)
+        return torch.stack(codes, dim=1)
+
+    def dequantize(self, codes: Tensor) -> Tensor:
+        """RVQ codes (B, K, L) int -> normalised latents (B, D, L) float32."""
+        if codes.dim() != 3 or codes.dtype not in (torch.int64, torch.int32):
+            raise ClipError(
+                f"codes must be an integer (B, K, L) tensor, got {tuple(codes.shape)} {codes.dtype}"
+            )
+        if codes.shape[1] > self.num_quantizers:
+            raise ClipError(f"got {codes.shape[1]} codebooks, the codec has {self.num_quantizers}")
+        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.config.codebook_size):
+            raise ClipError(f"codes must lie in [0, {self.config.codebook_size})")
+        raw = sum(
+            layer.decode(codes[:, i].long())
+            for i, layer in enumerate(self.model.quantizer.layers[: codes.shape[1]])
+        )
+        return self.stats.normalize(raw)
+
+    @torch.no_grad()
+    def fit_codebooks(self, raw_latents: Tensor, iters: int = 10, seed: int = 0) -> None:
+        """Fit each RVQ codebook by k-means on the residual of raw latents (N, D) (frames as rows)."""
+        g = torch.Generator().manual_seed(seed)
+        residual = raw_latents.detach().float().cpu()
+        for layer in self.model.quantizer.layers:
+            book = layer.codebook
+            k = book.embed.shape[0]
+            pick = torch.randint(0, residual.shape[0], (k,), generator=g)
+            centers = residual[pick].clone()
+            for _ in range(iters):
+                assign = torch.cdist(residual, centers).argmin(1)
+                sums = torch.zeros_like(centers).index_add_(0, assign, residual)
+                counts = torch.bincount(assign, minlength=k).float()[:, None]
+                centers = torch.where(counts > 0, sums / counts.clamp_min(1), centers)
+            book.embed.copy_(centers)
+            book.embed_avg.copy_(centers)
+            book.cluster_size.copy_(
+                torch.bincount(torch.cdist(residual, centers).argmin(1), minlength=k).float()
+            )
+            residual = residual - centers[torch.cdist(residual, centers).argmin(1)]
+
+    # --- files ---
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write config.json + model.safetensors (atomic) into ``directory``."""
+        save_codec_folder(directory, KIND, to_dict(self.config), self)
+
+    @classmethod
+    def from_pretrained(cls, source: str | Path) -> EncodecCodec:
+        """Load an avgen codec folder, a Hugging Face EnCodec folder, or (online only) a hub id."""
+        path = Path(source)
+        if path.is_dir():
+            cfg_path = path / CONFIG_NAME
+            if not cfg_path.is_file():
+                raise CheckpointError(f"{path}: no {CONFIG_NAME}; not a codec folder")
+            import json
+
+            try:
+                raw = json.loads(cfg_path.read_text())
+            except json.JSONDecodeError as e:
+                raise CheckpointError(f"{cfg_path}: not valid JSON ({e})") from e
+            if raw.get("model_type") == "encodec":
+                return cls._from_hf_folder(path)
+            kind, data = read_codec_config(path)
+            if kind != KIND:
+                raise CheckpointError(f"{cfg_path}: holds a {kind!r} codec, not an EnCodec audio codec")
+            codec = cls(from_dict(EncodecCodecConfig, data, where=str(cfg_path)))
+            load_state_checked(codec, load_tensors(path / "model.safetensors"), path / "model.safetensors")
+            return codec
+        text = str(source)
+        if path.exists() or text.startswith((".", "/", "~")) or text.count("/") != 1:
+            raise CheckpointError(
+                f"{source}: no such codec folder (and not a hub id like 'facebook/encodec_24khz')"
+            )
+        from avgen.codecs.hub import download_hub
+
+        return cls._from_hf_folder(download_hub(text))
+
+    @classmethod
+    def _from_hf_folder(cls, path: Path) -> EncodecCodec:
+        from transformers import EncodecModel
+
+        try:
+            model, info = EncodecModel.from_pretrained(
+                str(path), local_files_only=True, output_loading_info=True
+            )
+        except (OSError, ValueError, RuntimeError) as e:
+            raise CheckpointError(f"{path}: cannot load as a Hugging Face EnCodec folder: {e}") from e
+        bad = {k: v for k, v in info.items() if v and k in ("missing_keys", "mismatched_keys")}
+        if bad:
+            raise CheckpointError(f"{path}: EnCodec weights do not match its config.json: {bad}")
+        config = EncodecCodecConfig.from_hf(model.config, where=str(path / CONFIG_NAME))
+        return cls(config, model=model.float().eval())

@@ -1,0 +1,258 @@
+"""The LatentCodec protocol, per-channel latent normalisation, and the codec folder format.
+
+A codec folder holds ``config.json`` (``{"format": "avgen.codec", "kind": ..., "config": {...}}``) and
+``model.safetensors`` (the module's state dict, latent statistics included). Both are written atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor, nn
+
+from avgen.errors import CheckpointError
+
+FORMAT = "avgen.codec"
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+@runtime_checkable
+class LatentCodec(Protocol):
+    """What every codec offers: encode, decode, a latent channel count and a stable identity."""
+
+    @property
+    def latent_channels(self) -> int: ...
+
+    @property
+    def codec_id(self) -> str: ...
+
+    def encode(self, x: Tensor) -> Tensor: ...
+
+    def decode(self, z: Tensor) -> Tensor: ...
+
+    def save_pretrained(self, directory: str | Path) -> None: ...
+
+
+@runtime_checkable
+class AudioCodec(LatentCodec, Protocol):
+    """Waveform (B, C, N) float32 in [-1, 1] <-> normalised latents (B, D, L), L = ceil(N / hop_length)."""
+
+    @property
+    def sample_rate(self) -> int: ...
+
+    @property
+    def channels(self) -> int: ...
+
+    @property
+    def hop_length(self) -> int: ...
+
+    @property
+    def latent_rate(self) -> float: ...
+
+    def latent_length(self, num_samples: int) -> int: ...
+
+
+@runtime_checkable
+class VideoCodec(LatentCodec, Protocol):
+    """Video (B, 3, T, H, W) in [-1, 1] <-> normalised latents (B, D, 1 + (T-1)/ts, H/ss, W/ss)."""
+
+    @property
+    def temporal_downsample(self) -> int: ...
+
+    @property
+    def spatial_downsample(self) -> int: ...
+
+    def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, int, int, int]: ...
+
+
+class LatentStats(nn.Module):
+    """Per-channel mean/std so that the diffusion model sees unit-scale latents.
+
+    Buffers ``mean`` and ``std`` have shape (D,), float32; identity (0, 1) until fitted. Channel dim is 1.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(channels))
+        self.register_buffer("std", torch.ones(channels))
+
+    def _view(self, t: Tensor, z: Tensor) -> Tensor:
+        return t.view(1, -1, *([1] * (z.dim() - 2))).to(z.dtype)
+
+    def normalize(self, z: Tensor) -> Tensor:
+        """Raw latents (B, D, ...) -> normalised latents, same shape."""
+        return (z - self._view(self.mean, z)) / self._view(self.std, z)
+
+    def denormalize(self, z: Tensor) -> Tensor:
+        """Normalised latents (B, D, ...) -> raw latents, same shape."""
+        return z * self._view(self.std, z) + self._view(self.mean, z)
+
+    @torch.no_grad()
+    def fit(self, raw_latents: Iterable[Tensor], min_std: float = 1e-4) -> None:
+        """Set mean/std from raw latents (each (B, D, ...)), accumulated in float64."""
+        total = sq = None
+        count = 0
+        for z in raw_latents:
+            flat = z.detach().to(torch.float64).transpose(0, 1).reshape(z.shape[1], -1)  # (D, B*...)
+            total = flat.sum(1) if total is None else total + flat.sum(1)
+            sq = (flat**2).sum(1) if sq is None else sq + (flat**2).sum(1)
+            count += flat.shape[1]
+        if count == 0 or total is None or sq is None:
+            raise ValueError("LatentStats.fit: no latents given")
+        mean = total / count
+        var = (sq / count - mean**2).clamp_min(0.0)
+        self.mean.copy_(mean.to(self.mean))
+        self.std.copy_(var.sqrt().clamp_min(min_std).to(self.std))
+
+
+def maybe_autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA; nothing on CPU (bf16 is ~400x slower on this CPU)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+# --- identity ---------------------------------------------------------------------------------------------
+
+
+def fingerprint(config: dict[str, Any], module: nn.Module) -> str:
+    """sha256 (first 16 hex digits) of the canonical config JSON and every tensor in the state dict."""
+    h = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
+    for name, t in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode() + str(t.dtype).encode())
+        h.update(t.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+class CodecIdCache:
+    """Recomputes a fingerprint only when a tensor changed (in-place updates bump ``Tensor._version``)."""
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self._value = ""
+
+    def get(self, config: dict[str, Any], module: nn.Module) -> str:
+        key = (
+            json.dumps(config, sort_keys=True),
+            tuple((t.data_ptr(), t._version) for t in module.state_dict(keep_vars=True).values()),
+        )
+        if key != self._key:
+            self._value = fingerprint(config, module)
+            self._key = key
+        return self._value
+
+
+# --- atomic files -----------------------------------------------------------------------------------------
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same folder and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path: str | Path, data: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+
+
+def save_tensors(
+    path: str | Path, tensors: dict[str, Tensor], metadata: dict[str, str] | None = None
+) -> None:
+    """Atomic safetensors write (tensors are copied to contiguous CPU memory first)."""
+    from safetensors.torch import save
+
+    plain = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    atomic_write_bytes(path, save(plain, metadata=metadata))
+
+
+def load_tensors(path: str | Path) -> dict[str, Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: weights file not found")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({e}); re-save the codec") from e
+
+
+def load_state_checked(module: nn.Module, state: dict[str, Tensor], where: str | Path) -> None:
+    """Load ``state`` into ``module`` strictly; a mismatch raises CheckpointError naming every difference."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in sorted(set(own) & set(state))
+        if tuple(own[k].shape) != tuple(state[k].shape)
+    ]
+    if missing or unexpected or shapes:
+
+        def few(items: list[str]) -> str:
+            return ", ".join(items[:6]) + (f" (+{len(items) - 6} more)" if len(items) > 6 else "")
+
+        parts = []
+        if shapes:
+            parts.append(f"{len(shapes)} shape mismatch(es): {few(shapes)}")
+        if missing:
+            parts.append(f"{len(missing)} missing: {few(missing)}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected: {few(unexpected)}")
+        raise CheckpointError(
+            f"{where}: weights do not match the config they are loaded into; "
+            + "; ".join(parts)
+            + ". Load the weights with the config.json saved next to them."
+        )
+    module.load_state_dict(state, strict=True)
+
+
+def save_codec_folder(directory: str | Path, kind: str, config: dict[str, Any], module: nn.Module) -> None:
+    """Write ``config.json`` + ``model.safetensors`` (each atomically) into ``directory``."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    save_tensors(d / WEIGHTS_NAME, module.state_dict(), metadata={"format": FORMAT, "kind": kind})
+    atomic_write_json(d / CONFIG_NAME, {"format": FORMAT, "kind": kind, "config": config})
+
+
+def read_codec_config(directory: str | Path) -> tuple[str, dict[str, Any]]:
+    """(kind, config dict) of an avgen codec folder; CheckpointError if it is not one."""
+    d = Path(directory)
+    cfg_path = d / CONFIG_NAME
+    if not cfg_path.is_file():
+        raise CheckpointError(f"{d}: no {CONFIG_NAME}; expected a folder written by save_pretrained")
+    try:
+        data = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{cfg_path}: not valid JSON ({e})") from e
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CheckpointError(f'{cfg_path}: not an avgen codec config (no "format": "{FORMAT}")')
+    return str(data.get("kind")), dict(data.get("config") or {})
+
+
+def iter_chunks(n: int, size: int) -> Iterator[tuple[int, int]]:
+    """(start, stop) pairs covering range(n) in chunks of ``size``."""
+    for s in range(0, n, size):
+        yield s, min(n, s + size)

@@ -1,0 +1,227 @@
+"""Codec training losses and quality measures, in torch.
+
+Audio: waveform L1, multi-resolution STFT (spectral convergence + log magnitude), multi-resolution log-mel
+L1 (mel filterbank written here, Slaney scale and norm as librosa's default), SI-SNR.
+Video: L1, SSIM (per frame, 11x11 Gaussian window), KL to N(0, I), PSNR.
+Adversarial terms live in ``discriminator.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor
+
+from avgen.errors import ConfigError
+
+# --- mel filterbank ---------------------------------------------------------------------------------------
+
+
+def _hz_to_mel(f: Tensor) -> Tensor:
+    """Slaney mel scale: linear below 1 kHz, logarithmic above."""
+    f_sp, min_log_hz, logstep = 200.0 / 3, 1000.0, math.log(6.4) / 27.0
+    mel = f / f_sp
+    return torch.where(f >= min_log_hz, min_log_hz / f_sp + torch.log(f / min_log_hz) / logstep, mel)
+
+
+def _mel_to_hz(m: Tensor) -> Tensor:
+    f_sp, min_log_hz, logstep = 200.0 / 3, 1000.0, math.log(6.4) / 27.0
+    min_log_mel = min_log_hz / f_sp
+    return torch.where(m >= min_log_mel, min_log_hz * torch.exp(logstep * (m - min_log_mel)), f_sp * m)
+
+
+@lru_cache(maxsize=32)
+def mel_filterbank(
+    sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None
+) -> Tensor:
+    """(n_mels, n_fft // 2 + 1) float32 triangular filters, Slaney-normalised (area 1 per filter)."""
+    fmax = sample_rate / 2 if fmax is None else fmax
+    if not 0 <= fmin < fmax <= sample_rate / 2:
+        raise ConfigError(
+            f"mel_filterbank: need 0 <= fmin < fmax <= sr/2, got {fmin}, {fmax}, sr={sample_rate}"
+        )
+    freqs = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64)
+    mels = torch.linspace(
+        float(_hz_to_mel(torch.tensor(fmin))), float(_hz_to_mel(torch.tensor(fmax))), n_mels + 2
+    )
+    edges = _mel_to_hz(mels.double())  # (n_mels + 2,)
+    widths = edges[1:] - edges[:-1]  # (n_mels + 1,)
+    ramps = edges[:, None] - freqs[None, :]  # (n_mels + 2, F)
+    lower = -ramps[:-2] / widths[:-1, None]
+    upper = ramps[2:] / widths[1:, None]
+    fb = torch.clamp(torch.minimum(lower, upper), min=0.0)
+    fb = fb * (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    return fb.float()
+
+
+# --- spectra ----------------------------------------------------------------------------------------------
+
+
+def stft_magnitude(x: Tensor, n_fft: int, hop: int, win: int) -> Tensor:
+    """(B, C, N) -> magnitude (B*C, n_fft//2+1, frames), Hann window, centred with reflect padding."""
+    flat = rearrange(x, "b c n -> (b c) n")
+    if flat.shape[-1] <= n_fft // 2:
+        flat = F.pad(flat, (0, n_fft // 2 + 1 - flat.shape[-1]))
+    window = torch.hann_window(win, device=x.device, dtype=x.dtype)
+    spec = torch.stft(
+        flat, n_fft, hop, win, window=window, center=True, pad_mode="reflect", return_complex=True
+    )
+    return spec.abs().clamp_min(1e-7)
+
+
+def log_mel(x: Tensor, sample_rate: int, n_fft: int, hop: int, n_mels: int) -> Tensor:
+    """(B, C, N) -> log10 mel magnitude (B*C, n_mels, frames)."""
+    fb = mel_filterbank(sample_rate, n_fft, n_mels).to(x.device, x.dtype)
+    mag = stft_magnitude(x, n_fft, hop, n_fft)
+    return torch.log10((fb @ mag).clamp_min(1e-5))
+
+
+DEFAULT_STFT_RESOLUTIONS: tuple[tuple[int, int, int], ...] = (
+    (1024, 256, 1024),
+    (512, 128, 512),
+    (256, 64, 256),
+)
+DEFAULT_MEL_SCALES: tuple[int, ...] = (2048, 1024, 512, 256, 128, 64)
+
+
+def multires_stft_loss(
+    pred: Tensor, target: Tensor, resolutions: tuple[tuple[int, int, int], ...] = DEFAULT_STFT_RESOLUTIONS
+) -> Tensor:
+    """Mean over resolutions of spectral convergence + L1 of log magnitudes. Inputs (B, C, N).
+
+    Spectral convergence is taken over the whole batch with a floor of 1e-3 per bin in the denominator,
+    so silent crops (common in sparse sound scenes) cannot blow it up.
+    """
+    total = pred.new_zeros(())
+    for n_fft, hop, win in resolutions:
+        p, t = stft_magnitude(pred, n_fft, hop, win), stft_magnitude(target, n_fft, hop, win)
+        floor = 1e-3 * math.sqrt(t.numel())
+        sc = torch.linalg.vector_norm(t - p) / (torch.linalg.vector_norm(t) + floor)
+        # log floor 1e-5: below it bins are inaudible, and an exact match there would dominate the loss
+        total = total + sc + F.l1_loss(torch.log(p.clamp_min(1e-5)), torch.log(t.clamp_min(1e-5)))
+    return total / len(resolutions)
+
+
+def multires_mel_distance(
+    pred: Tensor,
+    target: Tensor,
+    sample_rate: int,
+    scales: tuple[int, ...] = DEFAULT_MEL_SCALES,
+    n_mels: int = 64,
+) -> Tensor:
+    """Mean L1 between log10-mel spectrograms at window sizes ``scales`` (hop = window / 4).
+
+    Used as a loss and as the reported "multi-resolution mel distance" (lower is better). (B, C, N) in.
+    """
+    total = pred.new_zeros(())
+    for n_fft in scales:
+        mels = min(n_mels, n_fft // 4)
+        total = total + F.l1_loss(
+            log_mel(pred, sample_rate, n_fft, n_fft // 4, mels),
+            log_mel(target, sample_rate, n_fft, n_fft // 4, mels),
+        )
+    return total / len(scales)
+
+
+def si_snr(pred: Tensor, target: Tensor, eps: float = 1e-8) -> Tensor:
+    """Scale-invariant SNR in dB per item: (B, C, N) x2 -> (B,), channels flattened together."""
+    p = rearrange(pred, "b c n -> b (c n)").double()
+    t = rearrange(target, "b c n -> b (c n)").double()
+    p, t = p - p.mean(-1, keepdim=True), t - t.mean(-1, keepdim=True)
+    proj = (p * t).sum(-1, keepdim=True) / (t.pow(2).sum(-1, keepdim=True) + eps) * t
+    noise = p - proj
+    return (10 * torch.log10(proj.pow(2).sum(-1) / (noise.pow(2).sum(-1) + eps) + eps)).float()
+
+
+@dataclass(frozen=True)
+class AudioLossWeights:
+    l1: float = 0.1
+    stft: float = 1.0
+    mel: float = 1.0
+    adversarial: float = 1.0
+    feature_matching: float = 2.0
+
+    def __post_init__(self) -> None:
+        if min(self.l1, self.stft, self.mel, self.adversarial, self.feature_matching) < 0:
+            raise ConfigError(f"AudioLossWeights must be >= 0, got {self}")
+
+
+def audio_reconstruction_loss(
+    pred: Tensor, target: Tensor, sample_rate: int, weights: AudioLossWeights
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Weighted waveform L1 + multi-res STFT + multi-res mel. (B, C, N) in; (scalar, detached parts to log) out."""
+    l1 = F.l1_loss(pred, target)
+    stft = multires_stft_loss(pred, target)
+    mel = multires_mel_distance(pred, target, sample_rate)
+    loss = weights.l1 * l1 + weights.stft * stft + weights.mel * mel
+    return loss, {"l1": l1.detach(), "stft": stft.detach(), "mel": mel.detach()}
+
+
+# --- video ------------------------------------------------------------------------------------------------
+
+
+def _gaussian_window(size: int = 11, sigma: float = 1.5) -> Tensor:
+    x = torch.arange(size, dtype=torch.float32) - size // 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+def ssim(pred: Tensor, target: Tensor, window: int = 11) -> Tensor:
+    """Mean SSIM over frames of (B, C, T, H, W) videos in [-1, 1] (computed on [0, 1], 'valid' windows)."""
+    p = rearrange((pred + 1) / 2, "b c t h w -> (b t) c h w")
+    t = rearrange((target + 1) / 2, "b c t h w -> (b t) c h w")
+    c = p.shape[1]
+    w = min(window, p.shape[-1], p.shape[-2])
+    g = _gaussian_window(w).to(p)
+    kh = g.view(1, 1, w, 1).expand(c, 1, w, 1)
+    kw = g.view(1, 1, 1, w).expand(c, 1, 1, w)
+
+    def blur(x: Tensor) -> Tensor:
+        return F.conv2d(F.conv2d(x, kh, groups=c), kw, groups=c)
+
+    mu_p, mu_t = blur(p), blur(t)
+    var_p = blur(p * p) - mu_p**2
+    var_t = blur(t * t) - mu_t**2
+    cov = blur(p * t) - mu_p * mu_t
+    c1, c2 = 0.01**2, 0.03**2
+    s = ((2 * mu_p * mu_t + c1) * (2 * cov + c2)) / ((mu_p**2 + mu_t**2 + c1) * (var_p + var_t + c2))
+    return s.mean()
+
+
+def kl_to_standard_normal(mean: Tensor, logvar: Tensor) -> Tensor:
+    """KL(N(mean, exp(logvar)) || N(0, 1)), mean over all elements."""
+    return 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).mean()
+
+
+def psnr(pred: Tensor, target: Tensor) -> Tensor:
+    """PSNR in dB per item for signals in [-1, 1] (peak-to-peak 2, i.e. the usual PSNR on [0, 1])."""
+    mse = (pred.float() - target.float()).pow(2).flatten(1).mean(1)
+    return 10 * torch.log10(4.0 / mse.clamp_min(1e-12))
+
+
+@dataclass(frozen=True)
+class VideoLossWeights:
+    l1: float = 1.0
+    ssim: float = 0.2
+    kl: float = 1e-6
+
+    def __post_init__(self) -> None:
+        if min(self.l1, self.ssim, self.kl) < 0:
+            raise ConfigError(f"VideoLossWeights must be >= 0, got {self}")
+
+
+def video_vae_loss(
+    pred: Tensor, target: Tensor, mean: Tensor, logvar: Tensor, weights: VideoLossWeights
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """L1 + ssim_weight * (1 - SSIM) + kl_weight * KL. Videos (B, 3, T, H, W) in [-1, 1]."""
+    l1 = F.l1_loss(pred, target)
+    s = ssim(pred, target)
+    kl = kl_to_standard_normal(mean, logvar)
+    loss = weights.l1 * l1 + weights.ssim * (1 - s) + weights.kl * kl
+    parts = {"l1": l1, "ssim": s, "kl": kl, "psnr": psnr(pred, target).mean()}
+    return loss, {k: v.detach() for k, v in parts.items()}

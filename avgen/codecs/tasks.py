@@ -1,0 +1,303 @@
+"""What codec training does per step, for audio (EnCodec) and video (causal VAE).
+
+A task holds its clips in memory (loaded once), draws random crops, runs one optimisation step and
+evaluates on whole held-out clips. The loop in ``train.py`` only sees ``modules``, ``optimizers``,
+``train_step`` and ``evaluate``, so a later generic trainer can drive the same tasks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from einops import rearrange
+from torch import Tensor, nn
+
+from avgen.codecs.audio import EncodecCodec
+from avgen.codecs.discriminator import (
+    DiscriminatorConfig,
+    MultiScaleSTFTDiscriminator,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_adversarial_loss,
+)
+from avgen.codecs.losses import (
+    AudioLossWeights,
+    VideoLossWeights,
+    audio_reconstruction_loss,
+    multires_mel_distance,
+    psnr,
+    si_snr,
+    ssim,
+    video_vae_loss,
+)
+from avgen.codecs.video_vae import CausalVideoVAE
+from avgen.errors import AVGenError, MediaError
+
+MEDIA_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".wav", ".flac", ".ogg")
+
+
+# --- data -------------------------------------------------------------------------------------------------
+
+
+def media_files(folder: str | Path) -> list[Path]:
+    root = Path(folder)
+    if not root.is_dir():
+        raise MediaError(root, "data folder not found (make one with `avgen data synth --out DIR --n N`)")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in MEDIA_SUFFIXES and p.is_file())
+    if not files:
+        raise MediaError(root, f"no media files ({', '.join(MEDIA_SUFFIXES)}) under this folder")
+    return files
+
+
+def load_video_clips(folder: str | Path, limit: int | None = None) -> list[Tensor]:
+    """Every video under ``folder`` as uint8 (3, T, H, W) tensors (kept uint8 to save memory)."""
+    from avgen.io import read_av
+
+    out = []
+    for p in media_files(folder)[:limit]:
+        if p.suffix.lower() in (".wav", ".flac", ".ogg"):
+            continue
+        clip = read_av(p, streams="v")
+        out.append(rearrange(torch.from_numpy(clip.video), "t h w c -> c t h w").contiguous())
+    if not out:
+        raise MediaError(folder, "no video streams found")
+    return out
+
+
+def load_audio_clips(
+    folder: str | Path, sample_rate: int, channels: int, limit: int | None = None
+) -> list[Tensor]:
+    """Every audio track under ``folder`` as float32 (C, N) at ``sample_rate`` in [-1, 1]."""
+    from avgen.data.window import mix_channels
+    from avgen.dsp import resample
+    from avgen.io import read_av
+
+    out = []
+    for p in media_files(folder)[:limit]:
+        clip = read_av(p, streams="any")
+        if clip.audio is None:
+            continue
+        a = mix_channels(torch.from_numpy(clip.audio).float(), channels)
+        out.append(resample(a, int(clip.sample_rate), sample_rate).clamp(-1, 1))
+    if not out:
+        raise MediaError(folder, "no audio streams found")
+    return out
+
+
+def to_signed(video: Tensor) -> Tensor:
+    """uint8 -> float32 in [-1, 1]."""
+    return video.float() / 127.5 - 1.0
+
+
+def whole_clip(video: Tensor, ts: int, ss: int) -> Tensor:
+    """uint8 (3, T, H, W) -> float (1, 3, T', H', W') in [-1, 1]: the largest 1 + ts*k frames, H, W cut to ss."""
+    _, t, h, w = video.shape
+    return to_signed(video[None, :, : 1 + (t - 1) // ts * ts, : h // ss * ss, : w // ss * ss])
+
+
+# --- evaluation -----------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def evaluate_video(vae: nn.Module, clips: Sequence[Tensor]) -> dict[str, float]:
+    """Mean PSNR (dB) / SSIM of whole uint8 (3, T, H, W) clips through encode -> decode (posterior mean)."""
+    was_training = vae.training
+    vae.eval()
+    ps, ss = [], []
+    for v in clips:
+        x = whole_clip(v, vae.temporal_downsample, vae.spatial_downsample)
+        y = vae.decode(vae.encode(x))
+        ps.append(float(psnr(y, x)[0]))
+        ss.append(float(ssim(y, x)))
+    vae.train(was_training)
+    n = max(1, len(ps))
+    return {"psnr": sum(ps) / n, "ssim": sum(ss) / n, "clips": len(ps)}
+
+
+@torch.no_grad()
+def evaluate_audio(codec: EncodecCodec, clips: Sequence[Tensor]) -> dict[str, float]:
+    """Mean SI-SNR (dB, silent clips skipped) and multi-resolution mel distance of whole (C, N) clips."""
+    was_training = codec.training
+    codec.eval()
+    snrs, mels, silent = [], [], 0
+    for a in clips:
+        x = a[None]
+        y = codec.decode(codec.encode(x), length=x.shape[-1])
+        mels.append(float(multires_mel_distance(y, x, codec.sample_rate)))
+        if float(x.pow(2).mean().sqrt()) < 1e-4:  # SI-SNR is undefined against silence
+            silent += 1
+            continue
+        snrs.append(float(si_snr(y, x)[0]))
+    codec.train(was_training)
+    return {
+        "si_snr": sum(snrs) / max(1, len(snrs)),
+        "mel_distance": sum(mels) / max(1, len(mels)),
+        "clips": len(mels),
+        "silent_clips_skipped_for_si_snr": silent,
+    }
+
+
+# --- video ------------------------------------------------------------------------------------------------
+
+
+class VideoTask:
+    """Causal VAE training: L1 + SSIM + KL on random (crop_frames, crop_size, crop_size) crops."""
+
+    def __init__(
+        self,
+        vae: CausalVideoVAE,
+        train: Sequence[Tensor],
+        held_out: Sequence[Tensor],
+        *,
+        batch_size: int,
+        crop_frames: int,
+        crop_size: int,
+        lr: float,
+        betas: tuple[float, float],
+        weights: VideoLossWeights,
+        grad_clip: float,
+    ) -> None:
+        vae.latent_shape(crop_frames, crop_size, crop_size)  # ClipError now rather than mid-training
+        too_small = [
+            tuple(v.shape) for v in train if v.shape[1] < crop_frames or min(v.shape[2:]) < crop_size
+        ]
+        if too_small:
+            raise AVGenError(
+                f"{len(too_small)} training clips are smaller than the crop, e.g. {too_small[0]}"
+            )
+        self.vae, self.train, self.held_out = vae, list(train), list(held_out)
+        self.batch_size, self.crop_frames, self.crop_size = batch_size, crop_frames, crop_size
+        self.weights, self.grad_clip = weights, grad_clip
+        self.optimizers = {"vae": torch.optim.AdamW(vae.parameters(), lr=lr, betas=betas, weight_decay=0.0)}
+        self.modules: dict[str, nn.Module] = {"vae": vae}
+
+    def batch(self, gen: torch.Generator) -> Tensor:
+        """(B, 3, crop_frames, crop_size, crop_size) float32 in [-1, 1], random clips, offsets and flips."""
+        crops = []
+        for _ in range(self.batch_size):
+            v = self.train[int(torch.randint(len(self.train), (1,), generator=gen))]
+            _, t, h, w = v.shape
+            t0 = int(torch.randint(t - self.crop_frames + 1, (1,), generator=gen))
+            y0 = int(torch.randint(h - self.crop_size + 1, (1,), generator=gen))
+            x0 = int(torch.randint(w - self.crop_size + 1, (1,), generator=gen))
+            crop = v[:, t0 : t0 + self.crop_frames, y0 : y0 + self.crop_size, x0 : x0 + self.crop_size]
+            if bool(torch.rand((), generator=gen) < 0.5):
+                crop = crop.flip(-1)
+            crops.append(crop)
+        return to_signed(torch.stack(crops))
+
+    def train_step(self, x: Tensor, step: int) -> dict[str, Tensor]:
+        opt = self.optimizers["vae"]
+        mean, logvar = self.vae.encode_dist(x)
+        z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
+        recon = self.vae.decode_raw(z)
+        loss, logs = video_vae_loss(recon, x, mean, logvar, self.weights)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.vae.parameters(), self.grad_clip)
+        opt.step()
+        return {"loss": loss.detach(), **logs}
+
+    def evaluate(self, limit: int | None = None) -> dict[str, float]:
+        return evaluate_video(self.vae, self.held_out[:limit])
+
+    @torch.no_grad()
+    def fit_stats(self, limit: int = 64) -> None:
+        """Latent mean/std from the posterior means of (up to ``limit``) training clips."""
+        self.vae.eval()
+        ts, ss = self.vae.temporal_downsample, self.vae.spatial_downsample
+        self.vae.stats.fit(self.vae.encode_dist(whole_clip(v, ts, ss))[0] for v in self.train[:limit])
+
+
+# --- audio ------------------------------------------------------------------------------------------------
+
+
+class AudioTask:
+    """EnCodec training: waveform L1 + multi-res STFT + multi-res mel, optional MS-STFT discriminator."""
+
+    def __init__(
+        self,
+        codec: EncodecCodec,
+        train: Sequence[Tensor],
+        held_out: Sequence[Tensor],
+        *,
+        batch_size: int,
+        crop_seconds: float,
+        lr: float,
+        betas: tuple[float, float],
+        weights: AudioLossWeights,
+        grad_clip: float,
+        adversarial: bool = False,
+        disc_start: int = 0,
+        disc_lr: float = 3e-4,
+    ) -> None:
+        self.codec, self.train, self.held_out = codec, list(train), list(held_out)
+        self.batch_size = batch_size
+        self.crop = max(
+            codec.hop_length, round(crop_seconds * codec.sample_rate) // codec.hop_length * codec.hop_length
+        )
+        self.weights, self.grad_clip = weights, grad_clip
+        self.adversarial, self.disc_start = adversarial, disc_start
+        params = list(codec.model.encoder.parameters()) + list(codec.model.decoder.parameters())
+        self.optimizers = {"codec": torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=0.0)}
+        self.modules: dict[str, nn.Module] = {"codec": codec}
+        if adversarial:
+            self.disc = MultiScaleSTFTDiscriminator(DiscriminatorConfig(channels=codec.channels))
+            self.modules["disc"] = self.disc
+            self.optimizers["disc"] = torch.optim.AdamW(self.disc.parameters(), lr=disc_lr, betas=(0.5, 0.9))
+
+    def batch(self, gen: torch.Generator) -> Tensor:
+        """(B, C, crop) float32 in [-1, 1]; clips shorter than the crop are zero-padded; random gain."""
+        crops = []
+        for _ in range(self.batch_size):
+            for _attempt in range(8):  # prefer crops with sound: silent ones teach little (and SC is 0/0)
+                a = self.train[int(torch.randint(len(self.train), (1,), generator=gen))]
+                n = a.shape[-1]
+                s = int(torch.randint(max(1, n - self.crop + 1), (1,), generator=gen))
+                c = a[:, s : s + self.crop]
+                if float(c.pow(2).mean()) > 1e-6:
+                    break
+            c = torch.nn.functional.pad(c, (0, self.crop - c.shape[-1]))
+            gain = 10 ** (float(torch.empty(()).uniform_(-6, 0, generator=gen)) / 20)  # -6..0 dB
+            crops.append(c * gain)
+        return torch.stack(crops)
+
+    def train_step(self, x: Tensor, step: int) -> dict[str, Tensor]:
+        codec, opt = self.codec, self.optimizers["codec"]
+        recon = codec.decode_raw(codec.encode_raw(x))[..., : x.shape[-1]]
+        loss, logs = audio_reconstruction_loss(recon, x, codec.sample_rate, self.weights)
+        use_disc = self.adversarial and step >= self.disc_start
+        if use_disc:
+            d_opt = self.optimizers["disc"]
+            d_loss = discriminator_loss(self.disc(x), self.disc(recon.detach()))
+            d_opt.zero_grad(set_to_none=True)
+            d_loss.backward()
+            d_opt.step()
+            real, fake = self.disc(x), self.disc(recon)
+            adv, fm = generator_adversarial_loss(fake), feature_matching_loss(real, fake)
+            loss = loss + self.weights.adversarial * adv + self.weights.feature_matching * fm
+            logs.update(d_loss=d_loss.detach(), adv=adv.detach(), fm=fm.detach())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], self.grad_clip)
+        opt.step()
+        return {"loss": loss.detach(), **logs}
+
+    def evaluate(self, limit: int | None = None) -> dict[str, float]:
+        return evaluate_audio(self.codec, self.held_out[:limit])
+
+    @torch.no_grad()
+    def fit_stats(self, limit: int = 64) -> None:
+        """Latent mean/std from the training clips, then RVQ codebooks by k-means on their frames."""
+        self.codec.eval()
+        raws = [self.codec.encode_raw(a[None]) for a in self.train[:limit]]
+        self.codec.stats.fit(raws)
+        frames = torch.cat([rearrange(r, "b d l -> (b l) d") for r in raws])
+        if frames.shape[0] >= self.codec.config.codebook_size:
+            g = torch.Generator().manual_seed(0)  # not the global RNG: checkpointing must not change training
+            pick = torch.randperm(frames.shape[0], generator=g)[: 16 * self.codec.config.codebook_size]
+            self.codec.fit_codebooks(frames[pick])
