@@ -68,7 +68,13 @@ def test_bad_calls(pipe):
 
 def test_save_load_round_trip_is_identical(pipe, tmp_path):
     folder = pipe.save_pretrained(tmp_path / "pipe")
-    parts = ["audio_codec", "dit", "pipeline.json", "text_encoder", "video_codec"]  # custom text encoder saved
+    parts = [
+        "audio_codec",
+        "dit",
+        "pipeline.json",
+        "text_encoder",
+        "video_codec",
+    ]  # custom text encoder saved
     assert sorted(p.name for p in folder.iterdir()) == parts
     assert not list(folder.rglob("*.bin")) and not list(folder.rglob("*.pt"))  # safetensors + JSON only
     loaded = AVPipeline.from_pretrained(folder)
@@ -118,3 +124,18 @@ def test_generate_cli(pipe, tmp_path, capsys):
         == 0
     )
     assert read_av(tmp_path / "a2v.mp4").num_frames == 12
+
+
+def test_eval_generates_and_scores(pipe, tmp_path):
+    import json
+
+    folder = pipe.save_pretrained(tmp_path / "pipe")
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"caption": "a red ball bounces"}\n{"caption": "a green face says \\"hi\\""}\n')
+    out = tmp_path / "eval"
+    args = ["eval", "--pipeline", str(folder), "--prompts", str(prompts), "--n", "3", "--out", str(out)]
+    assert main([*args, "--steps", "1", "--no-png"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["summary"]["clips"] == 3 and report["summary"]["scored"] == 3
+    assert [c["file"].endswith(f"clip_000{i}.mp4") for i, c in enumerate(report["clips"])] == [True] * 3
+    assert read_av(out / "clip_0002.mp4").metadata["prompt"] == "a red ball bounces"

@@ -105,25 +105,38 @@ def score_file(path: Path, out: Path, *, png: bool) -> dict[str, Any]:
     return entry
 
 
-def main(argv: list[str]) -> int:
-    """Entry point of ``avgen eval``; ``argv`` starts after ``eval`` (e.g. ``["files", "outputs/"]``)."""
-    parser = argparse.ArgumentParser(prog="avgen eval", description="Score audio-video sync.")
-    sub = parser.add_subparsers(dest="mode", required=True)
-    files = sub.add_parser("files", help="score existing videos in a folder (any system's outputs)")
-    files.add_argument("dir", type=Path, help="folder of videos with sound (.mp4, .mov, .mkv, ...)")
-    files.add_argument("--out", type=Path, default=None, help="report folder (default: DIR/avgen_eval)")
-    files.add_argument("--recursive", action="store_true", help="also score videos in subfolders")
-    files.add_argument("--no-png", action="store_true", help="skip the per-clip PNG figures")
-    args = parser.parse_args(argv)
+def read_prompts(path: Path) -> list[str]:
+    """Prompts from a text file (one per line) or a JSONL file with a ``caption`` or ``prompt`` field."""
+    if not path.is_file():
+        raise MediaError(path, "prompts file not found")
+    prompts = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if path.suffix == ".jsonl":
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise MediaError(path, f"line {n} is not JSON ({e})") from e
+            text = record.get("caption") or record.get("prompt") if isinstance(record, dict) else None
+            if not isinstance(text, str):
+                raise MediaError(path, f"line {n} has no 'caption' or 'prompt' string")
+            line = text
+        prompts.append(line)
+    if not prompts:
+        raise MediaError(path, "holds no prompts")
+    return prompts
 
-    videos = find_videos(args.dir, args.recursive)
-    out = args.out or (args.dir / "avgen_eval")
+
+def score_all(videos: list[Path], out: Path, *, png: bool, source: dict[str, Any]) -> dict[str, Any]:
+    """Score each video, print a line per clip, and write ``out/report.json``; returns the report."""
     from avgen.metrics.report import write_json
 
     start = time.perf_counter()
     clips = []
     for i, path in enumerate(videos, 1):
-        entry = score_file(path, out, png=not args.no_png)
+        entry = score_file(path, out, png=png)
         clips.append(entry)
         status = entry.get("error") or (
             f"AV-Align {entry['scores']['av_align']}, offset {entry['scores']['offset']['lag_ms']} ms"
@@ -131,7 +144,7 @@ def main(argv: list[str]) -> int:
         print(f"[{i}/{len(videos)}] {path.name}: {status}", file=sys.stderr)
     summary = summarize(clips)
     report = {
-        "folder": str(args.dir),
+        **source,
         "summary": summary,
         "definitions": {
             "av_align": "TempoTokens AV-Align, current variant (flow peaks >= 0.1, each video peak used once)",
@@ -147,4 +160,63 @@ def main(argv: list[str]) -> int:
         f"scored {summary['scored']}/{summary['clips']} clips: AV-Align {summary['av_align']} "
         f"(chance {summary['av_align_chance']}), mean |offset| {summary['abs_offset_ms_mean']} ms -> {path}"
     )
-    return 0 if summary["failed"] == 0 else 1
+    return report
+
+
+def generate_main(args: argparse.Namespace) -> int:
+    """Generate ``--n`` clips from the prompts (cycling; seed = index) with a pipeline, then score them."""
+    from tqdm.auto import tqdm
+
+    from avgen.io import write_av
+    from avgen.pipeline import AVPipeline
+
+    prompts = read_prompts(args.prompts)
+    pipe = AVPipeline.from_pretrained(args.pipeline, device=args.device)
+    args.out.mkdir(parents=True, exist_ok=True)
+    videos = []
+    for i in tqdm(range(args.n), desc="generating", unit="clip"):
+        clip = pipe(prompts[i % len(prompts)], seed=args.seed + i, steps=args.steps, progress=False)
+        videos.append(write_av(args.out / f"clip_{i:04d}.mp4", clip, overwrite=True))
+    source = {
+        "pipeline": str(args.pipeline),
+        "prompts": str(args.prompts),
+        "steps": args.steps or pipe.config.steps,
+    }
+    report = score_all(videos, args.out, png=not args.no_png, source=source)
+    return 0 if report["summary"]["failed"] == 0 else 1
+
+
+def main(argv: list[str]) -> int:
+    """Entry point of ``avgen eval``; ``argv`` starts after ``eval``.
+
+    ``avgen eval files DIR`` scores existing videos; ``avgen eval --pipeline DIR --prompts FILE --n N
+    --out DIR`` (or ``avgen eval generate ...``) generates clips and scores them.
+    """
+    if argv and argv[0].startswith("--"):
+        argv = ["generate", *argv]
+    parser = argparse.ArgumentParser(prog="avgen eval", description="Score audio-video sync.")
+    sub = parser.add_subparsers(dest="mode", required=True)
+    files = sub.add_parser("files", help="score existing videos in a folder (any system's outputs)")
+    files.add_argument("dir", type=Path, help="folder of videos with sound (.mp4, .mov, .mkv, ...)")
+    files.add_argument("--out", type=Path, default=None, help="report folder (default: DIR/avgen_eval)")
+    files.add_argument("--recursive", action="store_true", help="also score videos in subfolders")
+    files.add_argument("--no-png", action="store_true", help="skip the per-clip PNG figures")
+    gen = sub.add_parser("generate", help="generate clips from prompts with a pipeline and score them")
+    gen.add_argument("--pipeline", default="avgen-tiny", help="pipeline folder or shipped model name")
+    gen.add_argument("--prompts", type=Path, required=True, help="text file (one per line) or captions.jsonl")
+    gen.add_argument("--n", type=int, default=8, help="clips to generate (prompts are cycled)")
+    gen.add_argument("--out", type=Path, required=True, help="folder for the clips, PNGs and report.json")
+    gen.add_argument("--steps", type=int, default=None, help="sampler steps (default: the pipeline's)")
+    gen.add_argument("--seed", type=int, default=0, help="seed of the first clip (clip i uses seed + i)")
+    gen.add_argument("--device", default="cpu")
+    gen.add_argument("--no-png", action="store_true", help="skip the per-clip PNG figures")
+    args = parser.parse_args(argv)
+    if args.mode == "generate":
+        if args.n < 1:
+            parser.error("--n must be >= 1")
+        return generate_main(args)
+    videos = find_videos(args.dir, args.recursive)
+    report = score_all(
+        videos, args.out or (args.dir / "avgen_eval"), png=not args.no_png, source={"folder": str(args.dir)}
+    )
+    return 0 if report["summary"]["failed"] == 0 else 1
