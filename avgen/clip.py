@@ -165,6 +165,12 @@ class AVClip:
         """Seconds: the longer of the two streams."""
         return max(self.video_duration, self.audio_duration)
 
+    def save(self, path: Any, **kwargs: Any) -> Any:
+        """Write this clip with :func:`avgen.io.write_av` (same keyword arguments); returns the path."""
+        from avgen.writer import write_av
+
+        return write_av(path, self, **kwargs)
+
     def replace(self, **changes: Any) -> AVClip:
         """A copy with fields replaced (validated again)."""
         return dataclasses.replace(self, **changes)

@@ -13,14 +13,18 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--pipeline", default="avgen-tiny", help="pipeline folder or shipped model name")
     parser.add_argument("--audio", type=Path, help="audio-to-video: generate frames for this sound file")
     parser.add_argument("--video", type=Path, help="video-to-audio: generate sound for this (silent) video")
-    parser.add_argument("--duration", type=float, help="seconds (text-to-AV; default: the pipeline's)")
+    parser.add_argument("--extend", type=Path, help="continuation: keep this clip and extend it to --seconds")
+    parser.add_argument(
+        "--seconds", "--duration", type=float, help="clip length (text-to-AV; default: the pipeline's)"
+    )
+    parser.add_argument("--fps", help="frame rate, e.g. 24 or 30000/1001 (default: the pipeline's)")
     parser.add_argument("--size", help="HxW in pixels, e.g. 64x96 (default: the pipeline's)")
     parser.add_argument("--steps", type=int, help="sampler steps (default: the pipeline's)")
     parser.add_argument(
         "--sampler", choices=["euler", "heun", "ab2"], help="ODE solver (default: the pipeline's)"
     )
-    parser.add_argument("--video-scale", type=float, help="guidance scale for video")
-    parser.add_argument("--audio-scale", type=float, help="guidance scale for audio")
+    parser.add_argument("--guidance", type=float, help="classifier-free guidance scale for video")
+    parser.add_argument("--audio-guidance", type=float, help="classifier-free guidance scale for audio")
     parser.add_argument("--negative", help="negative prompt for guidance")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -43,16 +47,18 @@ def main(argv: list[str]) -> int:
     clip = pipe(
         args.prompt,
         negative_prompt=args.negative,
-        duration=args.duration,
+        seconds=args.seconds,
         height=height,
         width=width,
+        fps=args.fps,
         steps=args.steps,
         sampler=args.sampler,
-        video_scale=args.video_scale,
-        audio_scale=args.audio_scale,
+        guidance=args.guidance,
+        audio_guidance=args.audio_guidance,
         seed=args.seed,
         audio=read_av(args.audio, streams="a") if args.audio else None,
         video=read_av(args.video, streams="v") if args.video else None,
+        extend=read_av(args.extend) if args.extend else None,
     )
     write_av(args.out, clip, overwrite=args.overwrite)
     print(f"wrote {args.out} ({clip.duration:.2f} s, {clip.width}x{clip.height} @ {clip.fps} fps)")

@@ -51,7 +51,7 @@ class ClipGeometry:
     def from_duration(cls, duration: float, fps: Fraction | int | str, **kwargs: int) -> ClipGeometry:
         """Geometry for ``duration`` seconds (rounded to whole frames, at least one)."""
         if not (isinstance(duration, int | float) and math.isfinite(duration) and duration > 0):
-            raise ConfigError(f"duration must be a positive number of seconds, got {duration!r}")
+            raise ConfigError(f"seconds (the clip length) must be a positive number, got {duration!r}")
         fps = as_fps(fps)
         return cls(num_frames=max(1, round(duration * fps)), fps=fps, **kwargs)
 

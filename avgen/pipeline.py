@@ -203,13 +203,14 @@ class AVPipeline:
         return pipe.to(device)
 
     # -- generation ------------------------------------------------------------------------------------
-    def geometry(self, duration: float, height: int, width: int) -> ClipGeometry:
+    def geometry(self, seconds: float, height: int, width: int, fps: Any = None) -> ClipGeometry:
+        """The clip's frame/sample counts and latent grid; errors say which values are valid."""
         for name, value in (("height", height), ("width", width)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 8 or value > 4096:
-                raise ConfigError(f"{name} must be an int in [8, 4096] pixels, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or not 8 <= value <= 4096:
+                raise ConfigError(f"{name} must be a whole number of pixels in [8, 4096], got {value!r}")
         return ClipGeometry.from_duration(
-            duration,
-            self.config.fps,
+            seconds,
+            self.config.fps if fps is None else fps,
             height=height,
             width=width,
             sample_rate=self.audio_codec.sample_rate,
@@ -218,15 +219,16 @@ class AVPipeline:
             hop_length=self.audio_codec.hop_length,
         )
 
-    def _given_audio(self, clip: AVClip, geom: ClipGeometry, batch: int) -> Tensor:
+    def _encode_audio(self, clip: AVClip, geom: ClipGeometry, batch: int) -> Tensor:
+        """The clip's audio (mono, at the codec rate, cut or zero-padded to the clip) as (B, D, L) latents."""
         from avgen.dsp import fit_length, resample
 
         wav = torch.from_numpy(clip.audio).float().mean(0, keepdim=True)  # (1, N) mono
         wav = fit_length(resample(wav, clip.sample_rate, geom.sample_rate), geom.num_samples)
-        z = self.audio_codec.encode(wav[None].to(self.device))  # (1, D, L)
-        return z.expand(batch, -1, -1)
+        return self.audio_codec.encode(wav[None].to(self.device)).expand(batch, -1, -1)
 
-    def _given_video(self, clip: AVClip, geom: ClipGeometry, batch: int) -> Tensor:
+    def _encode_video(self, clip: AVClip, geom: ClipGeometry, batch: int) -> Tensor:
+        """The clip's frames at the clip's fps, padded to the VAE grid, as (B, D, T', H', W') latents."""
         x = from_pixels(_fit_frames(clip.video, clip.fps, geom)).to(self.device)
         return self.video_codec.encode(x).expand(batch, -1, -1, -1, -1)
 
@@ -236,24 +238,30 @@ class AVPipeline:
         prompt: str | Sequence[str],
         *,
         negative_prompt: str | None = None,
-        duration: float | None = None,
+        seconds: float | None = None,
         height: int | None = None,
         width: int | None = None,
+        fps: Any = None,
         steps: int | None = None,
         sampler: str | None = None,
         shift: float | None = None,
-        video_scale: float | None = None,
-        audio_scale: float | None = None,
+        guidance: float | None = None,
+        audio_guidance: float | None = None,
         seed: int = 0,
+        generator: torch.Generator | None = None,
         audio: AVClip | None = None,
         video: AVClip | None = None,
+        extend: AVClip | None = None,
         progress: bool = True,
     ) -> AVClip | list[AVClip]:
-        """Generate one clip per prompt (a list in, a list out).
+        """Generate one clip per prompt (a string in, an AVClip out; a list in, a list out).
 
-        audio: an AVClip with audio -> audio-to-video (its duration sets the clip's; the returned clip
-        carries that audio unchanged). video: an AVClip with video -> video-to-audio (its frames, size and
-        duration are kept). Without either: text-to-audio-video of ``duration`` seconds at height x width.
+        Tasks: text-to-audio-video (default) of ``seconds`` at ``height`` x ``width`` and ``fps``;
+        ``audio=`` an AVClip with audio -> audio-to-video (its length sets ``seconds`` unless given; the
+        returned clip carries that audio unchanged); ``video=`` an AVClip with video -> video-to-audio (its
+        frames, size, fps and length are kept); ``extend=`` an AVClip with both -> continuation: its frames
+        and sound are kept and the clip grows to ``seconds``. ``guidance`` / ``audio_guidance``: classifier-free
+        guidance scales for video / audio tokens. ``generator`` (or ``seed``) fixes the noise.
         """
         from avgen.diffusion.generate import generate_tokens
         from avgen.tokens import pack, unpack
@@ -262,36 +270,49 @@ class AVPipeline:
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         if not prompts or not all(isinstance(p, str) for p in prompts):
             raise ConfigError(f"prompt must be a string or a non-empty list of strings, got {prompt!r}")
-        if audio is not None and video is not None:
-            raise ConfigError("give audio= (audio-to-video) or video= (video-to-audio), not both")
-        task = "a2v" if audio is not None else "v2a" if video is not None else "t2av"
-        if audio is not None and (not isinstance(audio, AVClip) or audio.audio is None):
-            raise ClipError("audio= must be an AVClip with audio, e.g. read_av('speech.wav', streams='a')")
-        if video is not None and (not isinstance(video, AVClip) or video.video is None):
-            raise ClipError("video= must be an AVClip with video, e.g. read_av('silent.mp4', streams='v')")
+        given = [
+            (name, c) for name, c in (("audio", audio), ("video", video), ("extend", extend)) if c is not None
+        ]
+        if len(given) > 1:
+            raise ConfigError(
+                f"give at most one of audio=, video=, extend=; got {', '.join(n for n, _ in given)}"
+            )
+        task = {"audio": "a2v", "video": "v2a", "extend": "continue"}[given[0][0]] if given else "t2av"
+        needs = {"audio": ("audio",), "video": ("video",), "extend": ("audio", "video")}
+        for name, c in given:
+            if not isinstance(c, AVClip) or any(getattr(c, part) is None for part in needs[name]):
+                what = " and ".join(needs[name])
+                raise ClipError(f"{name}= must be an AVClip with {what}, e.g. read_av(path, streams='av')")
         if video is not None:
-            duration, height, width = video.video_duration, video.height, video.width
-        elif audio is not None and duration is None:
-            duration = audio.audio_duration
-        geom = self.geometry(duration or cfg.duration, height or cfg.height, width or cfg.width)
+            seconds, height, width, fps = video.video_duration, video.height, video.width, video.fps
+        elif extend is not None:
+            height, width, fps = extend.height, extend.width, extend.fps
+            seconds = seconds or cfg.duration
+            if seconds <= extend.video_duration:
+                raise ConfigError(
+                    f"seconds={seconds} must exceed the given clip's {extend.video_duration:.3f} s to extend it"
+                )
+        elif audio is not None and seconds is None:
+            seconds = audio.audio_duration
+        geom = self.geometry(seconds or cfg.duration, height or cfg.height, width or cfg.width, fps)
         batch, device = len(prompts), self.device
 
-        # Geometry of the packed sequence; given modalities are encoded, generated ones are placeholders.
+        # The packed sequence: given modalities are encoded, generated ones are placeholders.
         spec = self.dit.config.tokens
-        t_lat, h_lat, w_lat = geom.video_latent_shape
-        v_lat = torch.zeros(batch, spec.video_channels, t_lat, h_lat, w_lat, device=device)
+        v_lat = torch.zeros(batch, spec.video_channels, *geom.video_latent_shape, device=device)
         a_lat = torch.zeros(batch, spec.audio_channels, geom.audio_latent_length, device=device)
-        if audio is not None:
-            a_lat = self._given_audio(audio, geom, batch)
-        if video is not None:
-            v_lat = self._given_video(video, geom, batch)
+        if audio is not None or extend is not None:
+            a_lat = self._encode_audio(audio or extend, geom, batch)
+        if video is not None or extend is not None:
+            v_lat = self._encode_video(video or extend, geom, batch)  # causal VAE: the prefix encodes alone
         packed = pack(spec, v_lat, a_lat, geom.video_times(), geom.audio_times())
 
         negative = cfg.negative_prompt if negative_prompt is None else negative_prompt
         cond = self.text_encoder(prompts)
         uncond = self.text_encoder([negative] * batch)
         steps = steps or cfg.steps
-        generator = torch.Generator(device=device).manual_seed(int(seed))
+        if generator is None:
+            generator = torch.Generator(device=device).manual_seed(int(seed))
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -304,11 +325,12 @@ class AVPipeline:
                 cond,
                 uncond,
                 task=task,
+                seconds=extend.video_duration if extend is not None else 0.0,
                 steps=steps,
                 sampler=sampler or cfg.sampler,
                 shift=cfg.shift if shift is None else shift,
-                video_scale=cfg.video_scale if video_scale is None else video_scale,
-                audio_scale=cfg.audio_scale if audio_scale is None else audio_scale,
+                video_scale=cfg.video_scale if guidance is None else guidance,
+                audio_scale=cfg.audio_scale if audio_guidance is None else audio_guidance,
                 generator=generator,
                 callback=(lambda i, x: bar.update(1)) if bar is not None else None,
             )
@@ -317,11 +339,14 @@ class AVPipeline:
         v_out, a_out = unpack(tokens.float(), packed.layout)
         frames = to_pixels(self.video_codec.decode(v_out))[:, : geom.num_frames, : geom.height, : geom.width]
         wav = self.audio_codec.decode(a_out, length=geom.num_samples).cpu().numpy()
+        if extend is not None:  # the given prefix comes back exactly as given
+            frames[:, : extend.num_frames] = extend.video[: geom.num_frames]
+            n = min(extend.num_samples, geom.num_samples) if extend.sample_rate == geom.sample_rate else 0
+            wav[:, :, :n] = extend.audio.mean(0)[:n]
         clips = []
         for i, text in enumerate(prompts):
             meta = {"model": cfg.name, "prompt": text, "seed": str(seed), "task": task, "steps": str(steps)}
-            clip_frames = video.video if video is not None else frames[i]
-            clip_fps = video.fps if video is not None else geom.fps
+            clip_frames, clip_fps = (video.video, video.fps) if video is not None else (frames[i], geom.fps)
             sound, rate = (
                 (audio.audio, audio.sample_rate) if audio is not None else (wav[i], geom.sample_rate)
             )

@@ -20,7 +20,7 @@ def pipe() -> AVPipeline:
     "duration,height,width", [(1.0, 64, 64), (0.75, 40, 56), (0.5, 96, 32), (1 / 24, 8, 8)]
 )
 def test_text_to_av_shapes(pipe, duration, height, width):
-    clip = pipe("a red ball bounces", duration=duration, height=height, width=width, progress=False)
+    clip = pipe("a red ball bounces", seconds=duration, height=height, width=width, progress=False)
     frames = max(1, round(duration * 24))
     assert clip.video.shape == (frames, height, width, 3) and clip.video.dtype == np.uint8
     assert clip.num_samples == round(frames / 24 * 16000)  # audio ends with the last frame
@@ -29,10 +29,10 @@ def test_text_to_av_shapes(pipe, duration, height, width):
 
 
 def test_batch_and_seed(pipe):
-    a = pipe("one", duration=0.5, seed=3, progress=False)
-    again = pipe("one", duration=0.5, seed=3, progress=False)
-    _, b = pipe(["one", "two"], duration=0.5, seed=3, progress=False)
-    other = pipe("one", duration=0.5, seed=4, progress=False)
+    a = pipe("one", seconds=0.5, seed=3, progress=False)
+    again = pipe("one", seconds=0.5, seed=3, progress=False)
+    _, b = pipe(["one", "two"], seconds=0.5, seed=3, progress=False)
+    other = pipe("one", seconds=0.5, seed=4, progress=False)
     assert np.array_equal(a.video, again.video) and np.array_equal(a.audio, again.audio)
     assert not np.array_equal(a.video, other.video)
     assert b.metadata["prompt"] == "two"
@@ -52,17 +52,42 @@ def test_video_to_audio_keeps_the_given_frames(pipe, rng):
     assert clip.num_samples == 8000 and clip.metadata["task"] == "v2a"
 
 
+def test_continuation_keeps_the_given_prefix(pipe, tmp_path):
+    prefix = pipe("a ball", seconds=0.5, seed=1, progress=False)
+    clip = pipe("a ball", extend=prefix, seconds=1.0, seed=2, progress=False)
+    assert clip.num_frames == 24 and clip.num_samples == 16000 and clip.metadata["task"] == "continue"
+    assert np.array_equal(clip.video[:12], prefix.video)
+    assert np.array_equal(clip.audio[:, :8000], prefix.audio)
+    path = clip.save(tmp_path / "long.mp4")  # AVClip.save goes through write_av
+    assert read_av(path).num_frames == 24
+    with pytest.raises(ConfigError, match="exceed"):
+        pipe("a ball", extend=prefix, seconds=0.25, progress=False)
+
+
+def test_generator_and_fps(pipe):
+    from fractions import Fraction
+
+    import torch
+
+    a = pipe("x", seconds=0.5, generator=torch.Generator().manual_seed(9), progress=False)
+    b = pipe("x", seconds=0.5, generator=torch.Generator().manual_seed(9), progress=False)
+    assert np.array_equal(a.video, b.video)
+    ntsc = pipe("x", seconds=1.0, fps="30000/1001", progress=False)
+    assert ntsc.fps == Fraction(30000, 1001) and ntsc.num_frames == 30
+    assert ntsc.num_samples == round(30 * 1001 / 30000 * 16000)
+
+
 def test_bad_calls(pipe):
     with pytest.raises(ConfigError, match="height"):
         pipe("x", height=3, progress=False)
-    with pytest.raises(ConfigError, match="duration"):
-        pipe("x", duration=-1, progress=False)
+    with pytest.raises(ConfigError, match="seconds"):
+        pipe("x", seconds=-1, progress=False)
     with pytest.raises(ConfigError, match="prompt"):
         pipe([], progress=False)
     with pytest.raises(ClipError, match="audio="):
         pipe("x", audio=AVClip(video=np.zeros((1, 8, 8, 3), np.uint8), fps=1), progress=False)
     clip = AVClip(audio=np.zeros((1, 10), np.float32), sample_rate=8000)
-    with pytest.raises(ConfigError, match="not both"):
+    with pytest.raises(ConfigError, match="at most one"):
         pipe("x", audio=clip, video=clip, progress=False)
 
 
@@ -78,8 +103,8 @@ def test_save_load_round_trip_is_identical(pipe, tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == parts
     assert not list(folder.rglob("*.bin")) and not list(folder.rglob("*.pt"))  # safetensors + JSON only
     loaded = AVPipeline.from_pretrained(folder)
-    a = pipe("same", duration=0.5, seed=1, progress=False)
-    b = loaded("same", duration=0.5, seed=1, progress=False)
+    a = pipe("same", seconds=0.5, seed=1, progress=False)
+    b = loaded("same", seconds=0.5, seed=1, progress=False)
     assert np.array_equal(a.video, b.video) and np.array_equal(a.audio, b.audio)
     with pytest.raises(CheckpointError, match="exists"):
         pipe.save_pretrained(folder)
@@ -102,11 +127,11 @@ def test_generate_cli(pipe, tmp_path, capsys):
     folder = pipe.save_pretrained(tmp_path / "pipe")
     out = tmp_path / "clip.mp4"
     args = ["generate", "a blue ball", "-o", str(out), "--pipeline", str(folder), "--size", "32x48"]
-    assert main([*args, "--duration", "0.5", "--steps", "1"]) == 0
+    assert main([*args, "--seconds", "0.5", "--steps", "1"]) == 0
     clip = read_av(out)
     assert (clip.num_frames, clip.height, clip.width, clip.num_samples) == (12, 32, 48, 8000)
     assert clip.metadata["prompt"] == "a blue ball" and clip.metadata["model"] == "tiny-random"
-    assert main([*args, "--duration", "0.5"]) == 2 and "overwrite" in capsys.readouterr().err
+    assert main([*args, "--seconds", "0.5"]) == 2 and "overwrite" in capsys.readouterr().err
     speech = write_av(tmp_path / "s.wav", AVClip(audio=np.zeros((1, 8000), np.float32), sample_rate=16000))
     assert (
         main(
