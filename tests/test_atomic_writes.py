@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import os
+import stat
+
 import pytest
 import torch
 
-from avgen.atomic import atomic_path, save_safetensors, write_json
+from avgen.atomic import atomic_path, save_safetensors, write_json, write_text
 
 
 def test_success_renames_and_failure_leaves_nothing(tmp_path):
@@ -31,3 +34,24 @@ def test_safetensors_round_trip(tmp_path):
     t = {"w": torch.arange(6.0).reshape(2, 3).t()}  # non-contiguous on purpose
     save_safetensors(t, tmp_path / "m.safetensors", metadata={"step": "3"})
     assert torch.equal(load_file(tmp_path / "m.safetensors")["w"], t["w"])
+
+
+def test_json_options_and_missing_parents(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        write_json(tmp_path / "no" / "such" / "d.json", {})
+    out = write_json(
+        tmp_path / "no" / "such" / "d.json", {"b": 1, "a": [1]}, indent=1, sort_keys=True, mkdir_parents=True
+    )
+    assert out.read_text() == '{\n "a": [\n  1\n ],\n "b": 1\n}\n'
+    with pytest.raises(ValueError, match="JSON compliant"):
+        write_json(tmp_path / "nan.json", {"x": float("nan")}, allow_nan=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["no"]  # the failed write left no temp file
+
+
+def test_files_get_plain_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_text(tmp_path / "r.txt", "shared")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "r.txt").stat().st_mode) == 0o644  # world-readable, unlike mkstemp's 0600

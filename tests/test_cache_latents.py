@@ -72,7 +72,7 @@ def test_second_pass_hits_and_latents_match_direct_encoding(data, tmp_path, monk
         "shard-00001.json",
         "shard-00001.safetensors",
     ]
-    assert not list(cache.root.rglob("*.tmp"))
+    assert not list(cache.root.rglob("*.part"))  # no temp file of avgen.atomic left behind
 
     codecs2 = _codecs()  # a fresh process: new cache object, same codec identity
     cache2 = LatentCache(tmp_path / "cache", codecs2)

@@ -172,7 +172,7 @@ def test_save_load_gives_bitwise_same_output(tmp_path) -> None:
     loaded = JointDiT.from_pretrained(tmp_path / "dit").eval()
     assert loaded.config == model.config
     assert torch.equal(_run(loaded, p, text, mask), _run(model, p, text, mask))
-    assert not list((tmp_path / "dit").glob("*.tmp"))
+    assert not list((tmp_path / "dit").glob("*.part"))  # no temp file of avgen.atomic left behind
     other = tiny_dit(TokenSpec(video_channels=5, audio_channels=6))
     other.save_pretrained(tmp_path / "other")
     (tmp_path / "other" / "config.json").write_text((tmp_path / "dit" / "config.json").read_text())

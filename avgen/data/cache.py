@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from fractions import Fraction
 from pathlib import Path
@@ -28,6 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from avgen import atomic
 from avgen.errors import AVGenError, ConfigError
 
 INDEX_NAME = "index.json"
@@ -72,19 +71,9 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _json_bytes(data: Any) -> bytes:
-    return (json.dumps(data, indent=1, sort_keys=True) + "\n").encode()
+def _write_json(path: Path, data: Any) -> None:
+    """The cache's JSON files (index, entry lists, file hashes): indent 1, sorted keys, atomic."""
+    atomic.write_json(path, data, indent=1, sort_keys=True)
 
 
 def _read_json(path: Path, default: dict) -> dict:
@@ -206,16 +195,16 @@ class LatentCache:
 
     def _write_shard(self) -> None:
         """Queued entries -> one new shard and its entry list."""
-        from safetensors.torch import save
-
         name = self._next_shard()
         tensors = {f"{k}/{n}": t for k, (lat, _) in self._pending.items() for n, t in lat.items()}
-        _atomic_write(self.dir / name, save(tensors, metadata={"codecs": json.dumps(self.index["codecs"])}))
+        atomic.save_safetensors(
+            tensors, self.dir / name, metadata={"codecs": json.dumps(self.index["codecs"])}
+        )
         entries = {
             k: {"shard": name, **info, "shapes": {n: list(t.shape) for n, t in lat.items()}}
             for k, (lat, info) in self._pending.items()
         }
-        _atomic_write((self.dir / name).with_suffix(".json"), _json_bytes(entries))
+        _write_json((self.dir / name).with_suffix(".json"), entries)
         self.index["entries"].update(entries)
         self.index["shards"].append(name)
         self._pending.clear()
@@ -226,10 +215,10 @@ class LatentCache:
         if self._pending:
             self._write_shard()
         if self._index_dirty:
-            _atomic_write(self.dir / INDEX_NAME, _json_bytes(self.index))
+            _write_json(self.dir / INDEX_NAME, self.index)
             self._index_dirty = False
         if self._files_dirty:
-            _atomic_write(self.root / FILES_NAME, _json_bytes(self.files))
+            _write_json(self.root / FILES_NAME, self.files)
             self._files_dirty = False
 
     def encode(

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 from collections import Counter
 from pathlib import Path
 
+from avgen import atomic
 from avgen.errors import ConfigError
 
 # reason -> what it means (also the order of the summary line)
@@ -109,7 +108,7 @@ class SkipReport:
         path = Path(path)
         header = {"summary": self.summary(), "total": self.total, "kept": self.kept, "counts": self.counts()}
         lines = [json.dumps(header)] + [json.dumps(r) for r in self.to_records()]
-        atomic_write_text(path, "\n".join(lines) + "\n")
+        atomic.write_text(path, "\n".join(lines) + "\n", mkdir_parents=True)
         return path
 
 
@@ -118,16 +117,3 @@ def read_report(path: str | Path) -> tuple[dict, list[Skip]]:
     lines = Path(path).read_text().splitlines()
     header = json.loads(lines[0])
     return header, [Skip(**json.loads(line)) for line in lines[1:] if line.strip()]
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to a temp file beside ``path`` and ``os.replace`` it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -6,33 +6,16 @@ The PNG shows, on one time axis: a strip of frames, the waveform, a log spectrog
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from einops import rearrange
 
+from avgen import atomic
 from avgen.errors import MediaError
 from avgen.metrics._deps import require
-
-
-def _atomic_write(path: Path, write: Any, suffix: str) -> Path:
-    """Call ``write(tmp_path)`` on a temp file in ``path``'s folder, then move it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; reports are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _json_safe(x: Any) -> Any:
@@ -49,8 +32,7 @@ def _json_safe(x: Any) -> Any:
 
 def write_json(path: str | Path, data: dict[str, Any]) -> Path:
     """Write ``data`` as indented JSON atomically; NaN becomes null and +-inf the strings "inf"/"-inf"."""
-    text = json.dumps(_json_safe(data), indent=2, allow_nan=False) + "\n"
-    return _atomic_write(Path(path), lambda tmp: tmp.write_text(text), ".json")
+    return atomic.write_json(path, _json_safe(data), indent=2, allow_nan=False, mkdir_parents=True)
 
 
 def frame_strip(video: np.ndarray, n: int = 8, height: int = 96) -> np.ndarray:
@@ -146,11 +128,11 @@ def plot_clip(
     for a in axes:
         a.set_xlim(0, duration)
 
-    def save(tmp: Path) -> None:
-        fig.savefig(tmp, format="png", dpi=80)
-
     try:
-        return _atomic_write(Path(path), save, ".png")
+        # the temp name ends in .part, so the format is named, not guessed from the suffix
+        with atomic.atomic_path(path, mkdir_parents=True) as tmp:
+            fig.savefig(tmp, format="png", dpi=80)
+        return Path(path)
     except OSError as e:
         raise MediaError(path, f"cannot write the report image: {e}") from e
     finally:

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from avgen.data.synth.captions import MOUTH_RGB
 from avgen.errors import ClipError
 from avgen.metrics._checks import check_audio, check_rate, check_times, check_video
 from avgen.metrics._deps import require
@@ -36,7 +37,6 @@ HUES = {
     "pink": 330.0,
 }
 COUNTS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8}
-MOUTH_RGB = (0.28, 0.03, 0.06)  # avgen.data.synth.talk.MOUTH_RGB
 
 
 def match_events(true_times: object, detected_times: object, tolerance: float) -> list[tuple[int, int]]:

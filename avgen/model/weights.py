@@ -3,33 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
+from avgen import atomic
 from avgen.errors import CheckpointError
 
 
-def _atomic(path: Path, write: Any) -> None:
-    """Call ``write(tmp_path)`` on a temp file in ``path``'s folder, then ``os.replace`` it onto ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_json(path: str | Path, data: dict[str, Any]) -> None:
-    """Write ``data`` as indented JSON, atomically."""
-    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
-    _atomic(Path(path), lambda tmp: Path(tmp).write_text(text))
+    """Write ``data`` as indented JSON with sorted keys, atomically (parent folders are created)."""
+    atomic.write_json(path, data, indent=2, sort_keys=True, mkdir_parents=True)
 
 
 def read_json(path: str | Path) -> dict[str, Any]:
@@ -48,10 +33,8 @@ def read_json(path: str | Path) -> dict[str, Any]:
 
 def save_weights(module: nn.Module, path: str | Path) -> None:
     """Write ``module.state_dict()`` to ``path`` as safetensors (contiguous CPU copies), atomically."""
-    from safetensors.torch import save_file
-
-    state = {k: v.detach().to("cpu").contiguous() for k, v in module.state_dict().items()}
-    _atomic(Path(path), lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
+    state = {k: v.detach().to("cpu") for k, v in module.state_dict().items()}
+    atomic.save_safetensors(state, path, metadata={"format": "pt"}, mkdir_parents=True)
 
 
 def load_weights(module: nn.Module, path: str | Path) -> None:

@@ -30,6 +30,8 @@ BACKGROUNDS: dict[str, Color] = {
     "cream": (0.93, 0.89, 0.78),
     "light blue": (0.68, 0.82, 0.93),
 }
+# The inside of the talk face's mouth; avgen.metrics.synth finds the mouth opening by this colour.
+MOUTH_RGB: Color = (0.28, 0.03, 0.06)
 SIZES = ("small", "medium", "big")
 SHAPES = ("round", "square", "oval")
 PACES = ("slow", "quick")

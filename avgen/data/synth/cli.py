@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from avgen import atomic
 from avgen.errors import AVGenError, ConfigError
 
 _PRELOAD = [
@@ -100,16 +101,6 @@ def _work(seed: int) -> dict[str, Any]:
         raise AVGenError(f"{job['split']} seed {seed}: {e}") from None
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from avgen.config import to_dict
@@ -159,7 +150,7 @@ def main(argv: list[str]) -> int:
                 records.append(record)
     elapsed = time.perf_counter() - start
 
-    _write_text_atomic(captions, "".join(json.dumps(r) + "\n" for r in records))
+    atomic.write_text(captions, "".join(json.dumps(r) + "\n" for r in records))
     manifest = {
         "version": 1,
         "split": args.split,
@@ -172,7 +163,7 @@ def main(argv: list[str]) -> int:
         "elapsed_s": round(elapsed, 3),
         "workers": workers,
     }
-    _write_text_atomic(out / "synth.json", json.dumps(manifest, indent=2) + "\n")
+    atomic.write_json(out / "synth.json", manifest, indent=2)
     rate = args.n / elapsed * 60
     print(
         f"wrote {args.n} {args.split} clips to {out} in {elapsed:.1f} s ({rate:.0f} clips/min, {workers} workers)",

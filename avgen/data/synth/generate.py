@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from avgen import atomic
 from avgen.data.synth.family import Rendered
 from avgen.data.synth.spec import Scene, SynthConfig, generators, sample_seed
 
@@ -116,17 +116,6 @@ def make_sample(seed: int, split: str = "train", cfg: SynthConfig | None = None)
     return SynthSample(clip, out.caption, family, int(seed), split, out.events, out.state, out.objects)
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to ``path`` via a temp file in the same folder and ``os.replace``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(data, separators=(",", ":")))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def write_sample(
     sample: SynthSample, out_dir: Path, *, lossless: bool = False, overwrite: bool = False
 ) -> dict[str, Any]:
@@ -136,7 +125,9 @@ def write_sample(
     video = out_dir / f"{sample.name}.{'mkv' if lossless else 'mp4'}"
     events = out_dir / f"{sample.name}.json"
     write_av(video, sample.clip, lossless=lossless, overwrite=overwrite)
-    write_json_atomic(events, sample.to_json())
+    atomic.write_text(
+        events, json.dumps(sample.to_json(), separators=(",", ":"))
+    )  # compact, no final newline
     clip = sample.clip
     return {
         "file": video.name,

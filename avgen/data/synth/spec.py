@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from avgen.errors import ConfigError
+from avgen.clip import as_fps
+from avgen.errors import ClipError, ConfigError
 
 FAMILIES = ("talk", "bounce", "keys", "ambience")
 SPLITS = ("train", "val", "test")
@@ -24,15 +25,17 @@ SPLIT_SIZE = 10_000_000
 
 
 def parse_fps(value: Any, *, where: str = "fps") -> Fraction:
-    """An exact positive frame rate from 24, "24", "30000/1001" or a Fraction (floats are refused)."""
-    if isinstance(value, bool) or isinstance(value, float):
+    """``avgen.clip.as_fps`` for a synth config: an exact rate in [1, 240] from 24, "24", "30000/1001" or a
+    Fraction. Floats are refused (``as_fps`` would snap them): a config names its frame rate exactly.
+    """
+    if isinstance(value, float | np.floating):
         raise ConfigError(
             f"{where}: give the frame rate as an int or a fraction string like '30000/1001', got {value!r}"
         )
     try:
-        fps = Fraction(value)
-    except (TypeError, ValueError, ZeroDivisionError):
-        raise ConfigError(f"{where}: not a frame rate: {value!r} (use e.g. 24 or '30000/1001')") from None
+        fps = as_fps(value, name=where)
+    except ClipError as e:
+        raise ConfigError(str(e)) from None
     if not 1 <= fps <= 240:
         raise ConfigError(f"{where}: frame rate {fps} is outside [1, 240]")
     return fps

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from avgen.data.synth import draw
-from avgen.data.synth.captions import COLORS, SHAPES, pairs, phrases
+from avgen.data.synth.captions import COLORS, MOUTH_RGB, SHAPES, pairs, phrases
 from avgen.data.synth.family import Rendered, background_for, jitter, pick
 from avgen.data.synth.spec import Scene
 from avgen.data.synth.speech import Speech, synthesize
@@ -46,7 +46,6 @@ VARIANTS = (
     "steph",
     "travis",
 )
-MOUTH_RGB = (0.28, 0.03, 0.06)
 
 
 def _speak(rng: np.random.Generator, scene: Scene, split: str) -> tuple[str, Speech, dict[str, Any]]:
