@@ -1,14 +1,15 @@
 """What codec training does per step, for audio (EnCodec) and video (causal VAE).
 
-A task holds its clips in memory (loaded once), draws random crops, runs one optimisation step and
-evaluates on whole held-out clips. The loop in ``train.py`` only sees ``modules``, ``optimizers``,
-``train_step`` and ``evaluate``, so a later generic trainer can drive the same tasks.
+A task holds its clips in memory (loaded once), draws random crops with its own generator, computes
+one micro-batch's loss and evaluates on whole held-out clips. The generic loop (``avgen.train.loop``)
+owns the optimizer, schedule, EMA, checkpoints and distribution; see its ``Task`` protocol.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from einops import rearrange
@@ -142,8 +143,46 @@ def evaluate_audio(codec: EncodecCodec, clips: Sequence[Tensor]) -> dict[str, fl
 # --- video ------------------------------------------------------------------------------------------------
 
 
+class VideoAutoencoder(nn.Module):
+    """The VAE's training forward as ``forward`` (so DDP sees it): sample the posterior, decode."""
+
+    def __init__(self, vae: CausalVideoVAE) -> None:
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``x (B, 3, T, H, W)`` in [-1, 1] -> (reconstruction, posterior mean, posterior logvar)."""
+        mean, logvar = self.vae.encode_dist(x)
+        z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
+        return self.vae.decode_raw(z), mean, logvar
+
+
+class AudioAutoencoder(nn.Module):
+    """EnCodec's training forward (encoder -> decoder, no quantiser) as ``forward``."""
+
+    def __init__(self, codec: EncodecCodec) -> None:
+        super().__init__()
+        self.codec = codec
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x (B, C, N)`` in [-1, 1] -> reconstruction ``(B, C, N)`` (unclamped)."""
+        return self.codec.decode_raw(self.codec.encode_raw(x))[..., : x.shape[-1]]
+
+
+def micro_batch_size(batch_size: int, world_size: int, grad_accum: int) -> int:
+    """Per-rank micro-batch of a global ``batch_size``; it must split evenly."""
+    if batch_size % (world_size * grad_accum):
+        raise AVGenError(
+            f"batch_size {batch_size} does not split into {world_size} process(es) x {grad_accum} "
+            "accumulation steps; make it a multiple of their product"
+        )
+    return batch_size // (world_size * grad_accum)
+
+
 class VideoTask:
     """Causal VAE training: L1 + SSIM + KL on random (crop_frames, crop_size, crop_size) crops."""
+
+    name = "video_codec"
 
     def __init__(
         self,
@@ -154,10 +193,11 @@ class VideoTask:
         batch_size: int,
         crop_frames: int,
         crop_size: int,
-        lr: float,
-        betas: tuple[float, float],
         weights: VideoLossWeights,
-        grad_clip: float,
+        eval_clips: int = 32,
+        stats_clips: int = 64,
+        seed: int = 0,
+        rank: int = 0,
     ) -> None:
         vae.latent_shape(crop_frames, crop_size, crop_size)  # ClipError now rather than mid-training
         too_small = [
@@ -167,16 +207,32 @@ class VideoTask:
             raise AVGenError(
                 f"{len(too_small)} training clips are smaller than the crop, e.g. {too_small[0]}"
             )
-        self.vae, self.train, self.held_out = vae, list(train), list(held_out)
+        self.model = VideoAutoencoder(vae)
+        self.train, self.held_out = list(train), list(held_out)
         self.batch_size, self.crop_frames, self.crop_size = batch_size, crop_frames, crop_size
-        self.weights, self.grad_clip = weights, grad_clip
-        self.optimizers = {"vae": torch.optim.AdamW(vae.parameters(), lr=lr, betas=betas, weight_decay=0.0)}
-        self.modules: dict[str, nn.Module] = {"vae": vae}
+        self.weights, self.eval_clips, self.stats_clips = weights, eval_clips, stats_clips
+        self.samples_per_step = batch_size
+        self.aux_modules: dict[str, nn.Module] = {}
+        self.aux_optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.gen = torch.Generator().manual_seed(seed * 1_000_003 + rank)
+        self.exported_id: str | None = None
 
-    def batch(self, gen: torch.Generator) -> Tensor:
-        """(B, 3, crop_frames, crop_size, crop_size) float32 in [-1, 1], random clips, offsets and flips."""
-        crops = []
-        for _ in range(self.batch_size):
+    def checkpoint_keys(self) -> set[str] | None:
+        return None
+
+    def generators(self) -> dict[str, torch.Generator]:
+        return {"data": self.gen}
+
+    def data_state(self) -> dict[str, Any]:
+        return {}  # the crops are drawn from ``gen``, whose state the checkpoint holds
+
+    def load_data_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    def crops(self, n: int) -> Tensor:
+        """(n, 3, crop_frames, crop_size, crop_size) float32 in [-1, 1], random clips, offsets and flips."""
+        gen, out = self.gen, []
+        for _ in range(n):
             v = self.train[int(torch.randint(len(self.train), (1,), generator=gen))]
             _, t, h, w = v.shape
             t0 = int(torch.randint(t - self.crop_frames + 1, (1,), generator=gen))
@@ -185,38 +241,43 @@ class VideoTask:
             crop = v[:, t0 : t0 + self.crop_frames, y0 : y0 + self.crop_size, x0 : x0 + self.crop_size]
             if bool(torch.rand((), generator=gen) < 0.5):
                 crop = crop.flip(-1)
-            crops.append(crop)
-        return to_signed(torch.stack(crops))
+            out.append(crop)
+        return to_signed(torch.stack(out))
 
-    def train_step(self, x: Tensor, step: int) -> dict[str, Tensor]:
-        opt = self.optimizers["vae"]
-        mean, logvar = self.vae.encode_dist(x)
-        z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
-        recon = self.vae.decode_raw(z)
-        loss, logs = video_vae_loss(recon, x, mean, logvar, self.weights)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.vae.parameters(), self.grad_clip)
-        opt.step()
-        return {"loss": loss.detach(), **logs}
+    def next_batches(self, ctx: Any, grad_accum: int) -> list[Tensor]:
+        n = micro_batch_size(self.batch_size, ctx.world_size, grad_accum)
+        return [self.crops(n).to(ctx.device) for _ in range(grad_accum)]
 
-    def evaluate(self, limit: int | None = None) -> dict[str, float]:
-        return evaluate_video(self.vae, self.held_out[:limit])
+    def loss(self, model: nn.Module, x: Tensor, step: int) -> tuple[Tensor, dict[str, Tensor]]:
+        recon, mean, logvar = model(x)
+        return video_vae_loss(recon, x, mean, logvar, self.weights)
+
+    def fresh_model(self) -> nn.Module:
+        return VideoAutoencoder(CausalVideoVAE(self.model.vae.config))
+
+    def evaluate(self, model: nn.Module, step: int, out: Path) -> dict[str, float]:
+        return evaluate_video(model.vae, self.held_out[: self.eval_clips])
 
     @torch.no_grad()
-    def fit_stats(self, limit: int = 64) -> None:
-        """Latent mean/std from the posterior means of (up to ``limit``) training clips."""
-        self.vae.eval()
-        ts, ss = self.vae.temporal_downsample, self.vae.spatial_downsample
-        self.vae.stats.fit(self.vae.encode_dist(whole_clip(v, ts, ss))[0] for v in self.train[:limit])
+    def export(self, model: nn.Module, folder: Path) -> None:
+        """Fit latent mean/std on (up to ``stats_clips``) training clips, write ``folder/codec``."""
+        vae = model.vae.eval()
+        ts, ss = vae.temporal_downsample, vae.spatial_downsample
+        vae.stats.fit(vae.encode_dist(whole_clip(v, ts, ss))[0] for v in self.train[: self.stats_clips])
+        vae.save_pretrained(folder / "codec")
+        self.exported_id = vae.codec_id
 
 
 # --- audio ------------------------------------------------------------------------------------------------
 
 
 class AudioTask:
-    """EnCodec training: waveform L1 + multi-res STFT + multi-res mel, optional MS-STFT discriminator."""
+    """EnCodec training: waveform L1 + multi-res STFT + multi-res mel, optional MS-STFT discriminator.
+
+    The discriminator is stepped inside ``loss`` (once per micro-batch, from ``disc_start`` on).
+    """
+
+    name = "audio_codec"
 
     def __init__(
         self,
@@ -226,78 +287,98 @@ class AudioTask:
         *,
         batch_size: int,
         crop_seconds: float,
-        lr: float,
-        betas: tuple[float, float],
         weights: AudioLossWeights,
-        grad_clip: float,
         adversarial: bool = False,
         disc_start: int = 0,
         disc_lr: float = 3e-4,
+        eval_clips: int = 32,
+        stats_clips: int = 64,
+        seed: int = 0,
+        rank: int = 0,
     ) -> None:
-        self.codec, self.train, self.held_out = codec, list(train), list(held_out)
-        self.batch_size = batch_size
+        self.model = AudioAutoencoder(codec)
+        self.train, self.held_out = list(train), list(held_out)
+        self.batch_size, self.samples_per_step = batch_size, batch_size
         self.crop = max(
             codec.hop_length, round(crop_seconds * codec.sample_rate) // codec.hop_length * codec.hop_length
         )
-        self.weights, self.grad_clip = weights, grad_clip
+        self.weights, self.eval_clips, self.stats_clips = weights, eval_clips, stats_clips
         self.adversarial, self.disc_start = adversarial, disc_start
-        params = list(codec.model.encoder.parameters()) + list(codec.model.decoder.parameters())
-        self.optimizers = {"codec": torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=0.0)}
-        self.modules: dict[str, nn.Module] = {"codec": codec}
+        self.aux_modules: dict[str, nn.Module] = {}
+        self.aux_optimizers: dict[str, torch.optim.Optimizer] = {}
         if adversarial:
             self.disc = MultiScaleSTFTDiscriminator(DiscriminatorConfig(channels=codec.channels))
-            self.modules["disc"] = self.disc
-            self.optimizers["disc"] = torch.optim.AdamW(self.disc.parameters(), lr=disc_lr, betas=(0.5, 0.9))
+            self.aux_modules["disc"] = self.disc
+            self.aux_optimizers["disc"] = torch.optim.AdamW(
+                self.disc.parameters(), lr=disc_lr, betas=(0.5, 0.9)
+            )
+        self.gen = torch.Generator().manual_seed(seed * 1_000_003 + rank)
+        self.exported_id: str | None = None
 
-    def batch(self, gen: torch.Generator) -> Tensor:
-        """(B, C, crop) float32 in [-1, 1]; clips shorter than the crop are zero-padded; random gain."""
-        crops = []
-        for _ in range(self.batch_size):
+    def checkpoint_keys(self) -> set[str] | None:
+        return None
+
+    def generators(self) -> dict[str, torch.Generator]:
+        return {"data": self.gen}
+
+    def data_state(self) -> dict[str, Any]:
+        return {}
+
+    def load_data_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    def crops(self, n: int) -> Tensor:
+        """(n, C, crop) float32 in [-1, 1]; clips shorter than the crop are zero-padded; random gain."""
+        gen, out = self.gen, []
+        for _ in range(n):
             for _attempt in range(8):  # prefer crops with sound: silent ones teach little (and SC is 0/0)
                 a = self.train[int(torch.randint(len(self.train), (1,), generator=gen))]
-                n = a.shape[-1]
-                s = int(torch.randint(max(1, n - self.crop + 1), (1,), generator=gen))
+                s = int(torch.randint(max(1, a.shape[-1] - self.crop + 1), (1,), generator=gen))
                 c = a[:, s : s + self.crop]
                 if float(c.pow(2).mean()) > 1e-6:
                     break
             c = torch.nn.functional.pad(c, (0, self.crop - c.shape[-1]))
             gain = 10 ** (float(torch.empty(()).uniform_(-6, 0, generator=gen)) / 20)  # -6..0 dB
-            crops.append(c * gain)
-        return torch.stack(crops)
+            out.append(c * gain)
+        return torch.stack(out)
 
-    def train_step(self, x: Tensor, step: int) -> dict[str, Tensor]:
-        codec, opt = self.codec, self.optimizers["codec"]
-        recon = codec.decode_raw(codec.encode_raw(x))[..., : x.shape[-1]]
-        loss, logs = audio_reconstruction_loss(recon, x, codec.sample_rate, self.weights)
-        use_disc = self.adversarial and step >= self.disc_start
-        if use_disc:
-            d_opt = self.optimizers["disc"]
+    def next_batches(self, ctx: Any, grad_accum: int) -> list[Tensor]:
+        n = micro_batch_size(self.batch_size, ctx.world_size, grad_accum)
+        return [self.crops(n).to(ctx.device) for _ in range(grad_accum)]
+
+    def loss(self, model: nn.Module, x: Tensor, step: int) -> tuple[Tensor, dict[str, Tensor]]:
+        recon = model(x)
+        loss, logs = audio_reconstruction_loss(recon, x, self.model.codec.sample_rate, self.weights)
+        if self.adversarial and step >= self.disc_start:
+            d_opt = self.aux_optimizers["disc"]
             d_loss = discriminator_loss(self.disc(x), self.disc(recon.detach()))
-            d_opt.zero_grad(set_to_none=True)
+            d_opt.zero_grad(set_to_none=True)  # also clears what the last generator loss left in D
             d_loss.backward()
             d_opt.step()
             real, fake = self.disc(x), self.disc(recon)
             adv, fm = generator_adversarial_loss(fake), feature_matching_loss(real, fake)
             loss = loss + self.weights.adversarial * adv + self.weights.feature_matching * fm
             logs.update(d_loss=d_loss.detach(), adv=adv.detach(), fm=fm.detach())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], self.grad_clip)
-        opt.step()
-        return {"loss": loss.detach(), **logs}
+        return loss, logs
 
-    def evaluate(self, limit: int | None = None) -> dict[str, float]:
-        return evaluate_audio(self.codec, self.held_out[:limit])
+    def fresh_model(self) -> nn.Module:
+        from avgen.codecs.audio import EncodecCodec
+
+        return AudioAutoencoder(EncodecCodec(self.model.codec.config))
+
+    def evaluate(self, model: nn.Module, step: int, out: Path) -> dict[str, float]:
+        return evaluate_audio(model.codec, self.held_out[: self.eval_clips])
 
     @torch.no_grad()
-    def fit_stats(self, limit: int = 64) -> None:
-        """Latent mean/std from the training clips, then RVQ codebooks by k-means on their frames."""
-        self.codec.eval()
-        raws = [self.codec.encode_raw(a[None]) for a in self.train[:limit]]
-        self.codec.stats.fit(raws)
+    def export(self, model: nn.Module, folder: Path) -> None:
+        """Latent mean/std from training clips, RVQ codebooks by k-means on their frames; ``folder/codec``."""
+        codec = model.codec.eval()
+        raws = [codec.encode_raw(a[None]) for a in self.train[: self.stats_clips]]
+        codec.stats.fit(raws)
         frames = torch.cat([rearrange(r, "b d l -> (b l) d") for r in raws])
-        if frames.shape[0] >= self.codec.config.codebook_size:
-            g = torch.Generator().manual_seed(0)  # not the global RNG: checkpointing must not change training
-            pick = torch.randperm(frames.shape[0], generator=g)[: 16 * self.codec.config.codebook_size]
-            self.codec.fit_codebooks(frames[pick])
+        if frames.shape[0] >= codec.config.codebook_size:
+            g = torch.Generator().manual_seed(0)  # not the global RNG: exporting must not change training
+            pick = torch.randperm(frames.shape[0], generator=g)[: 16 * codec.config.codebook_size]
+            codec.fit_codebooks(frames[pick])
+        codec.save_pretrained(folder / "codec")
+        self.exported_id = codec.codec_id

@@ -1,35 +1,34 @@
-"""Codec training entry point: one readable loop with progress bar, JSONL log, checkpoints and resume.
+"""Codec training: ``CodecTrainConfig`` (the flat config of ``avgen codec train``) run by the generic loop.
 
+The loop, checkpoints and resume live in ``avgen.train``; the per-step work in ``avgen.codecs.tasks``.
 Run folder layout (``out``)::
 
     config.json            the resolved CodecTrainConfig
     log.jsonl              one line per log/eval step
-    checkpoints/step_N/    train_state.* (see train_state.py) and codec/ (a save_pretrained folder)
-    checkpoints/latest.json
+    checkpoints/step_N/    train_state.* (see avgen.train.checkpoint) and codec/ (a save_pretrained folder)
     codec/                 the final codec, latent stats fitted on the training clips
     metrics.json           held-out metrics of the final codec
 """
 
 from __future__ import annotations
 
-import json
-import math
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from avgen.atomic import write_json
 from avgen.codecs.audio import EncodecCodec, EncodecCodecConfig
-from avgen.codecs.base import atomic_write_json
 from avgen.codecs.losses import AudioLossWeights, VideoLossWeights
-from avgen.codecs.train_state import latest_checkpoint, load_training_state, save_training_state
+from avgen.codecs.tasks import AudioTask, VideoTask
 from avgen.codecs.video_vae import CausalVideoVAE, VideoVAEConfig
 from avgen.config import from_dict, to_dict
-from avgen.errors import CheckpointError, ConfigError
+from avgen.errors import ConfigError
+from avgen.train import loop as train_loop
+from avgen.train.distributed import DistContext
 
 
 @dataclass(frozen=True)
@@ -74,26 +73,27 @@ class CodecTrainConfig:
         if self.crop_seconds <= 0 or self.crop_frames < 1 or self.crop_size < 1:
             raise ConfigError("CodecTrainConfig: crop_seconds, crop_frames and crop_size must be positive")
 
-
-class Task(Protocol):
-    modules: dict[str, nn.Module]
-    optimizers: dict[str, torch.optim.Optimizer]
-
-    def batch(self, gen: torch.Generator) -> Tensor: ...
-
-    def train_step(self, x: Tensor, step: int) -> dict[str, Tensor]: ...
-
-    def evaluate(self, limit: int | None = None) -> dict[str, float]: ...
-
-    def fit_stats(self, limit: int = 64) -> None: ...
+    def loop_config(self) -> train_loop.LoopConfig:
+        """The generic loop's settings of this run."""
+        return train_loop.LoopConfig(
+            steps=self.steps,
+            lr=self.lr,
+            min_lr_ratio=self.min_lr_ratio,
+            warmup=self.warmup,
+            betas=self.betas,
+            grad_clip=self.grad_clip,
+            log_every=self.log_every,
+            eval_every=self.eval_every,
+            ckpt_every=self.ckpt_every,
+            keep_checkpoints=self.keep_checkpoints,
+            seed=self.seed,
+            num_threads=self.num_threads,
+        )
 
 
 def lr_at(step: int, cfg: CodecTrainConfig) -> float:
-    """Linear warmup then cosine decay to ``lr * min_lr_ratio`` at ``steps``."""
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
-    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+    """Learning rate at optimizer step ``step``: linear warmup then cosine to ``lr * min_lr_ratio``."""
+    return cfg.lr * train_loop.lr_factor(step, cfg.loop_config())
 
 
 def build_codec(cfg: CodecTrainConfig) -> EncodecCodec | CausalVideoVAE:
@@ -101,11 +101,17 @@ def build_codec(cfg: CodecTrainConfig) -> EncodecCodec | CausalVideoVAE:
     return EncodecCodec(cfg.audio) if cfg.kind == "audio" else CausalVideoVAE(cfg.video)
 
 
-def build_task(cfg: CodecTrainConfig, codec: nn.Module, train: list[Tensor], held_out: list[Tensor]) -> Task:
+def build_task(
+    cfg: CodecTrainConfig, codec: nn.Module, train: list[Tensor], held_out: list[Tensor], rank: int = 0
+) -> AudioTask | VideoTask:
     """The audio or video task over in-memory clips (uint8 (3, T, H, W) video / float (C, N) audio)."""
-    from avgen.codecs.tasks import AudioTask, VideoTask
-
-    common = {"batch_size": cfg.batch_size, "lr": cfg.lr, "betas": cfg.betas, "grad_clip": cfg.grad_clip}
+    common = {
+        "batch_size": cfg.batch_size,
+        "eval_clips": cfg.eval_clips,
+        "stats_clips": cfg.stats_clips,
+        "seed": cfg.seed,
+        "rank": rank,
+    }
     if cfg.kind == "video":
         assert isinstance(codec, CausalVideoVAE)
         return VideoTask(
@@ -131,11 +137,6 @@ def build_task(cfg: CodecTrainConfig, codec: nn.Module, train: list[Tensor], hel
     )
 
 
-def _log(out: Path, record: dict[str, Any]) -> None:
-    with open(out / "log.jsonl", "a") as f:  # append-only log; a torn last line is harmless
-        f.write(json.dumps(record) + "\n")
-
-
 def train_codec(
     cfg: CodecTrainConfig,
     train: list[Tensor],
@@ -144,82 +145,40 @@ def train_codec(
     *,
     resume: bool = False,
     progress: bool = True,
+    ctx: DistContext | None = None,
+    strategy: str = "ddp",
+    loop: train_loop.LoopConfig | None = None,
 ) -> dict[str, Any]:
-    """Train a codec on in-memory clips; returns the final held-out metrics (also in out/metrics.json).
+    """Train a codec on in-memory clips with the generic loop; returns the final held-out metrics.
 
-    ``resume``: continue from ``out/checkpoints/latest.json`` (same config required, ``steps`` may grow).
+    ``resume``: continue from the newest complete checkpoint (same model config required, ``steps`` may
+    grow). Every checkpoint holds a loadable ``codec/`` folder; the final codec is ``out/codec``.
+    ``loop`` replaces the loop settings derived from ``cfg`` (recipes set EMA, accumulation, precision).
     """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    if cfg.num_threads > 0:
-        torch.set_num_threads(cfg.num_threads)
-    saved_cfg = out / "config.json"
-    if resume and saved_cfg.is_file():
-        before = json.loads(saved_cfg.read_text())
-        now = to_dict(cfg)
-        model_key = cfg.kind
-        if before.get(model_key) != now[model_key] or before.get("kind") != now["kind"]:
-            raise CheckpointError(f"{saved_cfg}: --resume with a different model config; use the saved one")
-    atomic_write_json(saved_cfg, to_dict(cfg))
-
-    codec = build_codec(cfg)
-    task = build_task(cfg, codec, train, held_out)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    step = 0
-    if resume:
-        ckpt = latest_checkpoint(out)
-        if ckpt is not None:
-            step, _ = load_training_state(ckpt, task.modules, task.optimizers, {"data": gen})
-    elif latest_checkpoint(out) is not None:
-        raise CheckpointError(f"{out}: already holds a run; pass --resume to continue it or pick a new --out")
-
-    def write_codec(folder: Path) -> None:
-        task.fit_stats(cfg.stats_clips)
-        codec.train()
-        codec.save_pretrained(folder / "codec")
-
-    from tqdm import tqdm
-
-    bar = tqdm(
-        total=cfg.steps, initial=step, disable=not progress, dynamic_ncols=True, desc=f"{cfg.kind} codec"
+    ctx = ctx or DistContext()
+    if cfg.adversarial and ctx.world_size > 1:
+        raise ConfigError("adversarial codec training runs on one process (the discriminator is not synced)")
+    task = build_task(cfg, build_codec(cfg), train, held_out, rank=ctx.rank)
+    result = train_loop.train(
+        task,
+        loop or cfg.loop_config(),
+        out,
+        ctx=ctx,
+        strategy=strategy,
+        resume=resume,
+        progress=progress,
+        run_config=to_dict(cfg),
+        must_match=("kind", cfg.kind),
+        export_in_checkpoints=True,
     )
-    codec.train()
-    t0, sums, count = time.perf_counter(), {}, 0
-    while step < cfg.steps:
-        for opt in task.optimizers.values():
-            for group in opt.param_groups:
-                group["lr"] = lr_at(step, cfg)
-        logs = task.train_step(task.batch(gen), step)
-        for k, v in logs.items():
-            sums[k] = sums.get(k, 0.0) + float(v)  # note: a CPU-GPU sync point, fine at codec scale
-        count += 1
-        step += 1
-        bar.update(1)
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            record = {"step": step, "lr": lr_at(step - 1, cfg), **{k: v / count for k, v in sums.items()}}
-            record["sec_per_step"] = (time.perf_counter() - t0) / count
-            bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k in ("loss", "psnr", "mel", "l1")})
-            _log(out, record)
-            t0, sums, count = time.perf_counter(), {}, 0
-        if step % cfg.eval_every == 0 and step < cfg.steps:
-            _log(out, {"step": step, "eval": task.evaluate(cfg.eval_clips)})
-        if step % cfg.ckpt_every == 0 or step == cfg.steps:
-            save_training_state(
-                out,
-                step,
-                task.modules,
-                task.optimizers,
-                {"data": gen},
-                keep=cfg.keep_checkpoints,
-                write_extra_files=write_codec,
-            )
-            t0 = time.perf_counter()
-    bar.close()
-    task.fit_stats(cfg.stats_clips)
-    codec.save_pretrained(out / "codec")
-    metrics = {"step": step, "held_out": task.evaluate(None), "codec_id": codec.codec_id}
-    _log(out, {"step": step, "final": metrics["held_out"]})
-    atomic_write_json(out / "metrics.json", metrics)
+    metrics = {
+        "step": result["step"],
+        "status": result["status"],
+        "held_out": result["final"],
+        "codec_id": task.exported_id,
+    }
+    if ctx.is_main and result["status"] == "done":
+        write_json(Path(out) / "metrics.json", metrics)
     return metrics
 
 

@@ -1,0 +1,344 @@
+"""The joint-model task: packed audio-video latents -> rectified-flow loss, for ``avgen.train.loop``.
+
+Per step: a global batch from one bucket (BucketBatchSampler over the whole set, identical on every
+rank) is cut into ``world_size x grad_accum`` micro-batches; each is packed with its bucket's
+``ClipGeometry`` times (exactly what ``AVPipeline`` uses), captions are dropped to "" with probability
+``caption_dropout`` (the unconditional branch of guidance), and the loss is ``flow_loss``. Each sample's
+timesteps, noise and dropout come from a generator seeded by (seed, step, its slot in the global batch),
+and the loss is the mean of per-sample losses, so the loss and its gradient do not depend on how the
+global batch is split over processes and accumulation steps. Text states are computed once per caption
+(the encoder is frozen) and kept in memory.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from avgen.diffusion.flow import FlowConfig, flow_loss, interpolate, sample_timesteps
+from avgen.errors import AVGenError, ConfigError
+from avgen.model.text import TextStates
+from avgen.train.latents import JointDataConfig, LatentSet, load_latents
+from avgen.train.lora import LoRAConfig, adapter_keys, apply_lora, save_adapters, strip_lora
+
+
+@dataclass(frozen=True)
+class JointModelConfig:
+    """What is trained. ``init_from``: a pipeline folder to fine-tune (its DiT, codecs and text encoder;
+    the other fields then only matter where noted). Otherwise a new DiT of ``preset`` (+ ``dit`` field
+    overrides) over the codec folders ``video_codec`` / ``audio_codec`` and ``text_encoder`` (None: the
+    offline MiniLM; a local folder). "tiny" for a codec or the text encoder builds a small random one in
+    process (tests and smoke runs)."""
+
+    init_from: str | None = None
+    preset: str = "default"
+    dit: dict[str, Any] = field(default_factory=dict)
+    video_codec: str | None = None
+    audio_codec: str | None = None
+    text_encoder: str | None = None
+    text_max_length: int = 77
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        from avgen.model.dit import dit_config
+
+        dit_config(self.preset, **self.dit)  # an unknown preset or DiT field fails here, by name
+        if self.init_from is None and not (self.video_codec and self.audio_codec):
+            raise ConfigError(
+                "joint.model: give init_from (a pipeline folder) or both video_codec and audio_codec "
+                "(codec folders from `avgen train configs/tiny_video_vae.yaml` / tiny_audio_codec.yaml)"
+            )
+
+
+@dataclass(frozen=True)
+class JointConfig:
+    """The joint task. batch_size is global (all processes and accumulation steps together).
+    pipeline: PipelineConfig overrides for the exported pipeline (steps, sampler, guidance scales)."""
+
+    model: JointModelConfig = field(
+        default_factory=lambda: JointModelConfig(video_codec="tiny", audio_codec="tiny")
+    )
+    data: JointDataConfig = field(default_factory=JointDataConfig)
+    flow: FlowConfig = field(default_factory=FlowConfig)
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
+    batch_size: int = 8
+    caption_dropout: float = 0.1
+    val_batches: int = 4
+    eval_samples: int = 0
+    pipeline: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.val_batches < 0 or self.eval_samples < 0:
+            raise ConfigError("joint: batch_size must be >= 1, val_batches and eval_samples >= 0")
+        if not 0 <= self.caption_dropout <= 1:
+            raise ConfigError(f"joint.caption_dropout must be in [0, 1], got {self.caption_dropout}")
+        from avgen.config import from_dict
+        from avgen.pipeline import PipelineConfig
+
+        from_dict(PipelineConfig, dict(self.pipeline), where="joint.pipeline")
+
+
+def _codec(spec: str, kind: str, seed: int) -> Any:
+    if spec == "tiny":
+        from avgen.codecs.tiny import tiny_audio_codec, tiny_video_vae
+
+        return tiny_video_vae(seed) if kind == "video" else tiny_audio_codec(seed)
+    from avgen.codecs import load_codec
+
+    return load_codec(spec)
+
+
+def build_parts(cfg: JointConfig) -> tuple[nn.Module, Any, Any, Any, Any]:
+    """(dit, video codec, audio codec, text encoder, PipelineConfig) of the run, codecs/text frozen."""
+    from avgen.config import from_dict, to_dict
+    from avgen.model.dit import JointDiT, dit_config
+    from avgen.model.text import TextEncoder, TextEncoderConfig, tiny_text_encoder
+    from avgen.pipeline import AVPipeline, PipelineConfig
+    from avgen.tokens import TokenSpec
+
+    m = cfg.model
+    if m.init_from is not None:
+        pipe = AVPipeline.from_pretrained(m.init_from)
+        dit, vc, ac, te, base = pipe.dit, pipe.video_codec, pipe.audio_codec, pipe.text_encoder, pipe.config
+        dit.train().requires_grad_(True)
+    else:
+        vc, ac = _codec(m.video_codec, "video", m.seed), _codec(m.audio_codec, "audio", m.seed)
+        if m.text_encoder == "tiny":
+            te = tiny_text_encoder(max_length=m.text_max_length, seed=m.seed)
+        else:
+            te = TextEncoder.from_config(TextEncoderConfig(path=m.text_encoder, max_length=m.text_max_length))
+        spec = TokenSpec(video_channels=vc.latent_channels, audio_channels=ac.latent_channels)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(m.seed)
+            dit = JointDiT(dit_config(m.preset, tokens=spec, text_dim=te.dim, **m.dit))
+        text_path = m.text_encoder if m.text_encoder not in (None, "tiny") else None
+        base = PipelineConfig(
+            name=f"avgen-{m.preset}",
+            fps=cfg.data.fps,
+            height=cfg.data.size[0],
+            width=cfg.data.size[1],
+            duration=cfg.data.duration,
+            text=TextEncoderConfig(path=text_path, max_length=m.text_max_length),
+        )
+    for part in (vc, ac, te):
+        part.eval().requires_grad_(False)
+    pcfg = from_dict(PipelineConfig, {**to_dict(base), **cfg.pipeline}, where="joint.pipeline")
+    return dit, vc, ac, te, pcfg
+
+
+class JointTask:
+    """See the module docstring; ``avgen.train.loop.Task`` is the protocol."""
+
+    name = "joint"
+
+    def __init__(
+        self, cfg: JointConfig, *, seed: int = 0, device: torch.device | None = None, progress: bool = False
+    ) -> None:
+        from avgen.data.buckets import BucketBatchSampler
+
+        self.cfg, self.seed = cfg, seed
+        self.device = device or torch.device("cpu")
+        self.model, self.video_codec, self.audio_codec, self.text_encoder, self.pipeline_config = build_parts(
+            cfg
+        )
+        if cfg.lora.rank:
+            apply_lora(self.model, cfg.lora)
+        self.aux_modules: dict[str, nn.Module] = {}
+        self.aux_optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.samples_per_step = cfg.batch_size
+        self.train_set = load_latents(cfg.data, self.video_codec, self.audio_codec, progress=progress)
+        self.val_set = load_latents(
+            cfg.data, self.video_codec, self.audio_codec, validation=True, progress=progress
+        )
+        self.sampler = BucketBatchSampler(self.train_set.buckets, cfg.batch_size, seed=seed, drop_last=True)
+        if len(self.sampler) == 0:
+            raise ConfigError(
+                f"joint.batch_size {cfg.batch_size} is larger than every bucket of the {len(self.train_set)} "
+                "training clips; lower it or add data"
+            )
+        captions = {*self.train_set.captions, *(self.val_set.captions if self.val_set else []), ""}
+        self.text = self._encode_captions(sorted(captions))
+        self.epoch, self.index, self._epoch_batches = 0, 0, None
+
+    # --- text ---------------------------------------------------------------------------------------
+    def _encode_captions(self, captions: list[str], chunk: int = 64) -> dict[str, tuple[Tensor, Tensor]]:
+        """caption -> (states (Lt, D), mask (Lt,)) trimmed to its real tokens; computed once."""
+        out = {}
+        for s in range(0, len(captions), chunk):
+            part = captions[s : s + chunk]
+            enc = self.text_encoder(part)
+            for i, c in enumerate(part):
+                n = int(enc.mask[i].sum())
+                out[c] = (enc.states[i, :n].cpu(), enc.mask[i, :n].cpu())
+        return out
+
+    def _text(self, captions: list[str]) -> TextStates:
+        return TextStates.cat([TextStates(self.text[c][0][None], self.text[c][1][None]) for c in captions])
+
+    # --- data ---------------------------------------------------------------------------------------
+    def data_state(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "index": self.index}
+
+    def load_data_state(self, state: dict[str, Any]) -> None:
+        self.epoch, self.index, self._epoch_batches = (
+            int(state.get("epoch", 0)),
+            int(state.get("index", 0)),
+            None,
+        )
+
+    def generators(self) -> dict[str, torch.Generator]:
+        return {}  # every random draw is seeded by (seed, step, slot): nothing to carry over
+
+    def _next_global_batch(self) -> list[int]:
+        if self._epoch_batches is None:
+            self.sampler.set_epoch(self.epoch)
+            self._epoch_batches = list(self.sampler)
+        if self.index >= len(self._epoch_batches):
+            self.epoch, self.index = self.epoch + 1, 0
+            self.sampler.set_epoch(self.epoch)
+            self._epoch_batches = list(self.sampler)
+        batch = self._epoch_batches[self.index]
+        self.index += 1
+        return batch
+
+    def next_batches(self, ctx: Any, grad_accum: int) -> list[dict[str, Any]]:
+        from avgen.codecs.tasks import micro_batch_size
+
+        indices = self._next_global_batch()
+        n = micro_batch_size(len(indices), ctx.world_size, grad_accum)
+        out = []
+        for m in range(grad_accum):
+            first = (ctx.rank * grad_accum + m) * n
+            out.append({"indices": indices[first : first + n], "slots": list(range(first, first + n))})
+        return out
+
+    # --- loss ---------------------------------------------------------------------------------------
+    def _sample_seed(self, step: int, slot: int) -> int:
+        return (self.seed * 1_000_003 + step) * 1_000_033 + slot
+
+    def batch_loss(
+        self, model: nn.Module, data: LatentSet, indices: list[int], seeds: list[int], dropout: float
+    ) -> tuple[Tensor, dict[str, Tensor | float]]:
+        """Mean per-sample flow loss of ``data`` items ``indices``; sample i draws from ``seeds[i]``."""
+        from avgen.tokens import pack
+
+        buckets = {data.buckets[i] for i in indices}
+        if len(buckets) != 1:
+            raise ConfigError(f"a batch must come from one bucket, got {sorted(buckets)}")
+        geom = data.geometries[buckets.pop()]
+        video = torch.stack([data.video[i] for i in indices]).to(self.device)  # (B, Dv, T', H', W')
+        audio = torch.stack([data.audio[i] for i in indices]).to(self.device)  # (B, Da, L)
+        packed = pack(self.model.config.tokens, video, audio, geom.video_times(), geom.audio_times())
+        fmask = packed.layout.feature_mask(self.device)  # (L, F)
+        ts, noises, captions = [], [], []
+        for i, s in zip(indices, seeds):
+            g = torch.Generator().manual_seed(s)
+            drop = bool(torch.rand((), generator=g) < dropout)
+            captions.append("" if drop else data.captions[i])
+            ts.append(sample_timesteps(self.cfg.flow, packed.modality.cpu(), 1, g))  # (1, L)
+            noises.append(torch.randn((1, *packed.tokens.shape[1:]), generator=g))  # (1, L, F)
+        t = torch.cat(ts).to(self.device)  # (B, L)
+        noise = torch.cat(noises).to(self.device) * fmask  # (B, L, F)
+        x0 = packed.tokens
+        text = self._text(captions).to(self.device)
+        pred = model(interpolate(x0, noise, t), t, packed.positions, packed.modality, text.states, text.mask)
+        parts = [
+            flow_loss(
+                pred[b : b + 1],
+                x0[b : b + 1],
+                noise[b : b + 1],
+                t[b : b + 1],
+                packed.modality,
+                fmask,
+                self.cfg.flow,
+            )
+            for b in range(len(indices))
+        ]
+        loss = torch.stack([p.total for p in parts]).mean()
+        logs = {
+            "video_mse": torch.stack([p.video for p in parts]).mean(),
+            "audio_mse": torch.stack([p.audio for p in parts]).mean(),
+            "tokens": float(x0.shape[0] * x0.shape[1]),
+        }
+        return loss, logs
+
+    def loss(
+        self, model: nn.Module, batch: dict[str, Any], step: int
+    ) -> tuple[Tensor, dict[str, Tensor | float]]:
+        seeds = [self._sample_seed(step, s) for s in batch["slots"]]
+        return self.batch_loss(model, self.train_set, batch["indices"], seeds, self.cfg.caption_dropout)
+
+    # --- checkpoints, export, evaluation ------------------------------------------------------------
+    def checkpoint_keys(self) -> set[str] | None:
+        return adapter_keys(self.model) if self.cfg.lora.rank else None
+
+    def fresh_model(self) -> nn.Module:
+        from avgen.model.dit import JointDiT
+
+        model = JointDiT(self.model.config)
+        if self.cfg.lora.rank:
+            apply_lora(model, self.cfg.lora)
+        return model
+
+    def pipeline(self, model: nn.Module) -> Any:
+        """An AVPipeline around ``model`` (LoRA merged into a copy) with the run's codecs and text encoder."""
+        from avgen.pipeline import AVPipeline
+
+        dit = strip_lora(copy.deepcopy(model)) if self.cfg.lora.rank else model
+        return AVPipeline(
+            dit.to(self.device), self.video_codec, self.audio_codec, self.text_encoder, self.pipeline_config
+        )
+
+    def export(self, model: nn.Module, folder: Path) -> None:
+        """``folder/pipeline`` (a save_pretrained folder, LoRA merged) and ``folder/lora`` when LoRA is on."""
+        if self.cfg.lora.rank:
+            save_adapters(model, self.cfg.lora, folder / "lora")
+        self.pipeline(model).save_pretrained(folder / "pipeline", overwrite=True)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, step: int, out: Path) -> dict[str, Any]:
+        """Validation loss on fixed noise (no caption dropout), and ``eval_samples`` clips as MP4 with
+        their sync metrics under ``out/samples/step_N/``."""
+        metrics: dict[str, Any] = {}
+        val = self.val_set
+        if val is not None and self.cfg.val_batches:
+            model = model.to(self.device).eval()
+            losses, bs = [], self.cfg.batch_size
+            by_bucket: dict[str, list[int]] = {}
+            for i, b in enumerate(val.buckets):
+                by_bucket.setdefault(b, []).append(i)
+            chunks = [idx[s : s + bs] for idx in by_bucket.values() for s in range(0, len(idx), bs)]
+            for chunk in chunks[: self.cfg.val_batches]:
+                loss, _ = self.batch_loss(model, val, chunk, [self._sample_seed(-1, i) for i in chunk], 0.0)
+                losses.append(float(loss) * len(chunk))
+            metrics["val_loss"] = sum(losses) / max(1, sum(len(c) for c in chunks[: self.cfg.val_batches]))
+        if self.cfg.eval_samples and val is not None:
+            metrics["samples"] = self._write_samples(model, step, out)
+        return metrics
+
+    def _write_samples(self, model: nn.Module, step: int, out: Path) -> list[dict[str, Any]]:
+        from avgen.io import write_av
+        from avgen.metrics.evaluate import evaluate_clip
+
+        pipe = self.pipeline(model)
+        folder = out / "samples" / f"step_{step:08d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        records = []
+        for i, caption in enumerate(self.val_set.captions[: self.cfg.eval_samples]):
+            clip = pipe(caption, seed=i, progress=False)
+            path = write_av(folder / f"{i:02d}.mp4", clip, overwrite=True)
+            record: dict[str, Any] = {"file": str(path), "caption": caption}
+            try:
+                record |= evaluate_clip(clip.video, float(clip.fps), clip.audio, clip.sample_rate).to_dict()
+            except (
+                ImportError,
+                AVGenError,
+            ) as e:  # a missing optional metric dependency must not stop training
+                record["metrics_error"] = f"{type(e).__name__}: {e}"
+            records.append(record)
+        return records

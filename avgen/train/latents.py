@@ -1,0 +1,275 @@
+"""Training latents for the joint model: clips -> ClipGeometry -> (video, audio) latents, encoded once.
+
+Two sources: ``synth`` (avgen-synth samples made in-process by seed) and ``folder`` (a folder of videos
+with captions, through FolderDataset + the latent cache). Either way each item is normalised video
+latents ``(Dv, T', H', W')``, audio latents ``(Da, L)``, a caption and a bucket; every item of one bucket
+shares one ``ClipGeometry`` (the same one ``AVPipeline.geometry`` gives), so its latent times are exactly
+what generation uses. Frames are padded to the codec's grid the way the pipeline pads a given video.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from avgen.errors import ConfigError
+from avgen.geometry import ClipGeometry
+
+SOURCES = ("synth", "folder")
+
+
+@dataclass(frozen=True)
+class JointDataConfig:
+    """Where the joint model's clips come from.
+
+    source: "synth" (``n`` samples of avgen-synth ``split``, one ``size`` and ``duration``) or "folder"
+        (every fixed window of ``duration`` s under ``root``, resized to ``size``; captions from its
+        captions.jsonl). ``val_n`` synth samples of the "val" split (or ``val_root`` for folders) give
+        the validation loss. ``cache_dir``: where encoded latents are kept between runs (None: re-encode).
+    families: avgen-synth family weights (None: its defaults).
+    """
+
+    source: str = "synth"
+    root: str | None = None
+    val_root: str | None = None
+    n: int = 512
+    val_n: int = 16
+    split: str = "train"
+    size: tuple[int, int] = (64, 64)
+    duration: float = 2.0
+    fps: int | str = 24
+    families: dict[str, float] | None = None
+    cache_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ConfigError(f"data.source must be one of {SOURCES}, got {self.source!r}")
+        if self.source == "folder" and not self.root:
+            raise ConfigError("data.root: a folder of videos is needed when data.source is 'folder'")
+        if self.n < 1 or self.val_n < 0:
+            raise ConfigError(f"data: need n >= 1 and val_n >= 0, got {self.n}, {self.val_n}")
+        if len(self.size) != 2 or min(self.size) < 8 or not self.duration > 0:
+            raise ConfigError(f"data: size must be (height, width) >= 8 and duration > 0, got {self.size}")
+
+
+@dataclass
+class LatentSet:
+    """Encoded clips: ``video[i] (Dv, T', H', W')``, ``audio[i] (Da, L)`` float32, ``captions[i]``,
+    ``buckets[i]`` (a key of ``geometries``)."""
+
+    video: list[Tensor]
+    audio: list[Tensor]
+    captions: list[str]
+    buckets: list[str]
+    geometries: dict[str, ClipGeometry]
+
+    def __len__(self) -> int:
+        return len(self.captions)
+
+
+def geometry_for(
+    video_codec: Any, audio_codec: Any, num_frames: int, fps: Any, height: int, width: int
+) -> ClipGeometry:
+    return ClipGeometry(
+        num_frames=num_frames,
+        fps=fps,
+        height=height,
+        width=width,
+        sample_rate=audio_codec.sample_rate,
+        temporal_downsample=video_codec.temporal_downsample,
+        spatial_downsample=video_codec.spatial_downsample,
+        hop_length=audio_codec.hop_length,
+    )
+
+
+def bucket_key(geom: ClipGeometry) -> str:
+    return f"{geom.num_frames}@{geom.fps}:{geom.height}x{geom.width}"
+
+
+def pad_to_grid(x: Tensor, geom: ClipGeometry) -> Tensor:
+    """``x (B, 3, T, H, W)`` -> ``(B, 3, vae_frames, *vae_size)`` by repeating the last frame / row / column,
+    as the pipeline pads a given video."""
+    h, w = geom.vae_size
+    pad = (0, w - x.shape[-1], 0, h - x.shape[-2], 0, geom.vae_frames - x.shape[-3])
+    return torch.nn.functional.pad(x, pad, mode="replicate") if any(pad) else x
+
+
+@torch.no_grad()
+def encode_clip(
+    frames: np.ndarray, wav: Tensor, geom: ClipGeometry, video_codec: Any, audio_codec: Any
+) -> tuple[Tensor, Tensor]:
+    """uint8 ``frames (T, H, W, 3)`` at ``geom.fps`` and mono ``wav (1, N)`` in [-1, 1] at the codec rate ->
+    latents ``(Dv, T', H', W')`` and ``(Da, L)`` with T', L as ``geom`` says."""
+    from avgen.dsp import fit_length
+    from avgen.pipeline import from_pixels
+
+    v = video_codec.encode(pad_to_grid(from_pixels(frames), geom))[0]
+    a = audio_codec.encode(fit_length(wav.float(), geom.num_samples)[None])[0]
+    if tuple(v.shape[1:]) != geom.video_latent_shape or a.shape[-1] != geom.audio_latent_length:
+        raise ConfigError(
+            f"codec latents {tuple(v.shape)} / {tuple(a.shape)} disagree with the clip geometry "
+            f"{geom.video_latent_shape} / {geom.audio_latent_length}; the codecs do not match their configs"
+        )
+    return v, a
+
+
+def _codec_ids(video_codec: Any, audio_codec: Any) -> dict[str, str]:
+    return {"video": video_codec.codec_id, "audio": audio_codec.codec_id}
+
+
+def _cache_file(cache_dir: str | None, what: dict[str, Any]) -> Path | None:
+    if cache_dir is None:
+        return None
+    digest = hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return Path(cache_dir) / f"latents-{digest}.safetensors"
+
+
+def _save_set(path: Path, s: LatentSet, what: dict[str, Any]) -> None:
+    from avgen.atomic import save_safetensors
+
+    tensors = {f"video/{i}": v for i, v in enumerate(s.video)} | {
+        f"audio/{i}": a for i, a in enumerate(s.audio)
+    }
+    meta = {"captions": s.captions, "buckets": s.buckets, "what": what}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_safetensors(tensors, path, metadata={"avgen": json.dumps(meta, default=str)})
+
+
+def _load_set(path: Path, geometries: dict[str, ClipGeometry]) -> LatentSet:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads(f.metadata()["avgen"])
+        n = len(meta["captions"])
+        video = [f.get_tensor(f"video/{i}") for i in range(n)]
+        audio = [f.get_tensor(f"audio/{i}") for i in range(n)]
+    return LatentSet(video, audio, meta["captions"], meta["buckets"], geometries)
+
+
+def synth_latents(
+    cfg: JointDataConfig, split: str, n: int, video_codec: Any, audio_codec: Any, progress: bool = False
+) -> LatentSet:
+    """``n`` avgen-synth samples of ``split`` (seeds 0..n-1) encoded; cached in ``cfg.cache_dir`` if set."""
+    from avgen.data.synth import SynthConfig, make_sample
+
+    synth_kwargs: dict[str, Any] = {
+        "sizes": (tuple(cfg.size),),
+        "fps": cfg.fps,
+        "sample_rate": audio_codec.sample_rate,
+        "durations": (cfg.duration,),
+    }
+    if cfg.families is not None:
+        synth_kwargs["families"] = dict(cfg.families)
+    synth = SynthConfig(**synth_kwargs)
+    geom = ClipGeometry.from_duration(
+        cfg.duration,
+        cfg.fps,
+        height=cfg.size[0],
+        width=cfg.size[1],
+        sample_rate=audio_codec.sample_rate,
+        temporal_downsample=video_codec.temporal_downsample,
+        spatial_downsample=video_codec.spatial_downsample,
+        hop_length=audio_codec.hop_length,
+    )
+    key = bucket_key(geom)
+    what = {
+        "source": "synth",
+        "synth": repr(synth),
+        "split": split,
+        "n": n,
+        "codecs": _codec_ids(video_codec, audio_codec),
+    }
+    cached = _cache_file(cfg.cache_dir, what)
+    if cached is not None and cached.is_file():
+        return _load_set(cached, {key: geom})
+    from tqdm import tqdm
+
+    out = LatentSet([], [], [], [], {key: geom})
+    for seed in tqdm(range(n), desc=f"encode synth {split}", disable=not progress, leave=False):
+        sample = make_sample(seed, split, synth)
+        clip = sample.clip
+        if clip.num_frames != geom.num_frames:
+            raise ConfigError(f"synth clip has {clip.num_frames} frames, geometry expects {geom.num_frames}")
+        wav = torch.from_numpy(np.ascontiguousarray(clip.audio)).float().mean(0, keepdim=True)
+        v, a = encode_clip(clip.video, wav, geom, video_codec, audio_codec)
+        out.video.append(v)
+        out.audio.append(a)
+        out.captions.append(sample.caption)
+        out.buckets.append(key)
+    if cached is not None:
+        _save_set(cached, out, what)
+    return out
+
+
+def folder_latents(
+    cfg: JointDataConfig, root: str, video_codec: Any, audio_codec: Any, progress: bool = False
+) -> LatentSet:
+    """Every fixed ``cfg.duration`` window under ``root`` (center-cropped to ``cfg.size``), via the latent
+    cache in ``cfg.cache_dir`` (default ``root/.avgen_latents``)."""
+    from avgen.data.cache import LatentCache, LatentDataset, precompute_latents
+    from avgen.data.folder import FolderConfig, FolderDataset
+
+    fcfg = FolderConfig(
+        fps=cfg.fps,
+        sample_rate=audio_codec.sample_rate,
+        channels=1,
+        resolutions=(tuple(cfg.size),),
+        durations=(cfg.duration,),
+        window="fixed",
+        crop="center",
+    )
+    dataset = FolderDataset(root, fcfg)
+    fps = Fraction(fcfg.fps_fraction)
+    geometries: dict[str, ClipGeometry] = {}
+    bucket_names: dict[tuple[int, int], str] = {}
+    for b in set(dataset.bucket_ids()):
+        shape = fcfg.bucket_shape(b)
+        geom = geometry_for(video_codec, audio_codec, shape["frames"], fps, shape["height"], shape["width"])
+        bucket_names[b] = bucket_key(geom)
+        geometries[bucket_names[b]] = geom
+
+    (geom,) = geometries.values()  # one size and one duration: one bucket
+
+    def encode_video(x: Tensor) -> Tensor:  # (1, 3, T, H, W) in [-1, 1] -> padded to the codec grid, encoded
+        return video_codec.encode(pad_to_grid(x, geom))
+
+    codecs = {"video": (encode_video, f"{video_codec.codec_id}+pipeline-pad"), "audio": audio_codec}
+    cache = LatentCache(cfg.cache_dir or Path(root) / ".avgen_latents", codecs)
+    precompute_latents(dataset, cache, progress=progress)
+    latents = LatentDataset(dataset, cache)
+    out = LatentSet([], [], [], [], geometries)
+    for i in range(len(latents)):
+        item = latents[i]
+        out.video.append(item["video_latent"].float())
+        out.audio.append(item["audio_latent"].float())
+        out.captions.append(item["caption"])
+        out.buckets.append(bucket_names[tuple(item["bucket"])])
+    return out
+
+
+def load_latents(
+    cfg: JointDataConfig,
+    video_codec: Any,
+    audio_codec: Any,
+    *,
+    validation: bool = False,
+    progress: bool = False,
+) -> LatentSet | None:
+    """The training (or validation) set of ``cfg``; None when no validation data is configured."""
+    if cfg.source == "synth":
+        if validation and cfg.val_n == 0:
+            return None
+        split, n = ("val", cfg.val_n) if validation else (cfg.split, cfg.n)
+        return synth_latents(cfg, split, n, video_codec, audio_codec, progress)
+    root = cfg.val_root if validation else cfg.root
+    if root is None:
+        return None
+    return folder_latents(cfg, root, video_codec, audio_codec, progress)
