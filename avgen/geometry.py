@@ -86,6 +86,17 @@ class ClipGeometry:
     def audio_latent_length(self) -> int:
         return -(-self.num_samples // self.hop_length)
 
+    def pad_video(self, x: Tensor) -> Tensor:
+        """``x (B, 3, T, H, W)`` -> ``(B, 3, vae_frames, *vae_size)`` by repeating the last frame, row and
+        column: what the causal VAE needs; generated frames are cropped back to (num_frames, H, W)."""
+        import torch.nn.functional as F
+
+        h, w = self.vae_size
+        pad = (0, w - x.shape[-1], 0, h - x.shape[-2], 0, self.vae_frames - x.shape[-3])
+        if min(pad) < 0:
+            raise ConfigError(f"video {tuple(x.shape)} is larger than the clip geometry {self}")
+        return F.pad(x, pad, mode="replicate") if any(pad) else x
+
     def video_times(self) -> Tensor:
         """(T',) seconds: latent k at frame k * temporal_downsample."""
         return latent_times(self.video_latent_shape[0], float(self.fps) / self.temporal_downsample)

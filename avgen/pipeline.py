@@ -72,14 +72,11 @@ def from_pixels(frames: np.ndarray) -> Tensor:
     return x.permute(3, 0, 1, 2)[None]
 
 
-def _fit_frames(frames: np.ndarray, src_fps: Fraction, geom: ClipGeometry) -> np.ndarray:
-    """Frames at ``geom.fps`` (nearest earlier source frame by time), padded to the VAE grid by edge repeat."""
+def frames_at(frames: np.ndarray, src_fps: Fraction, geom: ClipGeometry) -> np.ndarray:
+    """uint8 (T, H, W, 3) at ``src_fps`` -> ``geom.num_frames`` frames at ``geom.fps`` (the latest source
+    frame shown at each target frame's time; the last one repeats past the end)."""
     idx = np.minimum((np.arange(geom.num_frames) * src_fps / geom.fps).astype(np.int64), len(frames) - 1)
-    x = frames[idx]
-    h, w = geom.vae_size
-    return np.pad(
-        x, ((0, geom.vae_frames - len(x)), (0, h - x.shape[1]), (0, w - x.shape[2]), (0, 0)), mode="edge"
-    )
+    return frames[idx]
 
 
 def _is_packaged_encoder(encoder: Any) -> bool:
@@ -229,7 +226,7 @@ class AVPipeline:
 
     def _encode_video(self, clip: AVClip, geom: ClipGeometry, batch: int) -> Tensor:
         """The clip's frames at the clip's fps, padded to the VAE grid, as (B, D, T', H', W') latents."""
-        x = from_pixels(_fit_frames(clip.video, clip.fps, geom)).to(self.device)
+        x = geom.pad_video(from_pixels(frames_at(clip.video, clip.fps, geom))).to(self.device)
         return self.video_codec.encode(x).expand(batch, -1, -1, -1, -1)
 
     @torch.no_grad()

@@ -94,14 +94,6 @@ def bucket_key(geom: ClipGeometry) -> str:
     return f"{geom.num_frames}@{geom.fps}:{geom.height}x{geom.width}"
 
 
-def pad_to_grid(x: Tensor, geom: ClipGeometry) -> Tensor:
-    """``x (B, 3, T, H, W)`` -> ``(B, 3, vae_frames, *vae_size)`` by repeating the last frame / row / column,
-    as the pipeline pads a given video."""
-    h, w = geom.vae_size
-    pad = (0, w - x.shape[-1], 0, h - x.shape[-2], 0, geom.vae_frames - x.shape[-3])
-    return torch.nn.functional.pad(x, pad, mode="replicate") if any(pad) else x
-
-
 @torch.no_grad()
 def encode_clip(
     frames: np.ndarray, wav: Tensor, geom: ClipGeometry, video_codec: Any, audio_codec: Any
@@ -111,7 +103,7 @@ def encode_clip(
     from avgen.dsp import fit_length
     from avgen.pipeline import from_pixels
 
-    v = video_codec.encode(pad_to_grid(from_pixels(frames), geom))[0]
+    v = video_codec.encode(geom.pad_video(from_pixels(frames)))[0]
     a = audio_codec.encode(fit_length(wav.float(), geom.num_samples)[None])[0]
     if tuple(v.shape[1:]) != geom.video_latent_shape or a.shape[-1] != geom.audio_latent_length:
         raise ConfigError(
@@ -239,7 +231,7 @@ def folder_latents(
     (geom,) = geometries.values()  # one size and one duration: one bucket
 
     def encode_video(x: Tensor) -> Tensor:  # (1, 3, T, H, W) in [-1, 1] -> padded to the codec grid, encoded
-        return video_codec.encode(pad_to_grid(x, geom))
+        return video_codec.encode(geom.pad_video(x))
 
     codecs = {"video": (encode_video, f"{video_codec.codec_id}+pipeline-pad"), "audio": audio_codec}
     cache = LatentCache(cfg.cache_dir or Path(root) / ".avgen_latents", codecs)
