@@ -1,6 +1,9 @@
 """``avgen eval files DIR [--out DIR]``: score existing videos (any system's) for A/V sync.
 
 Writes ``report.json`` (per-clip scores and the mean over clips) and one PNG per clip into ``--out``.
+With ``--fad-weights`` / ``--fvd-weights`` (local files, never downloaded) and ``--reference DIR`` the
+summary also gets ``fad`` / ``fvd`` against the reference clips. ``avgen eval convert-weights SRC DST
+--network vggish|i3d`` checks published weights by name and rewrites them as safetensors.
 """
 
 from __future__ import annotations
@@ -72,8 +75,11 @@ def _synth_json(video: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) and "family" in data and "version" in data else None
 
 
-def score_file(path: Path, out: Path, *, png: bool) -> dict[str, Any]:
-    """Score one video file; a failure is recorded in the entry rather than raised."""
+def score_file(path: Path, out: Path, *, png: bool, scorer: Any = None) -> dict[str, Any]:
+    """Score one video file; a failure is recorded in the entry rather than raised.
+
+    ``scorer`` (a DistributionScorer) also embeds the clip for FAD / FVD.
+    """
     from avgen.io import read_av
     from avgen.metrics.evaluate import evaluate_clip
     from avgen.metrics.report import plot_clip
@@ -81,6 +87,8 @@ def score_file(path: Path, out: Path, *, png: bool) -> dict[str, Any]:
     entry: dict[str, Any] = {"file": str(path)}
     try:
         clip = read_av(path, streams="av")
+        if scorer is not None:
+            entry["distribution"] = scorer.add(clip)
         fps = float(clip.fps)
         evaluation = evaluate_clip(clip.video, fps, clip.audio, clip.sample_rate)
         entry["scores"] = evaluation.to_dict()
@@ -129,41 +137,111 @@ def read_prompts(path: Path) -> list[str]:
     return prompts
 
 
-def score_all(videos: list[Path], out: Path, *, png: bool, source: dict[str, Any]) -> dict[str, Any]:
-    """Score each video, print a line per clip, and write ``out/report.json``; returns the report."""
+def score_all(
+    videos: list[Path],
+    out: Path,
+    *,
+    png: bool,
+    source: dict[str, Any],
+    scorer: Any = None,
+    reference: list[Path] | None = None,
+) -> dict[str, Any]:
+    """Score each video, print a line per clip, and write ``out/report.json``; returns the report.
+
+    With a ``scorer`` (DistributionScorer) and the ``reference`` files, the summary also gets its metrics
+    (``fad`` / ``fvd``) and the report a ``distribution`` section with counts, KID and the reference files.
+    """
     from avgen.metrics.report import write_json
 
     start = time.perf_counter()
     clips = []
     for i, path in enumerate(videos, 1):
-        entry = score_file(path, out, png=png)
+        entry = score_file(path, out, png=png, scorer=scorer)
         clips.append(entry)
         status = entry.get("error") or (
             f"AV-Align {entry['scores']['av_align']}, offset {entry['scores']['offset']['lag_ms']} ms"
         )
         print(f"[{i}/{len(videos)}] {path.name}: {status}", file=sys.stderr)
     summary = summarize(clips)
+    definitions = {
+        "av_align": "TempoTokens AV-Align, current variant (flow peaks >= 0.1, each video peak used once)",
+        "av_align_legacy": "older AV-Align copies (no 0.1 threshold, video peaks reusable; may exceed 1)",
+        "av_align_chance": "mean current AV-Align over random circular shifts of the audio peaks",
+        "offset.lag_ms": "lag maximising onset/motion cross-correlation; positive = audio late",
+    }
+    distribution: dict[str, Any] = {}
+    if scorer is not None:
+        from avgen.metrics.fad_fvd import DEFINITIONS
+
+        print(
+            f"embedding {len(reference or [])} reference files for {', '.join(scorer.metrics)}",
+            file=sys.stderr,
+        )
+        ref_entries = scorer.add_reference(reference or [])
+        distribution = scorer.results()
+        for metric, result in distribution.items():
+            summary[metric] = result["value"]
+            definitions[metric] = DEFINITIONS[metric]
+        distribution["reference_files"] = ref_entries
     report = {
         **source,
         "summary": summary,
-        "definitions": {
-            "av_align": "TempoTokens AV-Align, current variant (flow peaks >= 0.1, each video peak used once)",
-            "av_align_legacy": "older AV-Align copies (no 0.1 threshold, video peaks reusable; may exceed 1)",
-            "av_align_chance": "mean current AV-Align over random circular shifts of the audio peaks",
-            "offset.lag_ms": "lag maximising onset/motion cross-correlation; positive = audio late",
-        },
+        "definitions": definitions,
+        **({"distribution": distribution} if distribution else {}),
         "seconds": round(time.perf_counter() - start, 3),
         "clips": clips,
     }
     path = write_json(out / "report.json", report)
+    extra = "".join(f", {m.upper()} {summary[m]}" for m in ("fad", "fvd") if m in summary)
     print(
         f"scored {summary['scored']}/{summary['clips']} clips: AV-Align {summary['av_align']} "
-        f"(chance {summary['av_align_chance']}), mean |offset| {summary['abs_offset_ms_mean']} ms -> {path}"
+        f"(chance {summary['av_align_chance']}), mean |offset| {summary['abs_offset_ms_mean']} ms{extra} -> {path}"
     )
     return report
 
 
-def generate_main(args: argparse.Namespace) -> int:
+def _distribution(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[Any, list[Path] | None]:
+    """(DistributionScorer, reference files) from the FAD/FVD flags, or (None, None); loads weights now so a
+    bad path fails before any clip is generated or scored."""
+    wanted = args.fad_weights is not None or args.fvd_weights is not None
+    if not wanted:
+        if args.reference is not None or args.fad_pca is not None:
+            parser.error("--reference/--fad-pca need --fad-weights and/or --fvd-weights (local weight files)")
+        return None, None
+    if args.reference is None:
+        parser.error(
+            "--fad-weights/--fvd-weights need --reference DIR (a folder of real clips to compare against)"
+        )
+    from avgen.metrics.fad_fvd import DistributionScorer, find_reference
+
+    reference = find_reference(args.reference)
+    scorer = DistributionScorer(
+        fad_weights=args.fad_weights, fvd_weights=args.fvd_weights, fad_pca=args.fad_pca, device=args.device
+    )
+    return scorer, reference
+
+
+def _add_distribution_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--fad-weights", default=None, help="local VGGish weights (.safetensors/.pth); adds FAD")
+    p.add_argument(
+        "--fvd-weights", default=None, help="local I3D Kinetics-400 weights (.safetensors/.pt); adds FVD"
+    )
+    p.add_argument("--fad-pca", default=None, help="optional VGGish PCA params (.npz/.safetensors) for FAD")
+    p.add_argument(
+        "--reference", type=Path, default=None, help="folder of real clips that FAD/FVD compare against"
+    )
+
+
+def convert_main(args: argparse.Namespace) -> int:
+    """``avgen eval convert-weights``: safe read, strict name/shape check, atomic safetensors write."""
+    from avgen.metrics.weights import convert_weights
+
+    path = convert_weights(args.src, args.dst, args.network)
+    print(f"wrote {args.network} weights -> {path}")
+    return 0
+
+
+def generate_main(args: argparse.Namespace, scorer: Any = None, reference: list[Path] | None = None) -> int:
     """Generate ``--n`` clips from the prompts (cycling; seed = index) with a pipeline, then score them."""
     from tqdm.auto import tqdm
 
@@ -182,7 +260,9 @@ def generate_main(args: argparse.Namespace) -> int:
         "prompts": str(args.prompts),
         "steps": args.steps or pipe.config.steps,
     }
-    report = score_all(videos, args.out, png=not args.no_png, source=source)
+    report = score_all(
+        videos, args.out, png=not args.no_png, source=source, scorer=scorer, reference=reference
+    )
     return 0 if report["summary"]["failed"] == 0 else 1
 
 
@@ -201,6 +281,8 @@ def main(argv: list[str]) -> int:
     files.add_argument("--out", type=Path, default=None, help="report folder (default: DIR/avgen_eval)")
     files.add_argument("--recursive", action="store_true", help="also score videos in subfolders")
     files.add_argument("--no-png", action="store_true", help="skip the per-clip PNG figures")
+    files.add_argument("--device", default="cpu", help="device for the FAD/FVD networks")
+    _add_distribution_flags(files)
     gen = sub.add_parser("generate", help="generate clips from prompts with a pipeline and score them")
     gen.add_argument("--pipeline", default="avgen-tiny", help="pipeline folder or shipped model name")
     gen.add_argument("--prompts", type=Path, required=True, help="text file (one per line) or captions.jsonl")
@@ -210,13 +292,28 @@ def main(argv: list[str]) -> int:
     gen.add_argument("--seed", type=int, default=0, help="seed of the first clip (clip i uses seed + i)")
     gen.add_argument("--device", default="cpu")
     gen.add_argument("--no-png", action="store_true", help="skip the per-clip PNG figures")
+    _add_distribution_flags(gen)
+    conv = sub.add_parser(
+        "convert-weights", help="check local FAD/FVD network weights and save them as safetensors"
+    )
+    conv.add_argument("src", help="local weights file (.pth/.pt plain state dict, .safetensors or .npz)")
+    conv.add_argument("dst", type=Path, help="output .safetensors file (written atomically)")
+    conv.add_argument("--network", required=True, choices=("vggish", "i3d"), help="which network SRC holds")
     args = parser.parse_args(argv)
+    if args.mode == "convert-weights":
+        return convert_main(args)
     if args.mode == "generate":
         if args.n < 1:
             parser.error("--n must be >= 1")
-        return generate_main(args)
+        return generate_main(args, *_distribution(args, parser))
     videos = find_videos(args.dir, args.recursive)
+    scorer, reference = _distribution(args, parser)
     report = score_all(
-        videos, args.out or (args.dir / "avgen_eval"), png=not args.no_png, source={"folder": str(args.dir)}
+        videos,
+        args.out or (args.dir / "avgen_eval"),
+        png=not args.no_png,
+        source={"folder": str(args.dir)},
+        scorer=scorer,
+        reference=reference,
     )
     return 0 if report["summary"]["failed"] == 0 else 1
