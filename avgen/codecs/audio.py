@@ -156,6 +156,41 @@ class EncodecCodecConfig:
         )
 
 
+OUTPUT_GAIN = 0.1  # scale of the decoder's last conv at init: output level near that of real audio
+
+
+@torch.no_grad()
+def init_seanet_(model: nn.Module, output_gain: float = OUTPUT_GAIN) -> None:
+    """Variance-preserving init of a fresh SEANet EnCodec, in place, from the global RNG.
+
+    Every conv weight ~ N(0, 1 / fan_in) (fan_in = in_channels * kernel / stride for transposed convs),
+    set through the weight-norm parametrisation (g = ||v||); biases zero; the decoder's last conv scaled by
+    ``output_gain``. transformers' own init cannot reach weights behind ``weight_norm``, which leaves
+    PyTorch's default (0.41x this std) and random biases: the input signal fades layer by layer under the
+    biases, the latents barely depend on the audio, and training sat at -45 dB held-out SI-SNR.
+    The LSTMs keep PyTorch's init (they are residual).
+    """
+    last = model.decoder.layers[-1].conv
+    for conv in model.modules():
+        if not isinstance(conv, (nn.Conv1d, nn.ConvTranspose1d)):
+            continue
+        k = conv.kernel_size[0]
+        if isinstance(conv, nn.ConvTranspose1d):
+            fan_in = conv.in_channels * k / conv.stride[0]
+        else:
+            fan_in = conv.in_channels // conv.groups * k
+        gain = output_gain if conv is last else 1.0
+        v = torch.randn_like(conv.weight) * (gain / math.sqrt(fan_in))
+        param = getattr(getattr(conv, "parametrizations", None), "weight", None)
+        if param is None:
+            conv.weight.copy_(v)
+        else:  # weight_norm over dim 0: weight = g * v / ||v||, with g = ||v|| it is v itself
+            param.original1.copy_(v)
+            param.original0.copy_(torch.linalg.vector_norm(v, dim=tuple(range(1, v.dim())), keepdim=True))
+        if conv.bias is not None:
+            conv.bias.zero_()
+
+
 class EncodecCodec(nn.Module):
     """EnCodec behind the AudioCodec protocol.
 
@@ -169,7 +204,10 @@ class EncodecCodec(nn.Module):
         from transformers import EncodecModel
 
         self.config = config
-        self.model = model if model is not None else EncodecModel(config.to_hf())
+        if model is None:
+            model = EncodecModel(config.to_hf())
+            init_seanet_(model)
+        self.model = model
         self.stats = LatentStats(config.latent_channels)
         self._ids = CodecIdCache()
 
