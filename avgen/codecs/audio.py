@@ -18,14 +18,13 @@ from avgen.codecs.base import (
     CONFIG_NAME,
     CodecIdCache,
     LatentStats,
-    load_state_checked,
-    load_tensors,
     read_codec_config,
     save_codec_folder,
 )
 from avgen.config import from_dict, to_dict
 from avgen.dsp import fit_length, resample
 from avgen.errors import CheckpointError, ClipError, ConfigError
+from avgen.weights import load_weights
 
 if TYPE_CHECKING:
     from transformers import EncodecConfig, EncodecModel
@@ -398,7 +397,7 @@ class EncodecCodec(nn.Module):
             if kind != KIND:
                 raise CheckpointError(f"{cfg_path}: holds a {kind!r} codec, not an EnCodec audio codec")
             codec = cls(from_dict(EncodecCodecConfig, data, where=str(cfg_path)))
-            load_state_checked(codec, load_tensors(path / "model.safetensors"), path / "model.safetensors")
+            load_weights(codec, path / "model.safetensors")
             return codec
         text = str(source)
         if path.exists() or text.startswith((".", "/", "~")) or text.count("/") != 1:

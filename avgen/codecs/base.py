@@ -9,8 +9,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -19,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from avgen.errors import CheckpointError
+from avgen.weights import save_weights, write_json
 
 FORMAT = "avgen.codec"
 CONFIG_NAME = "config.json"
@@ -152,89 +151,12 @@ class CodecIdCache:
         return self._value
 
 
-# --- atomic files -----------------------------------------------------------------------------------------
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_json(path: str | Path, data: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
-
-
-def save_tensors(
-    path: str | Path, tensors: dict[str, Tensor], metadata: dict[str, str] | None = None
-) -> None:
-    """Atomic safetensors write (tensors are copied to contiguous CPU memory first)."""
-    from safetensors.torch import save
-
-    plain = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
-    atomic_write_bytes(path, save(plain, metadata=metadata))
-
-
-def load_tensors(path: str | Path) -> dict[str, Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: weights file not found")
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError) as e:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({e}); re-save the codec") from e
-
-
-def load_state_checked(module: nn.Module, state: dict[str, Tensor], where: str | Path) -> None:
-    """Load ``state`` into ``module`` strictly; a mismatch raises CheckpointError naming every difference."""
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shapes = [
-        f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in sorted(set(own) & set(state))
-        if tuple(own[k].shape) != tuple(state[k].shape)
-    ]
-    if missing or unexpected or shapes:
-
-        def few(items: list[str]) -> str:
-            return ", ".join(items[:6]) + (f" (+{len(items) - 6} more)" if len(items) > 6 else "")
-
-        parts = []
-        if shapes:
-            parts.append(f"{len(shapes)} shape mismatch(es): {few(shapes)}")
-        if missing:
-            parts.append(f"{len(missing)} missing: {few(missing)}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected: {few(unexpected)}")
-        raise CheckpointError(
-            f"{where}: weights do not match the config they are loaded into; "
-            + "; ".join(parts)
-            + ". Load the weights with the config.json saved next to them."
-        )
-    module.load_state_dict(state, strict=True)
-
-
 def save_codec_folder(directory: str | Path, kind: str, config: dict[str, Any], module: nn.Module) -> None:
     """Write ``config.json`` + ``model.safetensors`` (each atomically) into ``directory``."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
-    save_tensors(d / WEIGHTS_NAME, module.state_dict(), metadata={"format": FORMAT, "kind": kind})
-    atomic_write_json(d / CONFIG_NAME, {"format": FORMAT, "kind": kind, "config": config})
+    save_weights(module, d / WEIGHTS_NAME, metadata={"format": FORMAT, "kind": kind})
+    write_json(d / CONFIG_NAME, {"format": FORMAT, "kind": kind, "config": config})
 
 
 def read_codec_config(directory: str | Path) -> tuple[str, dict[str, Any]]:

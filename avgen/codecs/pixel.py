@@ -19,14 +19,13 @@ from torch import Tensor, nn
 from avgen.codecs.base import (
     CodecIdCache,
     LatentStats,
-    load_state_checked,
-    load_tensors,
     read_codec_config,
     save_codec_folder,
 )
 from avgen.codecs.video_vae import check_video_size
 from avgen.config import from_dict, to_dict
 from avgen.errors import CheckpointError, ClipError, ConfigError
+from avgen.weights import load_weights
 
 KIND = "pixel"
 
@@ -135,5 +134,5 @@ class PixelCodec(nn.Module):
             raise CheckpointError(f"{directory}: holds a {kind!r} codec, not a pixel codec")
         codec = cls(from_dict(PixelCodecConfig, data, where=f"{directory}/config.json"))
         weights = Path(directory) / "model.safetensors"
-        load_state_checked(codec, load_tensors(weights), weights)
+        load_weights(codec, weights)
         return codec

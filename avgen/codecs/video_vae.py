@@ -20,14 +20,13 @@ from torch import Tensor, nn
 from avgen.codecs.base import (
     CodecIdCache,
     LatentStats,
-    load_state_checked,
-    load_tensors,
     maybe_autocast,
     read_codec_config,
     save_codec_folder,
 )
 from avgen.config import from_dict, to_dict
 from avgen.errors import CheckpointError, ClipError, ConfigError
+from avgen.weights import load_weights
 
 KIND = "video_vae"
 
@@ -335,7 +334,7 @@ class CausalVideoVAE(nn.Module):
             raise CheckpointError(f"{directory}: holds a {kind!r} codec, not a causal video VAE")
         vae = cls(from_dict(VideoVAEConfig, data, where=f"{directory}/config.json"))
         weights = Path(directory) / "model.safetensors"
-        load_state_checked(vae, load_tensors(weights), weights)
+        load_weights(vae, weights)
         return vae
 
 

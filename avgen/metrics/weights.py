@@ -3,7 +3,7 @@
 Accepted files: ``.safetensors`` (read directly), ``.pt`` / ``.pth`` / ``.bin`` / ``.ckpt`` holding a plain
 state dict (read with ``torch.load(weights_only=True)``, which runs no code; a pickled model object is refused),
 and ``.npz`` arrays (read with ``allow_pickle=False``; the TF release ships its VGGish PCA parameters so).
-Names are matched strictly against our modules (:func:`avgen.codecs.base.load_state_checked` lists every
+Names are matched strictly against our modules (:func:`avgen.weights.load_state_checked` lists every
 missing, unexpected and mis-shaped tensor). Files written by avgen carry the network and its config in the
 safetensors metadata, so a converted or tiny test network loads at its own size; anything else is loaded into
 the published size.
@@ -169,7 +169,7 @@ def load_network(path: str | Path, network: str, *, device: str | torch.device =
 
     Raises CheckpointError at once for a path that is not a local file, and for any name or shape mismatch.
     """
-    from avgen.codecs.base import load_state_checked
+    from avgen.weights import load_state_checked
 
     state, meta = read_tensors(path, network)
     p = Path(path).expanduser()
@@ -216,7 +216,7 @@ def save_network(
 
 def convert_weights(src: str | Path, dst: str | Path, network: str) -> Path:
     """Read ``src`` safely, check it against the network by name and shape, write ``dst`` (.safetensors)."""
-    from avgen.codecs.base import load_state_checked
+    from avgen.weights import load_state_checked
 
     if Path(dst).suffix.lower() != ".safetensors":
         raise CheckpointError(f"{dst}: the converted file must end in .safetensors")

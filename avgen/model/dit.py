@@ -28,8 +28,8 @@ from avgen.model.layers import (
     rope_tables,
 )
 from avgen.model.presets import PRESETS
-from avgen.model.weights import load_weights, read_json, save_weights, write_json
 from avgen.tokens import AUDIO, VIDEO, ShapeError, TokenSpec
+from avgen.weights import load_weights, read_json, save_weights, write_json
 
 MODULATIONS = ("block", "shared")
 
