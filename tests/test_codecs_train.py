@@ -194,3 +194,27 @@ def test_audio_training_with_discriminator_learns(tmp_path):
     assert {"si_snr", "mel_distance", "clips"} <= set(metrics["held_out"])
     codec = load_codec(tmp_path / "au" / "codec")
     assert codec.codec_id == metrics["codec_id"]
+
+
+def test_audio_eval_reports_si_snr_per_synth_family(tmp_path):
+    """evaluate_audio splits SI-SNR by the avgen-synth family read from each clip's events JSON."""
+    import json
+
+    import numpy as np
+
+    from avgen.codecs.tasks import evaluate_audio, load_audio_clips
+    from avgen.codecs.tiny import tiny_audio_codec
+    from avgen.io import AVClip, write_av
+
+    codec = tiny_audio_codec()
+    rng = np.random.default_rng(0)
+    for name, family in [("a", "talk"), ("b", "ambience"), ("c", None)]:
+        audio = rng.uniform(-0.5, 0.5, (1, codec.sample_rate // 2)).astype(np.float32)
+        write_av(tmp_path / f"{name}.wav", AVClip(audio=audio, sample_rate=codec.sample_rate))
+        if family:
+            (tmp_path / f"{name}.json").write_text(json.dumps({"family": family}))
+    clips, families = load_audio_clips(tmp_path, codec.sample_rate, codec.channels)
+    assert families == ["talk", "ambience", None]
+    metrics = evaluate_audio(codec, clips, families)
+    assert set(metrics) >= {"si_snr", "si_snr_talk", "si_snr_ambience", "mel_distance"}
+    assert "si_snr_None" not in metrics

@@ -21,18 +21,29 @@ def _train(args: argparse.Namespace) -> int:
         num_threads=threads_from_env() or None,
     )
     t0 = time.perf_counter()
+    families = None  # per-clip synth family of the held-out audio, for per-family SI-SNR
     if cfg.kind == "video":
         train = load_video_clips(args.data, args.limit)
         held = load_video_clips(args.eval_data, args.eval_limit) if args.eval_data else []
     else:
         sr, ch = cfg.audio.sample_rate, cfg.audio.channels
-        train = load_audio_clips(args.data, sr, ch, args.limit)
-        held = load_audio_clips(args.eval_data, sr, ch, args.eval_limit) if args.eval_data else []
+        train, _ = load_audio_clips(args.data, sr, ch, args.limit)
+        held, families = (
+            load_audio_clips(args.eval_data, sr, ch, args.eval_limit) if args.eval_data else ([], [])
+        )
     print(
         f"loaded {len(train)} training and {len(held)} held-out clips in {time.perf_counter() - t0:.1f} s",
         file=sys.stderr,
     )
-    metrics = train_codec(cfg, train, held, args.out, resume=args.resume, progress=not args.no_progress)
+    metrics = train_codec(
+        cfg,
+        train,
+        held,
+        args.out,
+        resume=args.resume,
+        progress=not args.no_progress,
+        held_out_families=families,
+    )
     print(json.dumps(metrics, indent=2))
     return 0
 
@@ -44,8 +55,8 @@ def _eval(args: argparse.Namespace) -> int:
 
     codec = load_codec(args.codec).eval()
     if isinstance(codec, EncodecCodec):
-        clips = load_audio_clips(args.data, codec.sample_rate, codec.channels, args.limit)
-        metrics = evaluate_audio(codec, clips)
+        clips, families = load_audio_clips(args.data, codec.sample_rate, codec.channels, args.limit)
+        metrics = evaluate_audio(codec, clips, families)
     else:
         metrics = evaluate_video(codec, load_video_clips(args.data, args.limit))
     print(

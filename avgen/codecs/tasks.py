@@ -67,24 +67,38 @@ def load_video_clips(folder: str | Path, limit: int | None = None) -> list[Tenso
     return out
 
 
+def clip_family(path: Path) -> str | None:
+    """The avgen-synth family of a clip (from the events JSON beside it), or None for other media."""
+    import json
+
+    sidecar = path.with_suffix(".json")
+    try:
+        family = json.loads(sidecar.read_text()).get("family") if sidecar.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        return None
+    return family if isinstance(family, str) else None
+
+
 def load_audio_clips(
     folder: str | Path, sample_rate: int, channels: int, limit: int | None = None
-) -> list[Tensor]:
-    """Every audio track under ``folder`` as float32 (C, N) at ``sample_rate`` in [-1, 1]."""
+) -> tuple[list[Tensor], list[str | None]]:
+    """Every audio track under ``folder`` as float32 (C, N) at ``sample_rate`` in [-1, 1], and each clip's
+    avgen-synth family (None where there is no events JSON), for per-family evaluation."""
     from avgen.data.window import mix_channels
     from avgen.dsp import resample
     from avgen.io import read_av
 
-    out = []
+    out, families = [], []
     for p in media_files(folder)[:limit]:
         clip = read_av(p, streams="any")
         if clip.audio is None:
             continue
         a = mix_channels(torch.from_numpy(clip.audio).float(), channels)
         out.append(resample(a, int(clip.sample_rate), sample_rate).clamp(-1, 1))
+        families.append(clip_family(p))
     if not out:
         raise MediaError(folder, "no audio streams found")
-    return out
+    return out, families
 
 
 def to_signed(video: Tensor) -> Tensor:
@@ -118,12 +132,16 @@ def evaluate_video(vae: nn.Module, clips: Sequence[Tensor]) -> dict[str, float]:
 
 
 @torch.no_grad()
-def evaluate_audio(codec: EncodecCodec, clips: Sequence[Tensor]) -> dict[str, float]:
-    """Mean SI-SNR (dB, silent clips skipped) and multi-resolution mel distance of whole (C, N) clips."""
+def evaluate_audio(
+    codec: EncodecCodec, clips: Sequence[Tensor], families: Sequence[str | None] | None = None
+) -> dict[str, Any]:
+    """Mean SI-SNR (dB, silent clips skipped) and multi-resolution mel distance of whole (C, N) clips;
+    with ``families`` also the mean SI-SNR of each family (noise-like rain has a much lower ceiling)."""
     was_training = codec.training
     codec.eval()
     snrs, mels, silent = [], [], 0
-    for a in clips:
+    by_family: dict[str, list[float]] = {}
+    for i, a in enumerate(clips):
         x = a[None]
         y = codec.decode(codec.encode(x), length=x.shape[-1])
         mels.append(float(multires_mel_distance(y, x, codec.sample_rate)))
@@ -131,8 +149,12 @@ def evaluate_audio(codec: EncodecCodec, clips: Sequence[Tensor]) -> dict[str, fl
             silent += 1
             continue
         snrs.append(float(si_snr(y, x)[0]))
+        if families is not None and families[i] is not None:
+            by_family.setdefault(families[i], []).append(snrs[-1])
     codec.train(was_training)
+    family_means = {f"si_snr_{name}": sum(v) / len(v) for name, v in sorted(by_family.items())}
     return {
+        **family_means,
         "si_snr": sum(snrs) / max(1, len(snrs)),
         "mel_distance": sum(mels) / max(1, len(mels)),
         "clips": len(mels),
@@ -285,6 +307,7 @@ class AudioTask:
         train: Sequence[Tensor],
         held_out: Sequence[Tensor],
         *,
+        held_out_families: Sequence[str | None] | None = None,
         batch_size: int,
         crop_seconds: float,
         weights: AudioLossWeights,
@@ -298,6 +321,7 @@ class AudioTask:
     ) -> None:
         self.model = AudioAutoencoder(codec)
         self.train, self.held_out = list(train), list(held_out)
+        self.held_out_families = list(held_out_families) if held_out_families is not None else None
         self.batch_size, self.samples_per_step = batch_size, batch_size
         self.crop = max(
             codec.hop_length, round(crop_seconds * codec.sample_rate) // codec.hop_length * codec.hop_length
@@ -367,7 +391,8 @@ class AudioTask:
         return AudioAutoencoder(EncodecCodec(self.model.codec.config))
 
     def evaluate(self, model: nn.Module, step: int, out: Path) -> dict[str, float]:
-        return evaluate_audio(model.codec, self.held_out[: self.eval_clips])
+        families = self.held_out_families[: self.eval_clips] if self.held_out_families is not None else None
+        return evaluate_audio(model.codec, self.held_out[: self.eval_clips], families)
 
     @torch.no_grad()
     def export(self, model: nn.Module, folder: Path) -> None:

@@ -102,7 +102,12 @@ def build_codec(cfg: CodecTrainConfig) -> EncodecCodec | CausalVideoVAE:
 
 
 def build_task(
-    cfg: CodecTrainConfig, codec: nn.Module, train: list[Tensor], held_out: list[Tensor], rank: int = 0
+    cfg: CodecTrainConfig,
+    codec: nn.Module,
+    train: list[Tensor],
+    held_out: list[Tensor],
+    rank: int = 0,
+    held_out_families: list[str | None] | None = None,
 ) -> AudioTask | VideoTask:
     """The audio or video task over in-memory clips (uint8 (3, T, H, W) video / float (C, N) audio)."""
     common = {
@@ -128,6 +133,7 @@ def build_task(
         codec,
         train,
         held_out,
+        held_out_families=held_out_families,
         crop_seconds=cfg.crop_seconds,
         weights=cfg.audio_loss,
         adversarial=cfg.adversarial,
@@ -148,9 +154,11 @@ def train_codec(
     ctx: DistContext | None = None,
     strategy: str = "ddp",
     loop: train_loop.LoopConfig | None = None,
+    held_out_families: list[str | None] | None = None,
 ) -> dict[str, Any]:
     """Train a codec on in-memory clips with the generic loop; returns the final held-out metrics.
 
+    ``held_out_families``: the avgen-synth family of each held-out audio clip, for per-family SI-SNR.
     ``resume``: continue from the newest complete checkpoint (same model config required, ``steps`` may
     grow). Every checkpoint holds a loadable ``codec/`` folder; the final codec is ``out/codec``.
     ``loop`` replaces the loop settings derived from ``cfg`` (recipes set EMA, accumulation, precision).
@@ -158,7 +166,9 @@ def train_codec(
     ctx = ctx or DistContext()
     if cfg.adversarial and ctx.world_size > 1:
         raise ConfigError("adversarial codec training runs on one process (the discriminator is not synced)")
-    task = build_task(cfg, build_codec(cfg), train, held_out, rank=ctx.rank)
+    task = build_task(
+        cfg, build_codec(cfg), train, held_out, rank=ctx.rank, held_out_families=held_out_families
+    )
     result = train_loop.train(
         task,
         loop or cfg.loop_config(),

@@ -96,13 +96,16 @@ def _run_codec(cfg: TrainConfig, ctx: DistContext, resume: bool, progress: bool)
     ccfg = codec_config(cfg)
     c = cfg.codec
     t0 = time.perf_counter()
+    families = None  # per-clip synth family of the held-out audio, for per-family SI-SNR
     if ccfg.kind == "video":
         train = load_video_clips(c["data"], c.get("limit"))
         held = load_video_clips(c["eval_data"], c.get("eval_limit")) if c.get("eval_data") else []
     else:
         sr, ch = ccfg.audio.sample_rate, ccfg.audio.channels
-        train = load_audio_clips(c["data"], sr, ch, c.get("limit"))
-        held = load_audio_clips(c["eval_data"], sr, ch, c.get("eval_limit")) if c.get("eval_data") else []
+        train, _ = load_audio_clips(c["data"], sr, ch, c.get("limit"))
+        held, families = (
+            load_audio_clips(c["eval_data"], sr, ch, c.get("eval_limit")) if c.get("eval_data") else ([], [])
+        )
     if ctx.is_main:
         print(
             f"loaded {len(train)} training and {len(held)} held-out clips in {time.perf_counter() - t0:.1f} s",
@@ -118,6 +121,7 @@ def _run_codec(cfg: TrainConfig, ctx: DistContext, resume: bool, progress: bool)
         ctx=ctx,
         strategy=cfg.distributed.strategy,
         loop=cfg.loop,
+        held_out_families=families,
     )
 
 
