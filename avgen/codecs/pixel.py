@@ -22,7 +22,7 @@ from avgen.codecs.base import (
     read_codec_config,
     save_codec_folder,
 )
-from avgen.codecs.video_vae import check_video_size
+from avgen.codecs.video_vae import video_latent_shape
 from avgen.config import from_dict, to_dict
 from avgen.errors import CheckpointError, ClipError, ConfigError
 from avgen.weights import load_weights
@@ -76,14 +76,7 @@ class PixelCodec(nn.Module):
         return f"{KIND}-{self._ids.get(to_dict(self.config), self)}"
 
     def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, int, int, int]:
-        check_video_size(num_frames, height, width, self.temporal_downsample, self.spatial_downsample)
-        s = self.spatial_downsample
-        return (
-            self.latent_channels,
-            1 + (num_frames - 1) // self.temporal_downsample,
-            height // s,
-            width // s,
-        )
+        return video_latent_shape(self, num_frames, height, width)
 
     def encode(self, video: Tensor) -> Tensor:
         """(B, C, T, H, W) float in [-1, 1] -> normalised (B, C*pt*ph*pw, 1+(T-1)/pt, H/s, W/s) float32."""

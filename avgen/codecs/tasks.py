@@ -201,7 +201,26 @@ def micro_batch_size(batch_size: int, world_size: int, grad_accum: int) -> int:
     return batch_size // (world_size * grad_accum)
 
 
-class VideoTask:
+class _CropTask:
+    """What both codec tasks share for the loop: every step draws random crops of in-memory clips from one
+    generator, so the checkpoint needs only that generator's state (no data position, no extra keys)."""
+
+    gen: torch.Generator
+
+    def checkpoint_keys(self) -> set[str] | None:
+        return None
+
+    def generators(self) -> dict[str, torch.Generator]:
+        return {"data": self.gen}
+
+    def data_state(self) -> dict[str, Any]:
+        return {}
+
+    def load_data_state(self, state: dict[str, Any]) -> None:
+        pass
+
+
+class VideoTask(_CropTask):
     """Causal VAE training: L1 + SSIM + KL on random (crop_frames, crop_size, crop_size) crops."""
 
     name = "video_codec"
@@ -238,18 +257,6 @@ class VideoTask:
         self.aux_optimizers: dict[str, torch.optim.Optimizer] = {}
         self.gen = torch.Generator().manual_seed(seed * 1_000_003 + rank)
         self.exported_id: str | None = None
-
-    def checkpoint_keys(self) -> set[str] | None:
-        return None
-
-    def generators(self) -> dict[str, torch.Generator]:
-        return {"data": self.gen}
-
-    def data_state(self) -> dict[str, Any]:
-        return {}  # the crops are drawn from ``gen``, whose state the checkpoint holds
-
-    def load_data_state(self, state: dict[str, Any]) -> None:
-        pass
 
     def crops(self, n: int) -> Tensor:
         """(n, 3, crop_frames, crop_size, crop_size) float32 in [-1, 1], random clips, offsets and flips."""
@@ -293,7 +300,7 @@ class VideoTask:
 # --- audio ------------------------------------------------------------------------------------------------
 
 
-class AudioTask:
+class AudioTask(_CropTask):
     """EnCodec training: waveform L1 + multi-res STFT + multi-res mel, optional MS-STFT discriminator.
 
     The discriminator is stepped inside ``loss`` (once per micro-batch, from ``disc_start`` on).
@@ -338,18 +345,6 @@ class AudioTask:
             )
         self.gen = torch.Generator().manual_seed(seed * 1_000_003 + rank)
         self.exported_id: str | None = None
-
-    def checkpoint_keys(self) -> set[str] | None:
-        return None
-
-    def generators(self) -> dict[str, torch.Generator]:
-        return {"data": self.gen}
-
-    def data_state(self) -> dict[str, Any]:
-        return {}
-
-    def load_data_state(self, state: dict[str, Any]) -> None:
-        pass
 
     def crops(self, n: int) -> Tensor:
         """(n, C, crop) float32 in [-1, 1]; clips shorter than the crop are zero-padded; random gain."""

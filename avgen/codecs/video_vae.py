@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -232,14 +233,7 @@ class CausalVideoVAE(nn.Module):
 
     def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, int, int, int]:
         """(D, T', H', W') for a clip; raises ClipError naming the nearest valid sizes."""
-        check_video_size(num_frames, height, width, self.temporal_downsample, self.spatial_downsample)
-        s = self.spatial_downsample
-        return (
-            self.latent_channels,
-            1 + (num_frames - 1) // self.temporal_downsample,
-            height // s,
-            width // s,
-        )
+        return video_latent_shape(self, num_frames, height, width)
 
     # --- raw paths, used by training ---
     def encode_dist(self, video: Tensor) -> tuple[Tensor, Tensor]:
@@ -336,6 +330,13 @@ class CausalVideoVAE(nn.Module):
         weights = Path(directory) / "model.safetensors"
         load_weights(vae, weights)
         return vae
+
+
+def video_latent_shape(codec: Any, num_frames: int, height: int, width: int) -> tuple[int, int, int, int]:
+    """(D, T', H', W') of any video codec with latent_channels / temporal_ / spatial_downsample."""
+    ts, ss = codec.temporal_downsample, codec.spatial_downsample
+    check_video_size(num_frames, height, width, ts, ss)
+    return codec.latent_channels, 1 + (num_frames - 1) // ts, height // ss, width // ss
 
 
 def check_video_size(num_frames: int, height: int, width: int, ts: int, ss: int) -> None:
