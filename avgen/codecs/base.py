@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -172,6 +172,21 @@ def read_codec_config(directory: str | Path) -> tuple[str, dict[str, Any]]:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f'{cfg_path}: not an avgen codec config (no "format": "{FORMAT}")')
     return str(data.get("kind")), dict(data.get("config") or {})
+
+
+def load_codec_folder(
+    directory: str | Path, kind: str, what: str, build: Callable[[dict[str, Any], str], Any]
+) -> Any:
+    """Build a codec from an avgen codec folder: check its ``kind`` (else CheckpointError naming ``what`` it
+    is not), ``build(config_dict, where)`` it, then load ``model.safetensors`` strictly."""
+    from avgen.weights import load_weights
+
+    found, data = read_codec_config(directory)
+    if found != kind:
+        raise CheckpointError(f"{directory}: holds a {found!r} codec, not {what}")
+    module = build(data, f"{directory}/{CONFIG_NAME}")
+    load_weights(module, Path(directory) / WEIGHTS_NAME)
+    return module
 
 
 def iter_chunks(n: int, size: int) -> Iterator[tuple[int, int]]:

@@ -19,13 +19,12 @@ from torch import Tensor, nn
 from avgen.codecs.base import (
     CodecIdCache,
     LatentStats,
-    read_codec_config,
+    load_codec_folder,
     save_codec_folder,
 )
 from avgen.codecs.video_vae import video_latent_shape
 from avgen.config import from_dict, to_dict
-from avgen.errors import CheckpointError, ClipError, ConfigError
-from avgen.weights import load_weights
+from avgen.errors import ClipError, ConfigError
 
 KIND = "pixel"
 
@@ -122,10 +121,9 @@ class PixelCodec(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> PixelCodec:
-        kind, data = read_codec_config(directory)
-        if kind != KIND:
-            raise CheckpointError(f"{directory}: holds a {kind!r} codec, not a pixel codec")
-        codec = cls(from_dict(PixelCodecConfig, data, where=f"{directory}/config.json"))
-        weights = Path(directory) / "model.safetensors"
-        load_weights(codec, weights)
-        return codec
+        return load_codec_folder(
+            directory,
+            KIND,
+            "a pixel codec",
+            lambda data, where: cls(from_dict(PixelCodecConfig, data, where=where)),
+        )

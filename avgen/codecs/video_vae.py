@@ -21,13 +21,12 @@ from torch import Tensor, nn
 from avgen.codecs.base import (
     CodecIdCache,
     LatentStats,
+    load_codec_folder,
     maybe_autocast,
-    read_codec_config,
     save_codec_folder,
 )
 from avgen.config import from_dict, to_dict
-from avgen.errors import CheckpointError, ClipError, ConfigError
-from avgen.weights import load_weights
+from avgen.errors import ClipError, ConfigError
 
 KIND = "video_vae"
 
@@ -323,13 +322,12 @@ class CausalVideoVAE(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> CausalVideoVAE:
-        kind, data = read_codec_config(directory)
-        if kind != KIND:
-            raise CheckpointError(f"{directory}: holds a {kind!r} codec, not a causal video VAE")
-        vae = cls(from_dict(VideoVAEConfig, data, where=f"{directory}/config.json"))
-        weights = Path(directory) / "model.safetensors"
-        load_weights(vae, weights)
-        return vae
+        return load_codec_folder(
+            directory,
+            KIND,
+            "a causal video VAE",
+            lambda data, where: cls(from_dict(VideoVAEConfig, data, where=where)),
+        )
 
 
 def video_latent_shape(codec: Any, num_frames: int, height: int, width: int) -> tuple[int, int, int, int]:
