@@ -106,6 +106,55 @@ def test_per_token_timesteps() -> None:
     assert not torch.allclose(out_old[:, p.modality == VIDEO], same[:, p.modality == VIDEO])
 
 
+def test_constant_runs_split_by_modality_and_timestep() -> None:
+    from avgen.model.layers import constant_runs
+
+    modality = torch.tensor([0, 0, 0, 0, 1, 1, 1])
+    t = torch.tensor([[0.5] * 7, [0.2] * 4 + [0.0] * 3])
+    assert constant_runs(t, modality) == [4, 3]
+    t[1, :2] = 0.0  # a clean prefix in one sample (continuation) splits the run for the whole batch
+    assert constant_runs(t, modality) == [2, 2, 3]
+    assert constant_runs(torch.rand(2, 7), modality, max_runs=8) == [1] * 7
+    assert constant_runs(torch.rand(2, 7), modality, max_runs=6) is None
+
+
+@pytest.mark.parametrize("modulation", ["shared", "block"])
+@pytest.mark.parametrize("pattern", ["one", "per_modality", "prefix", "per_token"])
+def test_run_modulation_equals_per_token_modulation(
+    monkeypatch: pytest.MonkeyPatch, modulation: str, pattern: str
+) -> None:
+    import avgen.model.dit as dit_module
+
+    cfg = dataclasses.replace(tiny_dit(SPEC).config, modulation=modulation)
+    torch.manual_seed(0)
+    model = JointDiT(cfg)
+    with torch.no_grad():
+        for q in model.parameters():
+            q.add_(0.1 * torch.randn_like(q))
+    p, text, mask = _batch()
+    b, seq = p.tokens.shape[:2]
+    t = {
+        "one": torch.full((b, seq), 0.4),
+        "per_modality": p.layout.per_token(torch.tensor([0.3, 0.9]), torch.tensor([0.0, 0.6])),
+        "prefix": p.layout.per_token(torch.tensor([0.3, 0.9]), torch.tensor([0.5, 0.6])),
+        "per_token": torch.rand(b, seq, generator=torch.Generator().manual_seed(1)),
+    }[pattern]
+    if pattern == "prefix":
+        t[:, :8] = 0.0
+    x = p.tokens.clone().requires_grad_(True)
+
+    def run() -> tuple[torch.Tensor, torch.Tensor]:
+        x.grad = None
+        out = model(x, t, p.positions, p.modality, text, mask)
+        out.square().sum().backward()
+        return out.detach(), x.grad.clone()
+
+    fast_out, fast_grad = run()
+    monkeypatch.setattr(dit_module, "constant_runs", lambda t, modality: None)  # force per token
+    slow_out, slow_grad = run()
+    assert torch.allclose(fast_out, slow_out, atol=1e-6) and torch.allclose(fast_grad, slow_grad, atol=1e-6)
+
+
 def test_positions_are_explicit_ids_not_sequence_order() -> None:
     model = tiny_dit(SPEC).eval()
     p, text, mask = _batch()

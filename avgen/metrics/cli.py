@@ -266,6 +266,28 @@ def generate_main(args: argparse.Namespace, scorer: Any = None, reference: list[
     return 0 if report["summary"]["failed"] == 0 else 1
 
 
+def model_main(args: argparse.Namespace) -> int:
+    """``avgen eval model``: generate for held-out synth prompts and print the per-task summary table."""
+    from avgen.metrics.model_eval import ModelEvalConfig, evaluate_model
+    from avgen.pipeline import AVPipeline
+
+    cfg = ModelEvalConfig(
+        per_family=args.per_family,
+        families=tuple(f for f in args.families.split(",") if f),
+        tasks=tuple(t for t in args.tasks.split(",") if t),
+        steps=args.steps,
+        batch=args.batch,
+        save_clips=args.save_clips,
+    )
+    pipe = AVPipeline.from_pretrained(args.pipeline, device=args.device)
+    report = evaluate_model(pipe, cfg, args.out)
+    for task, families in report["summary"].items():
+        for family, numbers in families.items():
+            print(f"{task:5s} {family:7s} " + ", ".join(f"{k} {v}" for k, v in numbers.items()))
+    print(f"-> {args.out / 'report.json'} ({report['seconds']} s)")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     """Entry point of ``avgen eval``; ``argv`` starts after ``eval``.
 
@@ -293,6 +315,18 @@ def main(argv: list[str]) -> int:
     gen.add_argument("--device", default="cpu")
     gen.add_argument("--no-png", action="store_true", help="skip the per-clip PNG figures")
     _add_distribution_flags(gen)
+    model = sub.add_parser(
+        "model", help="quality of a pipeline on held-out avgen-synth prompts (t2av, a2v, v2a; sync, colour)"
+    )
+    model.add_argument("--pipeline", default="avgen-tiny", help="pipeline folder or shipped model name")
+    model.add_argument("--out", type=Path, required=True, help="folder for report.json (and --save-clips)")
+    model.add_argument("--per-family", type=int, default=32, help="test prompts per family (default 32)")
+    model.add_argument("--families", default="talk,bounce,keys", help="comma-separated: talk,bounce,keys")
+    model.add_argument("--tasks", default="t2av,a2v,v2a", help="comma-separated: t2av,a2v,v2a")
+    model.add_argument("--steps", type=int, default=None, help="sampler steps (default: the pipeline's)")
+    model.add_argument("--batch", type=int, default=8, help="text-to-audio-video prompts per call")
+    model.add_argument("--save-clips", action="store_true", help="also write every generated clip (MP4)")
+    model.add_argument("--device", default="cpu")
     conv = sub.add_parser(
         "convert-weights", help="check local FAD/FVD network weights and save them as safetensors"
     )
@@ -302,6 +336,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.mode == "convert-weights":
         return convert_main(args)
+    if args.mode == "model":
+        return model_main(args)
     if args.mode == "generate":
         if args.n < 1:
             parser.error("--n must be >= 1")

@@ -93,19 +93,30 @@ def visible_impacts(
         (K,) float64 sorted unique times; impacts of several balls on one frame count once.
     """
     check_video(video, min_frames=3)
-    rate = check_rate(fps, "fps")
     frames = _rgb01(video)
-    T, _, W, _ = frames.shape
+    lanes = [np.linalg.norm(frames - np.asarray(ball["rgb"], np.float32), axis=-1) < 0.15 for ball in balls]
+    return lane_impacts(lanes, fps, min_drop=min_drop)
+
+
+def lane_impacts(
+    masks: list[np.ndarray], fps: float, *, min_drop: float = 0.5, max_missing: float = 0.0
+) -> np.ndarray:
+    """Impact times (s) of ball b tracked by ``masks[b] (T, H, W)`` bool within lane b of ``len(masks)``
+    equal vertical strips (see ``visible_impacts``). A lane where more than ``max_missing`` of the frames
+    show no ball has no track; fewer missing frames are filled by linear interpolation of the centroid."""
+    rate = check_rate(fps, "fps")
     times: list[float] = []
-    for b, ball in enumerate(balls):
-        lo, hi = round(b * W / len(balls)), round((b + 1) * W / len(balls))
-        lane = frames[:, :, lo:hi]
-        near = np.linalg.norm(lane - np.asarray(ball["rgb"], np.float32), axis=-1) < 0.15  # (T, H, w)
-        rows = np.arange(lane.shape[1], dtype=np.float64)[None, :, None]
+    for b, mask in enumerate(masks):
+        T, _, W = mask.shape
+        lo, hi = round(b * W / len(masks)), round((b + 1) * W / len(masks))
+        near = mask[:, :, lo:hi]  # (T, H, w)
+        rows = np.arange(near.shape[1], dtype=np.float64)[None, :, None]
         area = near.sum(axis=(1, 2))
-        if (area == 0).any():
+        seen = area > 0
+        if not seen.any() or (~seen).mean() > max_missing:
             continue  # the ball leaves its lane or is not drawn: no track
-        y = (near * rows).sum(axis=(1, 2)) / area  # (T,) centroid row, larger = lower
+        y = (near * rows).sum(axis=(1, 2)) / np.maximum(area, 1)  # (T,) centroid row, larger = lower
+        y = np.interp(np.arange(T), np.flatnonzero(seen), y[seen])
         for i in range(1, T - 1):
             if not (y[i] >= y[i - 1] and y[i] >= y[i + 1] and (y[i] > y[i - 1] or y[i] > y[i + 1])):
                 continue

@@ -1,9 +1,10 @@
 """JointDiT: one transformer over a packed sequence of video patches and audio frames.
 
 Pre-norm blocks of self-attention over the whole joint sequence (multi-axis RoPE on (t, h, w)),
-cross-attention to text states, and an MLP. Modulation is adaLN-zero computed **per token** from that
-token's timestep, so video and audio can sit at different noise levels in one forward pass (a token at
-t = 0 is "given clean": the conditioning of audio-to-video and video-to-audio).
+cross-attention to text states, and an MLP. Modulation is adaLN-zero from each token's own timestep,
+so video and audio can sit at different noise levels in one forward pass (a token at t = 0 is "given clean":
+the conditioning of audio-to-video and video-to-audio). It is computed once per run of tokens that share a
+modality and a timestep (two runs in text-to-audio-video), and per token only when the timesteps vary more.
 """
 
 from __future__ import annotations
@@ -23,9 +24,12 @@ from avgen.model.layers import (
     RMSNorm,
     SelfAttention,
     TimestepEmbedder,
+    constant_runs,
+    gate,
     modulate,
     rope_angles,
     rope_tables,
+    run_starts,
 )
 from avgen.model.presets import PRESETS
 from avgen.tokens import AUDIO, VIDEO, ShapeError, TokenSpec
@@ -105,6 +109,7 @@ class SequenceContext:
     text_mask: Tensor  # (B, Lt) bool
     video: Tensor  # (L,) bool
     audio: Tensor  # (L,) bool
+    runs: list[int] | None = None  # constant_runs: modulation is per run (B, S, .) instead of per token
 
 
 class JointBlock(nn.Module):
@@ -134,12 +139,14 @@ class JointBlock(nn.Module):
         return out
 
     def forward(self, x: Tensor, c: Tensor, ctx: SequenceContext) -> Tensor:
-        """``x (B, L, D)``; ``c`` is ``(B, L, D)`` ("block") or the shared ``(B, L, 6D)`` ("shared")."""
+        """``x (B, L, D)``; ``c`` is ``(B, S, D)`` ("block") or the shared ``(B, S, 6D)`` ("shared"), with
+        S = L (per token) or one row per run of ``ctx.runs``."""
         mod = self.modulation(c) if hasattr(self, "modulation") else c + self.modulation_offset
-        shift1, scale1, gate1, shift2, scale2, gate2 = mod.chunk(6, dim=-1)  # each (B, L, D)
-        x = x + gate1 * self.attn(modulate(self.norm1(x), shift1, scale1), ctx.rope)
+        shift1, scale1, gate1, shift2, scale2, gate2 = mod.chunk(6, dim=-1)  # each (B, S, D)
+        runs = ctx.runs
+        x = x + gate(self.attn(modulate(self.norm1(x), shift1, scale1, runs), ctx.rope), gate1, runs)
         x = x + self.cross(self.norm_cross(x), ctx.text, ctx.text_mask)
-        x = x + gate2 * self._mlp(modulate(self.norm2(x), shift2, scale2), ctx)
+        x = x + gate(self._mlp(modulate(self.norm2(x), shift2, scale2, runs), ctx), gate2, runs)
         return x
 
 
@@ -246,8 +253,9 @@ class JointDiT(nn.Module):
         h = hv.new_empty(*x.shape[:2], cfg.width)
         h[:, video], h[:, audio] = hv, ha
         h = h + self.modality_embed(modality)  # (B, L, D)
-        c = self.time_embed(t)  # (B, L, D)
-        c_blocks = self.shared_modulation(c) if cfg.modulation == "shared" else c  # (B, L, 6D) or (B, L, D)
+        runs = constant_runs(t, modality)  # e.g. [video tokens, audio tokens], or None: per token
+        c = self.time_embed(t if runs is None else t[:, run_starts(runs)])  # (B, S, D), S = L or runs
+        c_blocks = self.shared_modulation(c) if cfg.modulation == "shared" else c  # (B, S, 6D) or (B, S, D)
         ctx = SequenceContext(
             rope=rope_tables(
                 rope_angles(positions, cfg.rope_axes, cfg.rope_theta, (cfg.rope_time_scale, 1.0, 1.0))
@@ -256,6 +264,7 @@ class JointDiT(nn.Module):
             text_mask=text_mask,
             video=video,
             audio=audio,
+            runs=runs,
         )
         for block in self.blocks:
             if cfg.gradient_checkpointing and torch.is_grad_enabled():
@@ -263,7 +272,7 @@ class JointDiT(nn.Module):
             else:
                 h = block(h, c_blocks, ctx)
         shift, scale = self.final.modulation(c).chunk(2, dim=-1)
-        h = modulate(self.final.norm(h), shift, scale)
+        h = modulate(self.final.norm(h), shift, scale, runs)
         out = x.new_zeros(*x.shape[:2], spec.feature_dim, dtype=torch.float32)
         out[:, video, : spec.video_dim] = self.final.video(h[:, video]).float()
         out[:, audio, : spec.audio_dim] = self.final.audio(h[:, audio]).float()

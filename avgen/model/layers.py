@@ -8,6 +8,7 @@ RoPE angles are always computed in float32, whatever the autocast dtype.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -121,9 +122,45 @@ class MLP(nn.Module):
         return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
 
 
-def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
-    """adaLN: ``x * (1 + scale) + shift``, all ``(B, L, D)`` (per token)."""
-    return torch.addcmul(shift, x, 1 + scale)
+def constant_runs(t: Tensor, modality: Tensor, max_runs: int = 8) -> list[int] | None:
+    """Lengths of the runs of consecutive tokens that share one modality and, in every sample, one ``t``.
+
+    ``t (B, L)``, ``modality (L,)``. A text-to-audio-video batch has two runs (video, then audio); a
+    continuation or audio-to-video batch a few more. Modulation then runs once per run, ``(B, S, D)``,
+    instead of once per token. Returns None (keep per-token modulation) past ``max_runs`` runs.
+    One host sync (the boundaries are read back to build the split sizes).
+    """
+    change = (modality[1:] != modality[:-1]) | (t[:, 1:] != t[:, :-1]).any(dim=0)  # (L - 1,)
+    if int(change.sum()) + 1 > max_runs:
+        return None
+    bounds = [0, *(torch.nonzero(change).flatten() + 1).tolist(), t.shape[1]]
+    return [b - a for a, b in itertools.pairwise(bounds)]
+
+
+def run_starts(runs: list[int]) -> list[int]:
+    """The first token index of each run: ``[0, 5, 9]`` for runs ``[5, 4, 2]``."""
+    return [sum(runs[:i]) for i in range(len(runs))]
+
+
+def modulate(x: Tensor, shift: Tensor, scale: Tensor, runs: list[int] | None = None) -> Tensor:
+    """adaLN: ``x * (1 + scale) + shift`` for ``x (B, L, D)``.
+
+    ``shift``/``scale`` are ``(B, L, D)`` per token (``runs=None``) or ``(B, S, D)`` per run of
+    ``constant_runs``, broadcast over each run's tokens.
+    """
+    if runs is None:
+        return torch.addcmul(shift, x, 1 + scale)
+    parts = x.split(runs, dim=1)
+    return torch.cat(
+        [torch.addcmul(shift[:, i : i + 1], p, 1 + scale[:, i : i + 1]) for i, p in enumerate(parts)], dim=1
+    )
+
+
+def gate(x: Tensor, g: Tensor, runs: list[int] | None = None) -> Tensor:
+    """``x * g`` for ``x (B, L, D)``, with ``g`` per token ``(B, L, D)`` or per run ``(B, S, D)``."""
+    if runs is None:
+        return x * g
+    return torch.cat([p * g[:, i : i + 1] for i, p in enumerate(x.split(runs, dim=1))], dim=1)
 
 
 def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:

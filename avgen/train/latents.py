@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -35,6 +36,7 @@ class JointDataConfig:
         captions.jsonl). ``val_n`` synth samples of the "val" split (or ``val_root`` for folders) give
         the validation loss. ``cache_dir``: where encoded latents are kept between runs (None: re-encode).
     families: avgen-synth family weights (None: its defaults).
+    workers: subprocesses that render synth clips while the main process encodes them (0: render inline).
     """
 
     source: str = "synth"
@@ -48,6 +50,7 @@ class JointDataConfig:
     fps: int | str = 24
     families: dict[str, float] | None = None
     cache_dir: str | None = None
+    workers: int = 0
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
@@ -100,17 +103,27 @@ def encode_clip(
 ) -> tuple[Tensor, Tensor]:
     """uint8 ``frames (T, H, W, 3)`` at ``geom.fps`` and mono ``wav (1, N)`` in [-1, 1] at the codec rate ->
     latents ``(Dv, T', H', W')`` and ``(Da, L)`` with T', L as ``geom`` says."""
+    (v,), (a,) = encode_clips([frames], [wav], geom, video_codec, audio_codec)
+    return v, a
+
+
+@torch.no_grad()
+def encode_clips(
+    frames: list[np.ndarray], wavs: list[Tensor], geom: ClipGeometry, video_codec: Any, audio_codec: Any
+) -> tuple[list[Tensor], list[Tensor]]:
+    """``encode_clip`` for several clips of one geometry in one codec batch (faster on CPU)."""
     from avgen.dsp import fit_length
     from avgen.pipeline import from_pixels
 
-    v = video_codec.encode(geom.pad_video(from_pixels(frames)))[0]
-    a = audio_codec.encode(fit_length(wav.float(), geom.num_samples)[None])[0]
-    if tuple(v.shape[1:]) != geom.video_latent_shape or a.shape[-1] != geom.audio_latent_length:
+    pixels = torch.cat([geom.pad_video(from_pixels(f)) for f in frames])  # (B, 3, T, H, W)
+    sound = torch.stack([fit_length(w.float(), geom.num_samples) for w in wavs])  # (B, 1, N)
+    v, a = video_codec.encode(pixels), audio_codec.encode(sound)
+    if tuple(v.shape[2:]) != geom.video_latent_shape or a.shape[-1] != geom.audio_latent_length:
         raise ConfigError(
-            f"codec latents {tuple(v.shape)} / {tuple(a.shape)} disagree with the clip geometry "
+            f"codec latents {tuple(v.shape[1:])} / {tuple(a.shape[1:])} disagree with the clip geometry "
             f"{geom.video_latent_shape} / {geom.audio_latent_length}; the codecs do not match their configs"
         )
-    return v, a
+    return list(v), list(a)
 
 
 def _codec_ids(video_codec: Any, audio_codec: Any) -> dict[str, str]:
@@ -146,11 +159,39 @@ def _load_set(path: Path, geometries: dict[str, ClipGeometry]) -> LatentSet:
     return LatentSet(video, audio, meta["captions"], meta["buckets"], geometries)
 
 
+def _make_sample(job: tuple[int, str, Any]) -> Any:
+    from avgen.data.synth import make_sample
+
+    return make_sample(*job)
+
+
+def _synth_samples(n: int, split: str, synth: Any, workers: int) -> Iterator[Any]:
+    """Samples ``0..n-1`` of ``split`` in order; ``workers`` > 1 renders them in subprocesses meanwhile."""
+    jobs = ((seed, split, synth) for seed in range(n))
+    if workers <= 1 or n < 8:
+        yield from map(_make_sample, jobs)
+        return
+    import multiprocessing as mp
+
+    ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+    with ctx.Pool(workers) as pool:
+        yield from pool.imap(_make_sample, jobs, chunksize=4)
+
+
 def synth_latents(
-    cfg: JointDataConfig, split: str, n: int, video_codec: Any, audio_codec: Any, progress: bool = False
+    cfg: JointDataConfig,
+    split: str,
+    n: int,
+    video_codec: Any,
+    audio_codec: Any,
+    progress: bool = False,
+    workers: int = 0,
 ) -> LatentSet:
-    """``n`` avgen-synth samples of ``split`` (seeds 0..n-1) encoded; cached in ``cfg.cache_dir`` if set."""
-    from avgen.data.synth import SynthConfig, make_sample
+    """``n`` avgen-synth samples of ``split`` (seeds 0..n-1) encoded; cached in ``cfg.cache_dir`` if set.
+
+    ``workers`` > 1 renders the clips in that many subprocesses while this one encodes (same result).
+    """
+    from avgen.data.synth import SynthConfig
 
     synth_kwargs: dict[str, Any] = {
         "sizes": (tuple(cfg.size),),
@@ -185,17 +226,28 @@ def synth_latents(
     from tqdm import tqdm
 
     out = LatentSet([], [], [], [], {key: geom})
-    for seed in tqdm(range(n), desc=f"encode synth {split}", disable=not progress, leave=False):
-        sample = make_sample(seed, split, synth)
-        clip = sample.clip
-        if clip.num_frames != geom.num_frames:
-            raise ConfigError(f"synth clip has {clip.num_frames} frames, geometry expects {geom.num_frames}")
-        wav = torch.from_numpy(np.ascontiguousarray(clip.audio)).float().mean(0, keepdim=True)
-        v, a = encode_clip(clip.video, wav, geom, video_codec, audio_codec)
-        out.video.append(v)
-        out.audio.append(a)
-        out.captions.append(sample.caption)
-        out.buckets.append(key)
+    bar = tqdm(total=n, desc=f"encode synth {split}", disable=not progress, leave=False)
+    pending: list[Any] = []
+    for i, sample in enumerate(_synth_samples(n, split, synth, workers)):
+        if sample.clip.num_frames != geom.num_frames:
+            raise ConfigError(
+                f"synth clip has {sample.clip.num_frames} frames, geometry expects {geom.num_frames}"
+            )
+        pending.append(sample)
+        if len(pending) < 8 and i < n - 1:
+            continue
+        wavs = [
+            torch.from_numpy(np.ascontiguousarray(p.clip.audio)).float().mean(0, keepdim=True)
+            for p in pending
+        ]
+        videos, audios = encode_clips([p.clip.video for p in pending], wavs, geom, video_codec, audio_codec)
+        out.video += videos
+        out.audio += audios
+        out.captions += [p.caption for p in pending]
+        out.buckets += [key] * len(pending)
+        bar.update(len(pending))
+        pending = []
+    bar.close()
     if cached is not None:
         _save_set(cached, out, what)
     return out
@@ -260,7 +312,7 @@ def load_latents(
         if validation and cfg.val_n == 0:
             return None
         split, n = ("val", cfg.val_n) if validation else (cfg.split, cfg.n)
-        return synth_latents(cfg, split, n, video_codec, audio_codec, progress)
+        return synth_latents(cfg, split, n, video_codec, audio_codec, progress, cfg.workers)
     root = cfg.val_root if validation else cfg.root
     if root is None:
         return None

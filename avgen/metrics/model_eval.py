@@ -1,0 +1,242 @@
+"""Quality of a trained pipeline on held-out avgen-synth prompts: sync, adherence, per task.
+
+For ``per_family`` test-split samples of each family (rendered in-process at the model's clip geometry,
+seeds 0, 1, 2, ... of the "test" split, whose captions never occur in training) this generates:
+
+- ``t2av``: audio and video from the caption;
+- ``a2v``: video from the caption and the test clip's own sound (speech for talk, impacts for bounce);
+- ``v2a``: sound from the caption and the test clip's own frames;
+
+and scores every result with ``avgen.metrics.prompted`` (caption-only, as a user's clip would be scored),
+next to the ground-truth clips themselves (``gt``). Per task and family the report gives:
+
+- talk: lip-sync lag (ms, positive = audio late) median and share within one frame of 0, correlation at lag
+  0, and the same correlation for shuffled pairs (clip i's mouth against clip i+1's sound) as the floor;
+- bounce: impact F1 and AV-Align, and AV-Align as a ratio of the ground-truth clips' mean;
+- talk, bounce, keys: the share of clips showing the caption's colour(s) (and the asked ball count).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from avgen.errors import ConfigError
+
+TASKS = ("t2av", "a2v", "v2a")
+SCORED_FAMILIES = ("talk", "bounce", "keys")
+
+
+@dataclass(frozen=True)
+class ModelEvalConfig:
+    """``per_family`` test prompts per family; clips of ``seconds`` at ``size`` (height, width) and ``fps``.
+
+    ``steps``: sampler steps (None: the pipeline's). ``batch``: text-to-audio-video prompts per call.
+    """
+
+    per_family: int = 32
+    families: tuple[str, ...] = SCORED_FAMILIES
+    tasks: tuple[str, ...] = TASKS
+    steps: int | None = None
+    size: tuple[int, int] = (64, 64)
+    seconds: float = 2.0
+    fps: int = 24
+    batch: int = 8
+    seed: int = 0
+    save_clips: bool = False
+
+    def __post_init__(self) -> None:
+        if self.per_family < 2:
+            raise ConfigError(
+                f"per_family must be >= 2 (shuffled pairs need two clips), got {self.per_family}"
+            )
+        if bad := [f for f in self.families if f not in SCORED_FAMILIES]:
+            raise ConfigError(f"families {bad}: choose from {SCORED_FAMILIES}")
+        if bad := [t for t in self.tasks if t not in TASKS]:
+            raise ConfigError(f"tasks {bad}: choose from {TASKS}")
+        if self.batch < 1 or (self.steps is not None and self.steps < 1):
+            raise ConfigError(f"batch and steps must be >= 1, got {self.batch}, {self.steps}")
+
+
+def test_samples(cfg: ModelEvalConfig, sample_rate: int, max_seeds: int = 100_000) -> list[Any]:
+    """The first ``per_family`` test-split SynthSamples of each family in ``cfg.families``, by seed."""
+    from avgen.data.synth import SynthConfig, make_sample
+
+    synth = SynthConfig(
+        sizes=(tuple(cfg.size),), fps=cfg.fps, sample_rate=sample_rate, durations=(cfg.seconds,)
+    )
+    want = dict.fromkeys(cfg.families, cfg.per_family)
+    out = []
+    for seed in range(max_seeds):
+        if not any(want.values()):
+            return out
+        sample = make_sample(seed, "test", synth)
+        family = sample.to_json()["family"]
+        if want.get(family, 0) > 0:
+            want[family] -= 1
+            out.append(sample)
+    raise ConfigError(
+        f"found too few test samples of {[f for f, n in want.items() if n]} in {max_seeds} seeds"
+    )
+
+
+def score_clip(
+    video: np.ndarray, fps: int, audio: np.ndarray, sample_rate: int, caption: str
+) -> dict[str, Any]:
+    """Caption-only scores, AV-Align, and the per-frame mouth/sound curves for shuffled lip-sync pairs."""
+    from avgen.metrics.av_align import av_align
+    from avgen.metrics.prompted import score_prompted
+    from avgen.metrics.synth import frame_rms, mouth_openness
+
+    row = score_prompted(video, fps, audio, sample_rate, caption)
+    row["av_align"] = av_align(video, fps, audio, sample_rate).score
+    if row.get("face"):
+        row["openness"] = mouth_openness(video, row["face"]["mouth_center"], row["face"]["radius"]).tolist()
+    row["envelope"] = frame_rms(audio, sample_rate, fps, len(video)).tolist()
+    return row
+
+
+def _mean(xs: list[float | None]) -> float | None:
+    vals = [float(x) for x in xs if x is not None and np.isfinite(x)]
+    return round(statistics.fmean(vals), 4) if vals else None
+
+
+def _shuffled_correlation(rows: list[dict[str, Any]], fps: int) -> float | None:
+    """Mean lag-0 correlation of clip i's mouth with clip i+1's sound (cyclic): the no-sync floor."""
+    from avgen.metrics.synth import lip_sync
+
+    faces = [r for r in rows if r.get("openness") is not None]
+    if len(faces) < 2:
+        return None
+    corrs = []
+    for i, r in enumerate(faces):
+        other = faces[(i + 1) % len(faces)]
+        corrs.append(lip_sync(np.asarray(r["openness"]), np.asarray(other["envelope"]), fps)["correlation"])
+    return _mean(corrs)
+
+
+def summarize(rows: list[dict[str, Any]], fps: int, gt_av_align: float | None = None) -> dict[str, Any]:
+    """Aggregate one task's rows of one family (see the module docstring for what is reported)."""
+    family = rows[0]["family"]
+    out: dict[str, Any] = {"clips": len(rows)}
+    if family == "talk":
+        syncs = [r["lip_sync"] for r in rows]
+        lags = [s["lag_ms"] for s in syncs if s and s["lag_ms"] is not None]
+        frame_ms = 1000.0 / fps
+        out.update(
+            face_found=round(sum(s is not None for s in syncs) / len(rows), 4),
+            lag_ms_median=round(statistics.median(lags), 2) if lags else None,
+            within_one_frame=round(sum(abs(lag) <= frame_ms + 1e-6 for lag in lags) / len(rows), 4),
+            correlation=_mean([s["correlation"] if s else None for s in syncs]),
+            shuffled_correlation=_shuffled_correlation(rows, fps),
+        )
+    if family == "bounce":
+        out["impact_f1"] = _mean([r["impact"]["f1"] for r in rows])
+        out["av_align"] = _mean([r["av_align"] for r in rows])
+        if gt_av_align and out["av_align"] is not None:
+            out["av_align_vs_gt"] = round(out["av_align"] / gt_av_align, 4)
+    prompts = [r["prompt"] for r in rows if r.get("prompt")]
+    if prompts:
+        out["color_ok"] = round(sum(p["color_ok"] for p in prompts) / len(prompts), 4)
+        counts = [p["count_ok"] for p in prompts if p["count_ok"] is not None]
+        out["count_ok"] = round(sum(counts) / len(counts), 4) if counts else None
+    return out
+
+
+def _generate(pipe: Any, task: str, samples: list[Any], cfg: ModelEvalConfig) -> list[Any]:
+    """One AVClip per sample for ``task`` (t2av in batches of ``cfg.batch``)."""
+    from avgen.clip import AVClip
+
+    common = {"steps": cfg.steps, "progress": False}
+    if task == "t2av":
+        clips = []
+        for i in range(0, len(samples), cfg.batch):
+            chunk = samples[i : i + cfg.batch]
+            clips += pipe(
+                [s.caption for s in chunk],
+                seconds=cfg.seconds,
+                height=cfg.size[0],
+                width=cfg.size[1],
+                fps=cfg.fps,
+                seed=cfg.seed + i,
+                **common,
+            )
+        return clips
+    out = []
+    for i, s in enumerate(samples):
+        if task == "a2v":
+            given = AVClip(audio=s.clip.audio, sample_rate=s.clip.sample_rate)
+            out.append(
+                pipe(
+                    s.caption,
+                    audio=given,
+                    height=cfg.size[0],
+                    width=cfg.size[1],
+                    fps=cfg.fps,
+                    seed=cfg.seed + i,
+                    **common,
+                )
+            )
+        else:
+            given = AVClip(video=s.clip.video, fps=s.clip.fps)
+            out.append(pipe(s.caption, video=given, seed=cfg.seed + i, **common))
+    return out
+
+
+def evaluate_model(
+    pipe: Any, cfg: ModelEvalConfig, out: Path | None = None, *, progress: bool = True
+) -> dict[str, Any]:
+    """Generate and score (see the module docstring); writes ``out/report.json`` (+ clips) when ``out``.
+
+    Returns ``{"config", "summary": {task: {family: {...}}}, "seconds", "rows": {task: [...]}}``.
+    """
+    from tqdm.auto import tqdm
+
+    from avgen.io import write_av
+
+    start = time.perf_counter()
+    samples = test_samples(cfg, pipe.audio_codec.sample_rate)
+    rows: dict[str, list[dict[str, Any]]] = {"gt": []}
+    for s in samples:
+        rows["gt"].append(score_clip(s.clip.video, cfg.fps, s.clip.audio, s.clip.sample_rate, s.caption))
+    timings = {}
+    for task in tqdm(cfg.tasks, desc="tasks", disable=not progress):
+        t0 = time.perf_counter()
+        clips = _generate(pipe, task, samples, cfg)
+        timings[task] = round(time.perf_counter() - t0, 2)
+        rows[task] = []
+        for i, (s, clip) in enumerate(zip(samples, clips, strict=True)):
+            rows[task].append(score_clip(clip.video, cfg.fps, clip.audio, clip.sample_rate, s.caption))
+            if out is not None and cfg.save_clips:
+                write_av(
+                    out / "clips" / task / f"{i:03d}_{rows[task][-1]['family']}.mp4", clip, overwrite=True
+                )
+    summary: dict[str, dict[str, Any]] = {}
+    for task, task_rows in rows.items():
+        summary[task] = {}
+        for family in cfg.families:
+            fam = [r for r in task_rows if r["family"] == family]
+            gt = summary.get("gt", {}).get(family, {}).get("av_align")
+            summary[task][family] = summarize(fam, cfg.fps, gt)
+    report = {
+        "config": {k: v for k, v in vars(cfg).items()},
+        "pipeline": getattr(pipe.config, "name", None),
+        "steps": cfg.steps or pipe.config.steps,
+        "summary": summary,
+        "generation_seconds": timings,
+        "seconds": round(time.perf_counter() - start, 2),
+        "rows": {
+            t: [{k: v for k, v in r.items() if k not in ("openness", "envelope")} for r in rs]
+            for t, rs in rows.items()
+        },
+    }
+    if out is not None:
+        from avgen.metrics.report import write_json
+
+        write_json(out / "report.json", report)
+    return report

@@ -1,0 +1,92 @@
+"""Caption-only scoring of generated clips agrees with the layout-based ground-truth scores, and the model
+evaluation runs end to end on a tiny random pipeline."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from avgen.errors import ClipError, ConfigError
+from avgen.metrics.prompted import caption_balls, caption_family, locate_face, score_prompted
+from avgen.metrics.synth import score_synth
+
+
+def _sample(family: str, seed: int):
+    from avgen.data.synth.generate import make_sample
+    from avgen.data.synth.spec import SynthConfig
+
+    return make_sample(seed, "test", SynthConfig(families={family: 1.0}, sizes=((64, 64),), durations=(2.0,)))
+
+
+def test_caption_parsing() -> None:
+    assert caption_family('a round red face says "the ball is red"') == "talk"
+    assert caption_family("two small orange balls bounce quickly") == "bounce"
+    assert caption_family("six pink bars play a quick melody") == "keys"
+    assert caption_family("light rain falls against a dark blue background") == "ambience"
+    with pytest.raises(ClipError, match="not an avgen-synth caption"):
+        caption_family("a cat on a mat")
+    assert caption_balls("two small orange balls bounce quickly") == ["orange", "orange"]
+    assert caption_balls("a big red ball, a small blue ball and a big red ball bounce") == [
+        "red",
+        "blue",
+        "red",
+    ]
+    assert caption_balls("a medium pink ball bounces slowly") == ["pink"]
+
+
+@pytest.mark.parametrize("family", ["talk", "bounce"])
+def test_caption_only_scores_equal_the_layout_scores(family: str) -> None:
+    for seed in range(3):
+        s = _sample(family, seed)
+        events = s.to_json()
+        gt = score_synth(s.clip.video, 24, s.clip.audio, s.clip.sample_rate, events)
+        got = score_prompted(s.clip.video, 24, s.clip.audio, s.clip.sample_rate, s.caption)
+        assert got["family"] == family and got["prompt"] == gt["prompt"]
+        if family == "bounce":
+            assert got["impact"]["f1"] == pytest.approx(gt["impact"]["f1"])
+        else:
+            face = events["objects"]["face"]
+            (row, col), radius = locate_face(s.clip.video, face["color"])
+            assert abs(row - face["mouth_center"][0]) < 2.5 and abs(col - face["mouth_center"][1]) < 1.5
+            assert abs(radius - face["radius"]) < 2.5
+            assert got["lip_sync"]["correlation"] == pytest.approx(gt["lip_sync"]["correlation"], abs=0.05)
+
+
+def test_missing_face_or_ball_scores_as_a_failure() -> None:
+    s = _sample("talk", 0)
+    grey = np.full_like(s.clip.video, 128)
+    got = score_prompted(grey, 24, s.clip.audio, s.clip.sample_rate, s.caption)
+    assert got["lip_sync"] is None and got["face"] is None
+    b = _sample("bounce", 0)
+    got = score_prompted(np.full_like(b.clip.video, 128), 24, b.clip.audio, b.clip.sample_rate, b.caption)
+    assert got["impact"]["f1"] == 0.0
+
+
+def test_model_eval_runs_on_a_tiny_pipeline(tmp_path) -> None:
+    from avgen.metrics.model_eval import ModelEvalConfig, evaluate_model, summarize
+    from avgen.pipeline import tiny_pipeline
+
+    with pytest.raises(ConfigError, match="per_family"):
+        ModelEvalConfig(per_family=1)
+    with pytest.raises(ConfigError, match="tasks"):
+        ModelEvalConfig(tasks=("t2v",))
+    cfg = ModelEvalConfig(
+        per_family=2, families=("talk", "bounce"), size=(32, 32), seconds=1.0, batch=2, steps=1
+    )
+    report = evaluate_model(tiny_pipeline(), cfg, tmp_path, progress=False)
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert saved["summary"] == report["summary"]
+    assert set(report["summary"]) == {"gt", "t2av", "a2v", "v2a"}
+    gt = report["summary"]["gt"]
+    assert gt["talk"]["clips"] == 2 and gt["talk"]["face_found"] == 1.0 and gt["talk"]["color_ok"] == 1.0
+    assert gt["bounce"]["impact_f1"] > 0.5
+    # a random model: its talk clips show no face of the asked colour
+    assert report["summary"]["t2av"]["talk"]["face_found"] == 0.0
+    # the shuffled-pair floor pairs each mouth with another clip's sound
+    rows = [
+        {"family": "talk", "lip_sync": {"lag_ms": 0.0, "correlation": 1.0}, "openness": o, "envelope": o}
+        for o in ([0, 1, 0, 1, 0, 1], [1, 0, 1, 0, 1, 0])
+    ]
+    assert summarize(rows, 24)["shuffled_correlation"] == -1.0
