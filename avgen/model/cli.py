@@ -1,4 +1,5 @@
-"""``avgen model presets``: list the JointDiT presets with their sizes and parameter counts."""
+"""``avgen model presets``: list the JointDiT presets with their sizes and parameter counts.
+``avgen model export SRC DST``: copy a pipeline folder with float16 weights (how avgen-tiny is shipped)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,31 @@ def main(argv: list[str]) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     presets = sub.add_parser("presets", help="print each preset's width, depth, heads and parameter count")
     presets.add_argument("--text-dim", type=int, default=384, help="text encoder width (384: MiniLM)")
+    export = sub.add_parser("export", help="copy a pipeline folder with its weights stored as float16")
+    export.add_argument(
+        "src", help="pipeline folder (AVPipeline.save_pretrained), e.g. runs/tiny_joint/pipeline"
+    )
+    export.add_argument("dst", help="output folder, e.g. avgen/weights/avgen-tiny")
+    export.add_argument("--card", default=None, help="markdown model card copied in as MODEL_CARD.md")
+    export.add_argument("--fp32", action="store_true", help="keep float32 weights")
+    export.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
     args = parser.parse_args(argv)
+    if args.command == "export":
+        import torch
+
+        from avgen.export import export_pipeline
+
+        sizes = export_pipeline(
+            args.src,
+            args.dst,
+            dtype=torch.float32 if args.fp32 else torch.float16,
+            card=args.card,
+            overwrite=args.overwrite,
+        )
+        for name, size in sizes.items():
+            print(f"{name}: {size / 1e6:.2f} MB")
+        print(f"-> {args.dst} ({sum(sizes.values()) / 1e6:.2f} MB of weights)")
+        return 0
 
     from avgen.model.dit import dit_config, parameter_count
     from avgen.model.presets import PRESETS
