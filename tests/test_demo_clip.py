@@ -12,9 +12,30 @@ from avgen.cli import main
 from avgen.io import probe, read_av
 
 
+def test_demo_generates_with_a_model_folder(tmp_path, capsys):
+    from avgen.pipeline import tiny_pipeline
+
+    model = tiny_pipeline().save_pretrained(tmp_path / "model")
+    out = tmp_path / "gen.mp4"
+    assert main(["demo", "--model", str(model), "--out", str(out), "--steps", "1", "--scale", "2"]) == 0
+    clip = read_av(out)
+    assert clip.video.shape == (96, 128, 128, 3)  # two 2-s scenes of 64x64 at 24 fps, enlarged twice
+    assert clip.num_samples == 2 * 2 * clip.sample_rate
+    assert clip.metadata["model"] == "tiny-random" and "face" in clip.metadata["prompt"]
+    printed = capsys.readouterr().out
+    assert ("lip-sync lag" in printed or "no face of the asked colour" in printed) and "impact F1" in printed
+    assert out.with_suffix(".png").is_file()
+    with pytest.raises(SystemExit):
+        main(["demo", "--model", str(tmp_path / "missing"), "--out", str(out)])  # exists: refused first
+    assert main(["demo", "--model", str(tmp_path / "missing"), "--out", str(tmp_path / "x.mp4")]) == 2
+    assert "pipeline.json: not found" in capsys.readouterr().err
+    assert not (tmp_path / "x.mp4").exists()
+
+
 def test_demo_writes_playable_mp4(tmp_path, capsys):
     out = tmp_path / "demo.mp4"
-    assert main(["demo", "--out", str(out), "--size", "64x64", "--duration", "1.5"]) == 0
+    args = ["--ground-truth", "--size", "64x64", "--duration", "1.5", "--scale", "1"]
+    assert main(["demo", "--out", str(out), *args]) == 0
     info = probe(out)
     assert [s["codec"] for s in info["streams"]] == ["h264", "aac"]
     v, a = info["streams"]
@@ -23,16 +44,15 @@ def test_demo_writes_playable_mp4(tmp_path, capsys):
     assert clip.num_frames == 72 and clip.num_samples == 48000
     assert clip.metadata["generator"].startswith("avgen") and "face" in clip.metadata["prompt"]
     assert out.with_suffix(".png").stat().st_size > 10_000
-    assert (
-        main(["demo", "--out", str(out), "--size", "64x64", "--duration", "1.5", "--no-png"]) == 2
-    )  # exists
+    with pytest.raises(SystemExit):  # exists
+        main(["demo", "--out", str(out), *args, "--no-png"])
     assert "overwrite" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(shutil.which("ffprobe") is None, reason="ffprobe not installed (apt-get install ffmpeg)")
 def test_demo_mp4_in_ffprobe(tmp_path):
     out = tmp_path / "demo.mp4"
-    main(["demo", "--out", str(out), "--size", "64x64", "--duration", "1.0", "--no-png"])
+    main(["demo", "--out", str(out), "--ground-truth", "--size", "64x64", "--duration", "1.0", "--no-png"])
     res = subprocess.run(
         ["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(out)],
         capture_output=True,
