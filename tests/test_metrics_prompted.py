@@ -78,6 +78,8 @@ def test_model_eval_runs_on_a_tiny_pipeline(tmp_path) -> None:
     report = evaluate_model(tiny_pipeline(), cfg, tmp_path, progress=False)
     saved = json.loads((tmp_path / "report.json").read_text())
     assert saved["summary"] == report["summary"]
+    table = (tmp_path / "report.md").read_text()
+    assert "| t2av | 2 |" in table and "impact F1" in table and "caption colour" in table
     assert set(report["summary"]) == {"gt", "t2av", "a2v", "v2a"}
     gt = report["summary"]["gt"]
     assert gt["talk"]["clips"] == 2 and gt["talk"]["face_found"] == 1.0 and gt["talk"]["color_ok"] == 1.0

@@ -148,6 +148,55 @@ def summarize(rows: list[dict[str, Any]], fps: int, gt_av_align: float | None = 
     return out
 
 
+def _fmt(x: Any) -> str:
+    return "n/a" if x is None else (f"{x:.3g}" if isinstance(x, float) else str(x))
+
+
+def summary_markdown(report: dict[str, Any]) -> str:
+    """The report's summary as markdown tables: talk (lip sync), bounce (impacts, AV-Align), colour."""
+    summary, tasks = report["summary"], list(report["summary"])
+    lines = []
+    if any("talk" in summary[t] for t in tasks):
+        lines += [
+            "| talk | clips | face found | lag median (ms) | within 1 frame | corr. at lag 0 | shuffled pairs |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for t in tasks:
+            s = summary[t].get("talk")
+            if s:
+                lines.append(
+                    f"| {t} | {s['clips']} | {_fmt(s['face_found'])} | {_fmt(s['lag_ms_median'])} | "
+                    f"{_fmt(s['within_one_frame'])} | {_fmt(s['correlation'])} | {_fmt(s['shuffled_correlation'])} |"
+                )
+        lines.append("")
+    if any("bounce" in summary[t] for t in tasks):
+        lines += [
+            "| bounce | clips | impact F1 | AV-Align | AV-Align / ground truth |",
+            "|---|---|---|---|---|",
+        ]
+        for t in tasks:
+            s = summary[t].get("bounce")
+            if s:
+                ratio = s.get("av_align_vs_gt", 1.0 if t == "gt" else None)
+                lines.append(
+                    f"| {t} | {s['clips']} | {_fmt(s['impact_f1'])} | {_fmt(s['av_align'])} | {_fmt(ratio)} |"
+                )
+        lines.append("")
+    families = [f for f in SCORED_FAMILIES if any(f in summary[t] for t in tasks)]
+    lines += [
+        "| caption colour shown (count right) | " + " | ".join(families) + " |",
+        "|---|" + "---|" * len(families),
+    ]
+    for t in tasks:
+        cells = []
+        for f in families:
+            s = summary[t].get(f, {})
+            count = f" ({_fmt(s['count_ok'])})" if s.get("count_ok") is not None else ""
+            cells.append(f"{_fmt(s.get('color_ok'))}{count}")
+        lines.append(f"| {t} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _generate(pipe: Any, task: str, samples: list[Any], cfg: ModelEvalConfig) -> list[Any]:
     """One AVClip per sample for ``task`` (t2av in batches of ``cfg.batch``)."""
     from avgen.clip import AVClip
@@ -239,4 +288,7 @@ def evaluate_model(
         from avgen.metrics.report import write_json
 
         write_json(out / "report.json", report)
+        from avgen.atomic import write_text
+
+        write_text(out / "report.md", summary_markdown(report))
     return report
