@@ -63,6 +63,18 @@ def test_timesteps_shared_independent_and_clean() -> None:
     assert shifted.mean() > shared.mean() + 0.1
 
 
+def test_uniform_share_reaches_the_high_noise_end() -> None:
+    def draw(cfg: FlowConfig) -> torch.Tensor:
+        return sample_timesteps(cfg, MOD, 4000, torch.Generator().manual_seed(0))
+
+    plain, mixed = FlowConfig(clean_prob=0.0), FlowConfig(clean_prob=0.0, uniform_prob=0.5)
+    assert (draw(plain) > 0.95).float().mean() < 0.005  # logit-normal(0, 1) alone: ~0.2 %
+    assert 0.015 < (draw(mixed) > 0.95).float().mean() < 0.04  # half uniform: ~2.5 %
+    assert torch.equal(draw(plain), draw(FlowConfig(clean_prob=0.0, uniform_prob=0.0)))
+    with pytest.raises(ConfigError, match="uniform_prob"):
+        FlowConfig(uniform_prob=1.5)
+
+
 def test_loss_masks_clean_tokens_and_padding_and_weights_modalities() -> None:
     g = torch.Generator().manual_seed(0)
     x0, noise = torch.randn(2, 10, 4, generator=g), torch.randn(2, 10, 4, generator=g)

@@ -29,7 +29,8 @@ class FlowConfig:
 
     t ~ logit-normal(``logit_mean``, ``logit_std``), then shifted by ``time_shift`` with
     ``shift`` (times ``sqrt(L / reference_tokens)`` when ``reference_tokens`` is set, so longer
-    sequences see more noise).
+    sequences see more noise). ``uniform_prob``: the share of samples whose times are drawn uniformly
+    in [0, 1) instead; logit-normal(0, 1) alone almost never draws t > 0.95 (0.2 %), where sampling starts.
     """
 
     logit_mean: float = 0.0
@@ -38,11 +39,12 @@ class FlowConfig:
     reference_tokens: int | None = None
     independent_prob: float = 0.3
     clean_prob: float = 0.1
+    uniform_prob: float = 0.0
     video_weight: float = 1.0
     audio_weight: float = 1.0
 
     def __post_init__(self) -> None:
-        for name in ("independent_prob", "clean_prob"):
+        for name in ("independent_prob", "clean_prob", "uniform_prob"):
             p = getattr(self, name)
             if not 0.0 <= p <= 1.0:
                 raise ConfigError(f"FlowConfig.{name} must be in [0, 1], got {p}")
@@ -98,6 +100,9 @@ def sample_timesteps(
 
     shift = cfg.shift_for(modality.shape[0])
     t = time_shift(torch.sigmoid(cfg.logit_mean + cfg.logit_std * draw(batch, 2)), shift)  # (B, 2)
+    if cfg.uniform_prob > 0:  # (no draws otherwise: older runs keep their random streams)
+        flat = uniform(batch) < cfg.uniform_prob
+        t = torch.where(flat[:, None], uniform(batch, 2), t)
     independent = uniform(batch) < cfg.independent_prob
     t[:, AUDIO] = torch.where(independent, t[:, AUDIO], t[:, VIDEO])
     clean = uniform(batch) < cfg.clean_prob
