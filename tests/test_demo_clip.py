@@ -62,3 +62,16 @@ def test_demo_mp4_in_ffprobe(tmp_path):
     streams = json.loads(res.stdout)["streams"]
     assert [s["codec_name"] for s in streams] == ["h264", "aac"]
     assert abs(float(streams[0]["duration"]) - float(streams[1]["duration"])) < 1 / 24
+
+
+def test_shipped_default_model_generates_offline(tmp_path, capsys):
+    """The committed avgen-tiny weights load by name (no network) and `avgen generate` uses them by default."""
+    from avgen.pipeline import AVPipeline
+
+    pipe = AVPipeline.from_pretrained("avgen-tiny")
+    assert pipe.config.name == "avgen-tiny" and (pipe.config.height, pipe.config.width) == (64, 64)
+    out = tmp_path / "gen.mp4"
+    assert main(["generate", "two big white balls bounce slowly", "-o", str(out), "--steps", "2"]) == 0
+    clip = read_av(out)
+    assert clip.video.shape == (48, 64, 64, 3) and clip.num_samples == 32000
+    assert clip.metadata["model"] == "avgen-tiny"
