@@ -36,7 +36,7 @@ class JointDataConfig:
         captions.jsonl). ``val_n`` synth samples of the "val" split (or ``val_root`` for folders) give
         the validation loss. ``cache_dir``: where encoded latents are kept between runs (None: re-encode).
     families: avgen-synth family weights (None: its defaults).
-    workers: subprocesses that render synth clips while the main process encodes them (0: render inline).
+    workers: subprocesses that render synth clips while the main process encodes them (0 or 1: render inline).
     """
 
     source: str = "synth"
