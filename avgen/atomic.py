@@ -47,6 +47,25 @@ def atomic_path(
             tmp.unlink()
 
 
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an unused temp path beside ``path`` for the caller to create and fill as a folder; on success it
+    replaces ``path`` (an existing folder there is removed first), on error it is removed and ``path`` is left
+    as it was."""
+    import shutil
+
+    target = Path(path)
+    tmp = part_path(target)
+    try:
+        yield tmp
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
 def write_bytes(path: str | os.PathLike, data: bytes, *, mkdir_parents: bool = False) -> Path:
     with atomic_path(path, mkdir_parents=mkdir_parents) as tmp:
         tmp.write_bytes(data)

@@ -25,7 +25,7 @@ def export_pipeline(
 ) -> dict[str, int]:
     """Load the pipeline at ``src``, write it to ``dst`` with floating weights as ``dtype``; returns the
     bytes of each weights file. ``card``: a markdown file copied in as ``MODEL_CARD.md``."""
-    from avgen.atomic import part_path
+    from avgen.atomic import atomic_dir
     from avgen.pipeline import AVPipeline
     from avgen.weights import cast_weights_file
 
@@ -35,18 +35,11 @@ def export_pipeline(
     if card is not None and not Path(card).is_file():
         raise CheckpointError(f"{card}: model card not found")
     pipe = AVPipeline.from_pretrained(src)
-    tmp = part_path(target)
-    try:
+    with atomic_dir(target) as tmp:
         pipe.save_pretrained(tmp)
         sizes = {
             str(f.relative_to(tmp)): cast_weights_file(f, dtype) for f in sorted(tmp.rglob("*.safetensors"))
         }
         if card is not None:
             shutil.copyfile(card, tmp / "MODEL_CARD.md")
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return sizes

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -140,25 +139,18 @@ class AVPipeline:
     def save_pretrained(self, directory: str | Path, *, overwrite: bool = False) -> Path:
         """Write ``pipeline.json`` and one sub-folder per part (config JSON + safetensors), atomically:
         the folder is built beside ``directory`` and renamed into place."""
-        from avgen.atomic import part_path, write_json
+        from avgen.atomic import atomic_dir, write_json
 
         target = Path(directory)
         if target.exists() and not overwrite:
             raise CheckpointError(f"{target}: exists; pass overwrite=True to replace it")
-        tmp = part_path(target)
-        try:
+        with atomic_dir(target) as tmp:
             tmp.mkdir(parents=True)
             for name in PARTS:
                 getattr(self, name).save_pretrained(tmp / name)
             if not _is_packaged_encoder(self.text_encoder):  # the MiniLM comes from PyPI; others travel along
                 self.text_encoder.save_pretrained(tmp / "text_encoder")
             write_json(tmp / PIPELINE_FILE, {"format": FORMAT, "version": 1, "config": to_dict(self.config)})
-            if target.exists():
-                shutil.rmtree(target)
-            tmp.rename(target)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp)
         return target
 
     @classmethod

@@ -55,3 +55,22 @@ def test_files_get_plain_permissions(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "r.txt").stat().st_mode) == 0o644  # world-readable, unlike mkstemp's 0600
+
+
+def test_atomic_dir_replaces_a_folder_whole_or_not_at_all(tmp_path) -> None:
+    from avgen.atomic import atomic_dir
+
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_dir(target) as tmp:
+            tmp.mkdir()
+            (tmp / "new.txt").write_text("half")
+            raise RuntimeError("writing failed")
+    assert [p.name for p in tmp_path.iterdir()] == ["model"] and (target / "old.txt").read_text() == "old"
+    with atomic_dir(target) as tmp:
+        tmp.mkdir()
+        (tmp / "new.txt").write_text("new")
+    assert [p.name for p in target.iterdir()] == ["new.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
