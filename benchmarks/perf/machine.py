@@ -56,6 +56,16 @@ def command_line(module: str, argv: list[str] | None = None) -> str:
     return " ".join([env, "python", "-m", module, *map(shlex.quote, args)]).strip()
 
 
+def emit_result(result: dict[str, Any], out: Path | None) -> None:
+    """Print ``result`` as indented JSON and, with ``out``, write the same text there atomically."""
+    text = json.dumps(result, indent=2)
+    if out:
+        from avgen.atomic import write_text
+
+        write_text(out, text + "\n", mkdir_parents=True)
+    print(text)
+
+
 def _status_kb(field: str, pid: int | str = "self") -> int | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -295,16 +295,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.phase == "memory":
         print(json.dumps(avgen_memory(args)))
         return 0
-    from benchmarks.perf.machine import command_line
+    from benchmarks.perf.machine import command_line, emit_result
 
     args.command = command_line("benchmarks.perf.mfu", argv)
-    result = measure(args)
-    text = json.dumps(result, indent=2)
-    if args.out:
-        from avgen.atomic import write_text
-
-        write_text(args.out, text + "\n", mkdir_parents=True)
-    print(text)
+    emit_result(measure(args), args.out)
     return 0
 
 

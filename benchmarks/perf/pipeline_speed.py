@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import shlex
 import statistics
 import sys
@@ -309,16 +308,10 @@ def main(argv: list[str] | None = None) -> int:
         args.repeats, args.process_repeats = 1, 1
     if min(args.steps) < 1 or args.repeats < 1 or args.process_repeats < 1:
         p.error("--steps, --repeats and --process-repeats must be >= 1")
-    from benchmarks.perf.machine import command_line
+    from benchmarks.perf.machine import command_line, emit_result
 
     args.command = command_line("benchmarks.perf.pipeline_speed", argv)
-    result = measure(args)
-    text = json.dumps(result, indent=2)
-    if args.out:
-        from avgen.atomic import write_text
-
-        write_text(args.out, text + "\n", mkdir_parents=True)
-    print(text)
+    emit_result(measure(args), args.out)
     return 0
 
 
