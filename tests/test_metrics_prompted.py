@@ -92,3 +92,29 @@ def test_model_eval_runs_on_a_tiny_pipeline(tmp_path) -> None:
         for o in ([0, 1, 0, 1, 0, 1], [1, 0, 1, 0, 1, 0])
     ]
     assert summarize(rows, 24)["shuffled_correlation"] == -1.0
+
+
+def test_model_eval_tunes_on_val_and_passes_sampler_settings() -> None:
+    from avgen.metrics.model_eval import ModelEvalConfig, _generate, test_samples
+
+    with pytest.raises(ConfigError, match="split"):
+        ModelEvalConfig(split="holdout")
+    with pytest.raises(ConfigError, match="audio_guidance"):
+        ModelEvalConfig(audio_guidance=float("nan"))
+    geometry = {"per_family": 2, "families": ("talk",), "size": (32, 32), "seconds": 1.0}
+    test = test_samples(ModelEvalConfig(**geometry), 16000)
+    val = test_samples(ModelEvalConfig(split="val", **geometry), 16000)
+    assert [s.to_json()["split"] for s in val] == ["val", "val"]
+    assert {s.caption for s in val}.isdisjoint(s.caption for s in test)
+
+    calls = []
+
+    def pipe(prompts, **kw):
+        calls.append(kw)
+        return [None] * len(prompts)
+
+    cfg = ModelEvalConfig(steps=3, sampler="euler", guidance=2.5, audio_guidance=1.5, batch=8, **geometry)
+    _generate(pipe, "t2av", test, cfg)
+    assert (
+        calls[0]["sampler"] == "euler" and calls[0]["guidance"] == 2.5 and calls[0]["audio_guidance"] == 1.5
+    )

@@ -278,6 +278,10 @@ def model_main(args: argparse.Namespace) -> int:
         steps=args.steps,
         batch=args.batch,
         save_clips=args.save_clips,
+        split=args.split,
+        sampler=args.sampler,
+        guidance=args.guidance,
+        audio_guidance=args.audio_guidance,
     )
     pipe = AVPipeline.from_pretrained(args.pipeline, device=args.device)
     report = evaluate_model(pipe, cfg, args.out)
@@ -320,11 +324,21 @@ def main(argv: list[str]) -> int:
     )
     model.add_argument("--pipeline", default="avgen-tiny", help="pipeline folder or shipped model name")
     model.add_argument("--out", type=Path, required=True, help="folder for report.json (and --save-clips)")
-    model.add_argument("--per-family", type=int, default=32, help="test prompts per family (default 32)")
+    model.add_argument("--per-family", type=int, default=32, help="prompts per family (default 32)")
     model.add_argument("--families", default="talk,bounce,keys", help="comma-separated: talk,bounce,keys")
     model.add_argument("--tasks", default="t2av,a2v,v2a", help="comma-separated: t2av,a2v,v2a")
     model.add_argument("--steps", type=int, default=None, help="sampler steps (default: the pipeline's)")
     model.add_argument("--batch", type=int, default=8, help="text-to-audio-video prompts per call")
+    model.add_argument(
+        "--split", default="test", choices=("val", "test"), help="prompts from: test (report) or val (tuning)"
+    )
+    model.add_argument("--sampler", default=None, help="sampler (default: the pipeline's)")
+    model.add_argument(
+        "--guidance", type=float, default=None, help="video guidance (default: the pipeline's)"
+    )
+    model.add_argument(
+        "--audio-guidance", type=float, default=None, help="audio guidance (default: the pipeline's)"
+    )
     model.add_argument("--save-clips", action="store_true", help="also write every generated clip (MP4)")
     model.add_argument("--device", default="cpu")
     conv = sub.add_parser(
