@@ -101,6 +101,8 @@ def test_model_eval_tunes_on_val_and_passes_sampler_settings() -> None:
         ModelEvalConfig(split="holdout")
     with pytest.raises(ConfigError, match="audio_guidance"):
         ModelEvalConfig(audio_guidance=float("nan"))
+    with pytest.raises(ConfigError, match="shift"):
+        ModelEvalConfig(shift=0.0)
     geometry = {"per_family": 2, "families": ("talk",), "size": (32, 32), "seconds": 1.0}
     test = test_samples(ModelEvalConfig(**geometry), 16000)
     val = test_samples(ModelEvalConfig(split="val", **geometry), 16000)
@@ -113,7 +115,9 @@ def test_model_eval_tunes_on_val_and_passes_sampler_settings() -> None:
         calls.append(kw)
         return [None] * len(prompts)
 
-    cfg = ModelEvalConfig(steps=3, sampler="euler", guidance=2.5, audio_guidance=1.5, batch=8, **geometry)
+    cfg = ModelEvalConfig(
+        steps=3, sampler="euler", shift=3.0, guidance=2.5, audio_guidance=1.5, batch=8, **geometry
+    )
     _generate(pipe, "t2av", test, cfg)
     assert (
         calls[0]["sampler"] == "euler" and calls[0]["guidance"] == 2.5 and calls[0]["audio_guidance"] == 1.5

@@ -280,6 +280,7 @@ def model_main(args: argparse.Namespace) -> int:
         save_clips=args.save_clips,
         split=args.split,
         sampler=args.sampler,
+        shift=args.shift,
         guidance=args.guidance,
         audio_guidance=args.audio_guidance,
     )

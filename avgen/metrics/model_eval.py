@@ -38,8 +38,8 @@ class ModelEvalConfig:
     """``per_family`` prompts per family of avgen-synth's ``split``; clips of ``seconds`` at ``size``
     (height, width) and ``fps``.
 
-    ``steps``, ``sampler``, ``guidance`` (video) and ``audio_guidance``: sampler settings (None: the
-    pipeline's). ``batch``: text-to-audio-video prompts per call. Report on ``split="test"``; tune settings
+    ``steps``, ``sampler``, ``shift``, ``guidance`` (video) and ``audio_guidance``: sampler settings
+    (None: the pipeline's). ``batch``: text-to-audio-video prompts per call. Report on ``split="test"``; tune settings
     on ``"val"`` (its captions differ from the test split's), so the test numbers stay held out.
     """
 
@@ -55,6 +55,7 @@ class ModelEvalConfig:
     save_clips: bool = False
     split: str = "test"
     sampler: str | None = None
+    shift: float | None = None
     guidance: float | None = None
     audio_guidance: float | None = None
 
@@ -67,6 +68,8 @@ class ModelEvalConfig:
             g = getattr(self, name)
             if g is not None and not (math.isfinite(g) and g >= 0):
                 raise ConfigError(f"{name} must be a finite number >= 0 (1 = no guidance), got {g}")
+        if self.shift is not None and not (math.isfinite(self.shift) and self.shift > 0):
+            raise ConfigError(f"shift must be a finite number > 0, got {self.shift}")
         if self.per_family < 2:
             raise ConfigError(
                 f"per_family must be >= 2 (shuffled pairs need two clips), got {self.per_family}"
@@ -220,6 +223,7 @@ def _generate(pipe: Any, task: str, samples: list[Any], cfg: ModelEvalConfig) ->
     common = {
         "steps": cfg.steps,
         "sampler": cfg.sampler,
+        "shift": cfg.shift,
         "guidance": cfg.guidance,
         "audio_guidance": cfg.audio_guidance,
         "progress": False,
@@ -298,6 +302,12 @@ def evaluate_model(
         "config": {k: v for k, v in vars(cfg).items()},
         "pipeline": getattr(pipe.config, "name", None),
         "steps": cfg.steps or pipe.config.steps,
+        "sampler": {
+            "name": cfg.sampler or pipe.config.sampler,
+            "shift": pipe.config.shift if cfg.shift is None else cfg.shift,
+            "guidance": pipe.config.video_scale if cfg.guidance is None else cfg.guidance,
+            "audio_guidance": pipe.config.audio_scale if cfg.audio_guidance is None else cfg.audio_guidance,
+        },
         "summary": summary,
         "generation_seconds": timings,
         "seconds": round(time.perf_counter() - start, 2),
