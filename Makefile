@@ -44,9 +44,9 @@ demo: install
 # The default model's whole training chain, one command (about 3 h on the 2-core CPU; runs/README.md says
 # how the committed runs went): synth data -> video autoencoder + audio codec -> joint DiT -> held-out
 # evaluation -> an exported model folder. A stage whose run finished (its metrics.json) is skipped and an
-# interrupted one continues with --resume, so rerun the same command after any stop. With the default
-# RUNS=runs every stage is already done here; `make train-default RUNS=runs/mine` retrains from scratch.
-RUNS ?= runs
+# interrupted one continues with --resume, so rerun the same command after any stop. Everything goes under
+# RUNS (default runs/repro), never into the committed runs/tiny_* folders that made the shipped model.
+RUNS ?= runs/repro
 TRAIN := OMP_NUM_THREADS=2 $(BIN)/avgen train
 SYNTH_N_train := 2000
 SYNTH_N_val := 64

@@ -344,6 +344,22 @@ class AVPipeline:
             )
         return clips[0] if isinstance(prompt, str) else clips
 
+    @torch.no_grad()
+    def reconstruct(self, clip: AVClip) -> AVClip:
+        """``clip`` through both codecs (encode, then decode) at its own size, fps and length: what the
+        latent space keeps of it, so the ceiling of what any generated clip can show. Audio is mixed to
+        mono at the codec's rate, as generation does."""
+        if not isinstance(clip, AVClip) or clip.video is None or clip.audio is None:
+            raise ClipError(
+                "reconstruct needs an AVClip with video and audio, e.g. read_av(path, streams='av')"
+            )
+        geom = self.geometry(clip.video_duration, clip.height, clip.width, clip.fps)
+        v_lat, a_lat = self._encode_video(clip, geom, 1), self._encode_audio(clip, geom, 1)
+        frames = to_pixels(self.video_codec.decode(v_lat))[0, : geom.num_frames, : geom.height, : geom.width]
+        wav = self.audio_codec.decode(a_lat, length=geom.num_samples)[0].cpu().numpy()
+        meta = {"model": self.config.name, "task": "reconstruct"}
+        return AVClip(video=frames, fps=geom.fps, audio=wav, sample_rate=geom.sample_rate, metadata=meta)
+
 
 def tiny_pipeline(seed: int = 0) -> AVPipeline:
     """A random pipeline built in-process in well under a second, for tests (no files, no network)."""

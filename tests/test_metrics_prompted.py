@@ -80,7 +80,8 @@ def test_model_eval_runs_on_a_tiny_pipeline(tmp_path) -> None:
     assert saved["summary"] == report["summary"]
     table = (tmp_path / "report.md").read_text()
     assert "| t2av | 2 |" in table and "impact F1" in table and "caption colour" in table
-    assert set(report["summary"]) == {"gt", "t2av", "a2v", "v2a"}
+    assert set(report["summary"]) == {"gt", "t2av", "a2v", "v2a", "codec"}
+    assert "| codec | 2 |" in table
     gt = report["summary"]["gt"]
     assert gt["talk"]["clips"] == 2 and gt["talk"]["face_found"] == 1.0 and gt["talk"]["color_ok"] == 1.0
     assert gt["bounce"]["impact_f1"] > 0.5

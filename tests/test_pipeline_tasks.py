@@ -52,6 +52,21 @@ def test_video_to_audio_keeps_the_given_frames(pipe, rng):
     assert clip.num_samples == 8000 and clip.metadata["task"] == "v2a"
 
 
+def test_reconstruct_round_trips_through_both_codecs(pipe, rng):
+    clip = AVClip(
+        video=rng.integers(0, 256, (15, 36, 44, 3), dtype=np.uint8),
+        fps=30,
+        audio=rng.uniform(-0.5, 0.5, (2, 11025)).astype(np.float32),
+        sample_rate=22050,
+    )
+    out = pipe.reconstruct(clip)
+    assert out.video.shape == clip.video.shape and out.fps == 30 and out.metadata["task"] == "reconstruct"
+    assert out.sample_rate == 16000 and out.audio.shape == (1, 8000)  # mono at the codec rate
+    assert not np.array_equal(out.video, clip.video)  # a random codec does not reproduce the frames
+    with pytest.raises(ClipError, match="video and audio"):
+        pipe.reconstruct(AVClip(audio=clip.audio, sample_rate=22050))
+
+
 def test_continuation_keeps_the_given_prefix(pipe, tmp_path):
     prefix = pipe("a ball", seconds=0.5, seed=1, progress=False)
     clip = pipe("a ball", extend=prefix, seconds=1.0, seed=2, progress=False)

@@ -327,7 +327,11 @@ def main(argv: list[str]) -> int:
     model.add_argument("--out", type=Path, required=True, help="folder for report.json (and --save-clips)")
     model.add_argument("--per-family", type=int, default=32, help="prompts per family (default 32)")
     model.add_argument("--families", default="talk,bounce,keys", help="comma-separated: talk,bounce,keys")
-    model.add_argument("--tasks", default="t2av,a2v,v2a", help="comma-separated: t2av,a2v,v2a")
+    model.add_argument(
+        "--tasks",
+        default="t2av,a2v,v2a,codec",
+        help="comma-separated: t2av,a2v,v2a (generated), codec (test clips through the codecs: the ceiling)",
+    )
     model.add_argument("--steps", type=int, default=None, help="sampler steps (default: the pipeline's)")
     model.add_argument("--batch", type=int, default=8, help="text-to-audio-video prompts per call")
     model.add_argument(

@@ -6,6 +6,8 @@ seeds 0, 1, 2, ... of the "test" split, whose captions never occur in training) 
 - ``t2av``: audio and video from the caption;
 - ``a2v``: video from the caption and the test clip's own sound (speech for talk, impacts for bounce);
 - ``v2a``: sound from the caption and the test clip's own frames;
+- ``codec``: the test clip through both codecs (``AVPipeline.reconstruct``): the ceiling any generated clip
+  can reach in the codecs' latent space;
 
 and scores every result with ``avgen.metrics.prompted`` (caption-only, as a user's clip would be scored),
 next to the ground-truth clips themselves (``gt``). Per task and family the report gives:
@@ -29,7 +31,7 @@ import numpy as np
 
 from avgen.errors import ConfigError
 
-TASKS = ("t2av", "a2v", "v2a")
+TASKS = ("t2av", "a2v", "v2a", "codec")
 SCORED_FAMILIES = ("talk", "bounce", "keys")
 
 
@@ -242,6 +244,8 @@ def _generate(pipe: Any, task: str, samples: list[Any], cfg: ModelEvalConfig) ->
                 **common,
             )
         return clips
+    if task == "codec":
+        return [pipe.reconstruct(s.clip) for s in samples]
     out = []
     for i, s in enumerate(samples):
         if task == "a2v":
