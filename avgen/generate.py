@@ -21,7 +21,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--size", help="HxW in pixels, e.g. 64x96 (default: the pipeline's)")
     parser.add_argument("--steps", type=int, help="sampler steps (default: the pipeline's)")
     parser.add_argument(
-        "--sampler", choices=["euler", "heun", "ab2"], help="ODE solver (default: the pipeline's)"
+        "--sampler",
+        choices=["euler", "heun", "ab2", "euler_sde"],
+        help="ODE solver (default: the pipeline's)",
     )
     parser.add_argument("--guidance", type=float, help="classifier-free guidance scale for video")
     parser.add_argument("--audio-guidance", type=float, help="classifier-free guidance scale for audio")

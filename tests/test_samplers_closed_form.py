@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from avgen.diffusion.samplers import (
+    DETERMINISTIC,
     SAMPLERS,
     adams_bashforth2,
     euler,
@@ -15,6 +16,7 @@ from avgen.diffusion.samplers import (
     heun,
     hold_given,
     schedule,
+    stochastic_euler,
 )
 from avgen.errors import ConfigError
 from avgen.model import tiny_dit
@@ -95,7 +97,7 @@ def test_straight_paths_are_solved_exactly(name: str) -> None:
     assert torch.allclose(out, mu.expand_as(out), atol=1e-9)
 
 
-@pytest.mark.parametrize("name", sorted(SAMPLERS))
+@pytest.mark.parametrize("name", DETERMINISTIC)
 def test_per_token_schedules_follow_each_token(name: str) -> None:
     x = _x()
     g = torch.Generator().manual_seed(3)
@@ -161,3 +163,20 @@ def test_callback_sees_every_step() -> None:
     calls = []
     euler(linear_field, _x(), schedule(3), callback=lambda i, x: calls.append(i))
     assert calls == [0, 1, 2]
+
+
+def test_stochastic_euler_is_euler_at_eta_0_and_seeded_otherwise() -> None:
+    x, ts = _x(), schedule(6).double()
+    assert torch.allclose(
+        stochastic_euler(linear_field, x, ts, eta=0.0), euler(linear_field, x, ts), atol=1e-12
+    )
+
+    def run(seed: int) -> torch.Tensor:
+        return SAMPLERS["euler_sde"](linear_field, x, ts, generator=torch.Generator().manual_seed(seed))
+
+    assert torch.equal(run(1), run(1)) and not torch.allclose(run(1), run(2))
+    with pytest.raises(ConfigError, match="eta"):
+        stochastic_euler(linear_field, x, ts, eta=1.5)
+    # a token held at t > 0 is not renoised either
+    held = torch.full((3, 2, 5), 0.5, dtype=torch.float64)
+    assert torch.equal(stochastic_euler(linear_field, x, held), x)

@@ -4,11 +4,13 @@ Each sampler is a pure function ``(velocity_fn, x, timesteps, generator, callbac
 from ``SAMPLERS``. ``timesteps`` is ``(S + 1,)`` (one schedule for every token) or per token
 ``(S + 1, L)`` / ``(S + 1, B, L)``: a token whose time does not change between two steps (a "given"
 token held at t = 0) is left exactly as it is, since every update is a multiple of ``t_next - t_cur``.
-The solvers here are deterministic; ``generator`` is part of the shared signature for stochastic ones.
+The solvers are deterministic but for ``euler_sde``, which draws fresh noise from ``generator``.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Callable
 
 import torch
@@ -145,12 +147,51 @@ def adams_bashforth2(
     return x
 
 
+def stochastic_euler(
+    velocity_fn: VelocityFn,
+    x: Tensor,
+    timesteps: Tensor,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
+    eta: float = 0.5,
+) -> Tensor:
+    """Euler with fresh noise (DDIM-eta for the rectified flow), one velocity evaluation per step.
+
+    From the model's estimates of the clean tokens ``x0 = x - t v`` and of their noise ``n = x + (1 - t) v``
+    it steps to ``x <- (1 - t_next) x0 + t_next (sqrt(1 - eta^2) n + eta z)`` with ``z ~ N(0, I)`` drawn
+    from ``generator``. ``eta = 0`` is exactly Euler; a larger ``eta`` swaps more of the estimated noise
+    for fresh noise each step, which lets an imperfect model correct its early mistakes at some cost in
+    detail. A token whose time does not change (held given) stays exactly as it is.
+    """
+    if not 0.0 <= eta <= 1.0:
+        raise ConfigError(f"eta must be in [0, 1], got {eta}")
+    _check(x, timesteps)
+    keep = math.sqrt(1.0 - eta * eta)
+    for i in range(timesteps.shape[0] - 1):
+        t_cur, t_next = _time(timesteps, i, x), _time(timesteps, i + 1, x)
+        v = velocity_fn(x, t_cur)
+        t_cur, t_next = _col(t_cur), _col(t_next)
+        x0, noise = x - t_cur * v, x + (1 - t_cur) * v
+        z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        # Renoise the clean estimate to t_next with mostly the estimated and partly fresh noise.
+        x = torch.where(t_next == t_cur, x, (1 - t_next) * x0 + t_next * (keep * noise + eta * z))
+        if callback is not None:
+            callback(i, x)
+    return x
+
+
 Sampler = Callable[..., Tensor]
 
-SAMPLERS: dict[str, Sampler] = {"euler": euler, "heun": heun, "ab2": adams_bashforth2}
+SAMPLERS: dict[str, Sampler] = {
+    "euler": euler,
+    "heun": heun,
+    "ab2": adams_bashforth2,
+    "euler_sde": functools.partial(stochastic_euler, eta=0.5),
+}
+DETERMINISTIC = ("euler", "heun", "ab2")
 
 # Velocity evaluations per step (Heun's last step is Euler, so it costs 2 * steps - 1 in all).
-EVALS_PER_STEP = {"euler": 1, "heun": 2, "ab2": 1}
+EVALS_PER_STEP = {"euler": 1, "heun": 2, "ab2": 1, "euler_sde": 1}
 
 
 def get_sampler(name: str) -> Sampler:

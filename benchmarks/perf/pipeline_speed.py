@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         "--pipeline", default="avgen-tiny", help="folder, shipped name, random:tiny or random:default"
     )
     p.add_argument("--steps", type=int, nargs="+", default=list(STEPS))
-    p.add_argument("--sampler", choices=["euler", "heun", "ab2"], help="default: the pipeline's")
+    p.add_argument("--sampler", choices=["euler", "heun", "ab2", "euler_sde"], help="default: the pipeline's")
     p.add_argument("--size", type=parse_size, default=(64, 64), help="HxW pixels")
     p.add_argument("--seconds", type=float, default=2.0)
     p.add_argument("--fps", type=int, default=24)
