@@ -179,3 +179,17 @@ def test_eval_generates_and_scores(pipe, tmp_path):
     assert report["summary"]["clips"] == 3 and report["summary"]["scored"] == 3
     assert [c["file"].endswith(f"clip_000{i}.mp4") for i, c in enumerate(report["clips"])] == [True] * 3
     assert read_av(out / "clip_0002.mp4").metadata["prompt"] == "a red ball bounces"
+
+
+def test_eval_model_cli_passes_every_sampler_flag(pipe, tmp_path):
+    import json
+
+    folder = pipe.save_pretrained(tmp_path / "pipe")
+    out = tmp_path / "model_eval"
+    args = ["eval", "model", "--pipeline", str(folder), "--out", str(out), "--per-family", "2"]
+    args += ["--families", "bounce", "--tasks", "t2av,codec", "--split", "val", "--steps", "1"]
+    args += ["--sampler", "euler_sde", "--shift", "2", "--guidance", "1.5", "--audio-guidance", "2.5"]
+    assert main(args) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["config"]["split"] == "val" and set(report["summary"]) == {"gt", "t2av", "codec"}
+    assert report["sampler"] == {"name": "euler_sde", "shift": 2.0, "guidance": 1.5, "audio_guidance": 2.5}

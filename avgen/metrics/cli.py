@@ -339,6 +339,9 @@ def main(argv: list[str]) -> int:
     )
     model.add_argument("--sampler", default=None, help="sampler (default: the pipeline's)")
     model.add_argument(
+        "--shift", type=float, default=None, help="sampling time shift (default: the pipeline's)"
+    )
+    model.add_argument(
         "--guidance", type=float, default=None, help="video guidance (default: the pipeline's)"
     )
     model.add_argument(
