@@ -67,6 +67,8 @@ def sync_line(caption: str, clip: AVClip) -> str:
     s: dict[str, Any] = score_prompted(clip.video, float(clip.fps), clip.audio, clip.sample_rate, caption)
     if s.get("lip_sync"):
         ls = s["lip_sync"]
+        if ls["lag_ms"] is None:  # a mouth that never moves (or silence) has no lag to measure
+            return "face found, but its mouth does not move with the sound (no lip-sync lag measurable)"
         corr = "n/a" if ls["correlation"] is None else f"{ls['correlation']:.2f}"
         return f"lip-sync lag {ls['lag_ms']:+.0f} ms (mouth/sound correlation {corr})"
     if s["family"] == "talk":

@@ -75,3 +75,19 @@ def test_shipped_default_model_generates_offline(tmp_path, capsys):
     clip = read_av(out)
     assert clip.video.shape == (48, 64, 64, 3) and clip.num_samples == 32000
     assert clip.metadata["model"] == "avgen-tiny"
+
+
+def test_sync_line_for_a_face_whose_mouth_never_moves():
+    import numpy as np
+
+    from avgen.clip import AVClip
+    from avgen.data.synth import make_sample
+    from avgen.demo import sync_line
+
+    s = next(x for x in (make_sample(i, "test") for i in range(40)) if x.to_json()["family"] == "talk")
+    still = np.repeat(s.clip.video[:1], len(s.clip.video), axis=0)  # the first frame held: a still mouth
+    line = sync_line(
+        s.caption, AVClip(video=still, fps=s.clip.fps, audio=s.clip.audio, sample_rate=s.clip.sample_rate)
+    )
+    assert "does not move" in line
+    assert "lip-sync lag" in sync_line(s.caption, s.clip)
