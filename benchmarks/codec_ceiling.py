@@ -5,10 +5,10 @@ runs ``avgen eval model``'s scoring with ``tasks=("codec",)`` (``AVPipeline.reco
 decode, at the clip's own size, fps and length) on a pipeline's codecs, or with either codec swapped for a
 trained codec folder, to compare candidate codecs before training a joint model on them:
 
-    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/codec_ceiling.py --per-family 16 \\
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/codec_ceiling.py --per-family 8 \\
         --out benchmarks/results/codec_ceiling_avgen_tiny.json
-    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/codec_ceiling.py --per-family 16 \\
-        --video-codec runs/tiny_video_vae_t2/codec --out benchmarks/results/codec_ceiling_vae_t2.json
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/codec_ceiling.py --per-family 8 \\
+        --video-codec runs/tiny_video_vae_t2/checkpoints/step_00001193/codec --out benchmarks/results/codec_ceiling_vae_t2_step1193.json
 
 The ``gt`` rows score the test clips themselves (the ceiling of the ceiling). ``impulse`` is the video
 codec's temporal impulse response: a 32x32 square lit for one frame (at each position within one latent
