@@ -41,8 +41,8 @@ class ModelEvalConfig:
     (height, width) and ``fps``.
 
     ``steps``, ``sampler``, ``shift``, ``guidance`` (video) and ``audio_guidance``: sampler settings
-    (None: the pipeline's). ``batch``: text-to-audio-video prompts per call. Report on ``split="test"``; tune settings
-    on ``"val"`` (its captions differ from the test split's), so the test numbers stay held out.
+    (None: the pipeline's). ``batch``: text-to-audio-video prompts per call. Report on ``split="test"``;
+    tune settings on ``"val"`` (its captions differ from the test split's), so test numbers stay held out.
     """
 
     per_family: int = 32
