@@ -76,6 +76,8 @@ def sync_line(caption: str, clip: AVClip) -> str:
     if "impact" in s:
         imp = s["impact"]
         f1 = "n/a" if imp["f1"] is None else f"{imp['f1']:.2f}"
+        if not imp["impacts"]:
+            return f"impact F1 {f1} (no ball of the asked colour is seen hitting the floor)"
         return f"impact F1 {f1} ({imp['hits']} of {imp['impacts']} visible impacts heard within one frame)"
     return ""
 
