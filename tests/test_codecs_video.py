@@ -56,6 +56,23 @@ def test_encoder_and_decoder_are_causal_in_time():
         torch.testing.assert_close(vae.decode(z)[:, :, :5], vae.decode(z3)[:, :, :5])
 
 
+def test_centred_decoder_sees_the_next_latent_frame():
+    causal = CausalVideoVAE(VideoVAEConfig(channels=(8, 8, 8))).eval()
+    centred = CausalVideoVAE(VideoVAEConfig(channels=(8, 8, 8), causal_decoder=False)).eval()
+    assert set(causal.state_dict()) == set(centred.state_dict())  # same weights, other padding
+    centred.load_state_dict(causal.state_dict())
+    assert causal.codec_id != centred.codec_id
+    x = _video(9, 16, 16)
+    with torch.no_grad():
+        z = centred.encode(x)
+        torch.testing.assert_close(z, causal.encode(x))  # the encoder stays causal
+        z3 = z.clone()
+        z3[:, :, 2] += 1.0  # latent frame 2 (video frames 5..8)
+        y, y3 = centred.decode(z), centred.decode(z3)
+    assert y.shape == causal.decode(z).shape == (1, 3, 9, 16, 16)
+    assert not torch.allclose(y[:, :, 4], y3[:, :, 4])  # frame 4 now sees the next latent frame
+
+
 def test_first_frame_is_encoded_alone():
     vae = tiny_video_vae()
     x = _video(5, 16, 16)

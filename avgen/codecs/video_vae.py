@@ -4,6 +4,9 @@ Causal in time: every temporal convolution pads on the left with the first frame
 sees video frame 0 alone and latent frame j >= 1 sees frames up to 4j. T = 1 + 4k frames become
 1 + k latent frames. Norms are channel-wise RMS (no statistics across time or space), which keeps
 the model causal and makes tiled decoding agree with whole-frame decoding away from tile seams.
+``causal_decoder=False`` centres the decoder's temporal convolutions instead (each decoded frame also sees
+the next latent frame), so a one-frame event need not be smeared only forward in time; the encoder stays
+causal either way.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ class VideoVAEConfig:
     channels: tuple[int, ...] = (16, 48, 96)
     temporal_down: tuple[bool, ...] = (True, True)
     num_res_blocks: int = 1
+    causal_decoder: bool = True
 
     def __post_init__(self) -> None:
         if self.in_channels < 1 or self.latent_channels < 1 or self.num_res_blocks < 0 or self.patch_size < 1:
@@ -67,19 +71,29 @@ class VideoVAEConfig:
 
 
 class CausalConv3d(nn.Module):
-    """Conv3d padded causally in time (first frame repeated on the left) and by zeros in space."""
+    """Conv3d padded causally in time (first frame repeated on the left) and by zeros in space;
+    ``causal=False``: centred in time instead (first and last frames repeated on either side)."""
 
     def __init__(
-        self, cin: int, cout: int, kernel: tuple[int, int, int], stride: tuple[int, int, int] = (1, 1, 1)
+        self,
+        cin: int,
+        cout: int,
+        kernel: tuple[int, int, int],
+        stride: tuple[int, int, int] = (1, 1, 1),
+        causal: bool = True,
     ):
         super().__init__()
         self.time_pad = kernel[0] - 1
+        self.left_pad = self.time_pad if causal else self.time_pad // 2
         self.space_pad = (kernel[2] // 2, kernel[2] // 2, kernel[1] // 2, kernel[1] // 2)
         self.conv = nn.Conv3d(cin, cout, kernel, stride)
 
     def forward(self, x: Tensor) -> Tensor:
         if self.time_pad:
-            x = torch.cat([x[:, :, :1].expand(-1, -1, self.time_pad, -1, -1), x], dim=2)  # (B, C, T+p, H, W)
+            right = self.time_pad - self.left_pad
+            first = x[:, :, :1].expand(-1, -1, self.left_pad, -1, -1)
+            last = x[:, :, -1:].expand(-1, -1, right, -1, -1)
+            x = torch.cat([first, x, last], dim=2)  # (B, C, T + time_pad, H, W)
         return self.conv(F.pad(x, (*self.space_pad, 0, 0)))
 
 
@@ -96,10 +110,10 @@ class RMSNorm(nn.Module):
 
 
 class ResBlock(nn.Module):
-    def __init__(self, cin: int, cout: int) -> None:
+    def __init__(self, cin: int, cout: int, causal: bool = True) -> None:
         super().__init__()
-        self.norm1, self.conv1 = RMSNorm(cin), CausalConv3d(cin, cout, (3, 3, 3))
-        self.norm2, self.conv2 = RMSNorm(cout), CausalConv3d(cout, cout, (3, 3, 3))
+        self.norm1, self.conv1 = RMSNorm(cin), CausalConv3d(cin, cout, (3, 3, 3), causal=causal)
+        self.norm2, self.conv2 = RMSNorm(cout), CausalConv3d(cout, cout, (3, 3, 3), causal=causal)
         self.skip = nn.Conv3d(cin, cout, 1) if cin != cout else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
@@ -123,10 +137,10 @@ class Downsample(nn.Module):
 class Upsample(nn.Module):
     """Double H and W (and T causally: T -> 1 + 2(T-1), the first frame stays single) then conv cin -> cout."""
 
-    def __init__(self, cin: int, cout: int, temporal: bool) -> None:
+    def __init__(self, cin: int, cout: int, temporal: bool, causal: bool = True) -> None:
         super().__init__()
         self.temporal = temporal
-        self.conv = CausalConv3d(cin, cout, (3, 3, 3))
+        self.conv = CausalConv3d(cin, cout, (3, 3, 3), causal=causal)
 
     def forward(self, x: Tensor) -> Tensor:
         x = F.interpolate(x, scale_factor=(2 if self.temporal else 1, 2, 2), mode="nearest")
@@ -162,21 +176,21 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     def __init__(self, cfg: VideoVAEConfig) -> None:
         super().__init__()
-        ch = cfg.channels
+        ch, causal = cfg.channels, cfg.causal_decoder
         cin = ch[-1]
-        self.conv_in = CausalConv3d(cfg.latent_channels, cin, (3, 3, 3))
-        layers: list[nn.Module] = [ResBlock(cin, cin)]
+        self.conv_in = CausalConv3d(cfg.latent_channels, cin, (3, 3, 3), causal=causal)
+        layers: list[nn.Module] = [ResBlock(cin, cin, causal)]
         for i in reversed(range(len(ch))):
             for _ in range(cfg.num_res_blocks):
-                layers.append(ResBlock(cin, ch[i]))
+                layers.append(ResBlock(cin, ch[i], causal))
                 cin = ch[i]
             if i > 0:
-                layers.append(Upsample(cin, ch[i - 1], cfg.temporal_down[i - 1]))
+                layers.append(Upsample(cin, ch[i - 1], cfg.temporal_down[i - 1], causal))
                 cin = ch[i - 1]
         self.blocks = nn.Sequential(*layers)
         self.norm_out = RMSNorm(cin)
         self.patch = cfg.patch_size
-        self.conv_out = CausalConv3d(cin, cfg.in_channels * self.patch**2, (3, 3, 3))
+        self.conv_out = CausalConv3d(cin, cfg.in_channels * self.patch**2, (3, 3, 3), causal=causal)
 
     def forward(self, z: Tensor) -> Tensor:
         x = self.conv_out(F.silu(self.norm_out(self.blocks(self.conv_in(z)))))
@@ -228,7 +242,10 @@ class CausalVideoVAE(nn.Module):
     @property
     def codec_id(self) -> str:
         """Stable hash of config + weights (latent stats included): keys the latent cache."""
-        return f"{KIND}-{self._ids.get(to_dict(self.config), self)}"
+        config = to_dict(self.config)
+        if config.get("causal_decoder", True):  # the default is left out: ids from before the option hold
+            config.pop("causal_decoder", None)
+        return f"{KIND}-{self._ids.get(config, self)}"
 
     def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, int, int, int]:
         """(D, T', H', W') for a clip; raises ClipError naming the nearest valid sizes."""
