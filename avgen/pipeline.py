@@ -221,6 +221,12 @@ class AVPipeline:
         x = geom.pad_video(from_pixels(frames_at(clip.video, clip.fps, geom))).to(self.device)
         return self.video_codec.encode(x).expand(batch, -1, -1, -1, -1)
 
+    def _decode(self, v_lat: Tensor, a_lat: Tensor, geom: ClipGeometry) -> tuple[np.ndarray, np.ndarray]:
+        """Latents -> uint8 frames (B, T, H, W, 3) cut to the clip and float32 audio (B, C, N)."""
+        frames = to_pixels(self.video_codec.decode(v_lat))[:, : geom.num_frames, : geom.height, : geom.width]
+        wav = self.audio_codec.decode(a_lat, length=geom.num_samples).cpu().numpy()
+        return frames, wav
+
     @torch.no_grad()
     def __call__(
         self,
@@ -325,9 +331,7 @@ class AVPipeline:
             )
         if bar is not None:
             bar.close()
-        v_out, a_out = unpack(tokens.float(), packed.layout)
-        frames = to_pixels(self.video_codec.decode(v_out))[:, : geom.num_frames, : geom.height, : geom.width]
-        wav = self.audio_codec.decode(a_out, length=geom.num_samples).cpu().numpy()
+        frames, wav = self._decode(*unpack(tokens.float(), packed.layout), geom)
         if extend is not None:  # the given prefix comes back exactly as given
             frames[:, : extend.num_frames] = extend.video[: geom.num_frames]
             n = min(extend.num_samples, geom.num_samples) if extend.sample_rate == geom.sample_rate else 0
@@ -355,10 +359,11 @@ class AVPipeline:
             )
         geom = self.geometry(clip.video_duration, clip.height, clip.width, clip.fps)
         v_lat, a_lat = self._encode_video(clip, geom, 1), self._encode_audio(clip, geom, 1)
-        frames = to_pixels(self.video_codec.decode(v_lat))[0, : geom.num_frames, : geom.height, : geom.width]
-        wav = self.audio_codec.decode(a_lat, length=geom.num_samples)[0].cpu().numpy()
+        frames, wav = self._decode(v_lat, a_lat, geom)
         meta = {"model": self.config.name, "task": "reconstruct"}
-        return AVClip(video=frames, fps=geom.fps, audio=wav, sample_rate=geom.sample_rate, metadata=meta)
+        return AVClip(
+            video=frames[0], fps=geom.fps, audio=wav[0], sample_rate=geom.sample_rate, metadata=meta
+        )
 
 
 def tiny_pipeline(seed: int = 0) -> AVPipeline:
