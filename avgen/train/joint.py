@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from avgen.diffusion.flow import FlowConfig, flow_loss, interpolate, sample_timesteps
 from avgen.errors import AVGenError, ConfigError
 from avgen.model.text import TextStates
+from avgen.tokens import TokenSpec
 from avgen.train.latents import JointDataConfig, LatentSet, load_latents
 from avgen.train.lora import LoRAConfig, adapter_keys, apply_lora, save_adapters, strip_lora
 
@@ -33,7 +34,9 @@ class JointModelConfig:
     the other fields then only matter where noted). Otherwise a new DiT of ``preset`` (+ ``dit`` field
     overrides) over the codec folders ``video_codec`` / ``audio_codec`` and ``text_encoder`` (None: the
     offline MiniLM; a local folder). "tiny" for a codec or the text encoder builds a small random one in
-    process (tests and smoke runs)."""
+    process (tests and smoke runs). ``video_patch`` (pt, ph, pw): latent frames/rows/columns per video
+    token, e.g. (4, 2, 2) over a VAE without temporal compression keeps the token count of (1, 2, 2) over a
+    4x-temporal one; ``audio_patch``: audio latent frames per token (both ignored with ``init_from``)."""
 
     init_from: str | None = None
     preset: str = "default"
@@ -42,17 +45,34 @@ class JointModelConfig:
     audio_codec: str | None = None
     text_encoder: str | None = None
     text_max_length: int = 77
+    video_patch: tuple[int, int, int] = (1, 2, 2)
+    audio_patch: int = 2
     seed: int = 0
 
     def __post_init__(self) -> None:
         from avgen.model.dit import dit_config
 
+        self.token_spec(1, 1)  # a bad patch fails here, by name
+        if "tokens" in self.dit:
+            raise ConfigError(
+                "joint.model.dit.tokens: the token layout comes from the codecs; set joint.model.video_patch "
+                "/ audio_patch instead"
+            )
         dit_config(self.preset, **self.dit)  # an unknown preset or DiT field fails here, by name
         if self.init_from is None and not (self.video_codec and self.audio_codec):
             raise ConfigError(
                 "joint.model: give init_from (a pipeline folder) or both video_codec and audio_codec "
                 "(codec folders from `avgen train configs/tiny_video_vae.yaml` / tiny_audio_codec.yaml)"
             )
+
+    def token_spec(self, video_channels: int, audio_channels: int) -> TokenSpec:
+        """The DiT's ``TokenSpec`` over codecs with these latent channel counts."""
+        return TokenSpec(
+            video_channels=video_channels,
+            audio_channels=audio_channels,
+            video_patch=tuple(int(p) for p in self.video_patch),
+            audio_patch=int(self.audio_patch),
+        )
 
 
 @dataclass(frozen=True)
@@ -99,7 +119,6 @@ def build_parts(cfg: JointConfig) -> tuple[nn.Module, Any, Any, Any, Any]:
     from avgen.model.dit import JointDiT, dit_config
     from avgen.model.text import TextEncoder, TextEncoderConfig, tiny_text_encoder
     from avgen.pipeline import AVPipeline, PipelineConfig
-    from avgen.tokens import TokenSpec
 
     m = cfg.model
     if m.init_from is not None:
@@ -112,7 +131,7 @@ def build_parts(cfg: JointConfig) -> tuple[nn.Module, Any, Any, Any, Any]:
             te = tiny_text_encoder(max_length=m.text_max_length, seed=m.seed)
         else:
             te = TextEncoder.from_config(TextEncoderConfig(path=m.text_encoder, max_length=m.text_max_length))
-        spec = TokenSpec(video_channels=vc.latent_channels, audio_channels=ac.latent_channels)
+        spec = m.token_spec(vc.latent_channels, ac.latent_channels)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(m.seed)
             dit = JointDiT(dit_config(m.preset, tokens=spec, text_dim=te.dim, **m.dit))
