@@ -8,9 +8,11 @@ import pytest
 import torch
 
 from avgen.codecs import LatentCodec, VideoCodec, load_codec
+from avgen.codecs.base import fingerprint
 from avgen.codecs.pixel import PixelCodec, PixelCodecConfig
 from avgen.codecs.tiny import tiny_pixel_codec, tiny_video_vae
 from avgen.codecs.video_vae import CausalVideoVAE, VideoVAEConfig
+from avgen.config import to_dict
 from avgen.errors import CheckpointError, ClipError, ConfigError
 
 
@@ -71,6 +73,27 @@ def test_centred_decoder_sees_the_next_latent_frame():
         y, y3 = centred.decode(z), centred.decode(z3)
     assert y.shape == causal.decode(z).shape == (1, 3, 9, 16, 16)
     assert not torch.allclose(y[:, :, 4], y3[:, :, 4])  # frame 4 now sees the next latent frame
+
+
+def test_frame_wise_vae_keeps_every_frame_to_itself():
+    cfg = VideoVAEConfig(channels=(8, 8, 8), temporal_down=(False, False), temporal_kernel=1)
+    vae = CausalVideoVAE(cfg).eval()
+    assert vae.temporal_downsample == 1 and vae.latent_shape(7, 16, 16) == (16, 7, 2, 2)
+    x = _video(7, 16, 16)
+    x3 = x.clone()
+    x3[:, :, 3] = -x3[:, :, 3]  # change video frame 3 only
+    with torch.no_grad():
+        z, z3 = vae.encode(x), vae.encode(x3)
+        y, y3 = vae.decode(z), vae.decode(z3)
+    changed = (z - z3).abs().amax(dim=(0, 1, 3, 4)) > 0  # (T,) latent frames that moved
+    assert changed.tolist() == [False, False, False, True, False, False, False]
+    moved = (y - y3).abs().amax(dim=(0, 1, 3, 4)) > 0
+    assert moved.tolist() == changed.tolist() and y.shape == x.shape
+    # the default kernel keeps the ids (and latent caches) of codecs saved before the option existed
+    old = tiny_video_vae()
+    config = to_dict(old.config)
+    del config["causal_decoder"], config["temporal_kernel"]
+    assert old.codec_id == f"video_vae-{fingerprint(config, old)}"
 
 
 def test_first_frame_is_encoded_alone():
@@ -167,6 +190,10 @@ def test_wrong_kind_is_refused(tmp_path):
 def test_config_checks():
     with pytest.raises(ConfigError, match="temporal_down"):
         VideoVAEConfig(channels=(8, 8), temporal_down=(True, True))
+    with pytest.raises(ConfigError, match="temporal_kernel"):
+        VideoVAEConfig(temporal_kernel=2)
+    with pytest.raises(ConfigError, match="temporal_kernel"):
+        VideoVAEConfig(temporal_down=(True, False), temporal_kernel=1)
 
 
 # --- pixel codec ---

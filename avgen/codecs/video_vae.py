@@ -6,7 +6,8 @@ sees video frame 0 alone and latent frame j >= 1 sees frames up to 4j. T = 1 + 4
 the model causal and makes tiled decoding agree with whole-frame decoding away from tile seams.
 ``causal_decoder=False`` centres the decoder's temporal convolutions instead (each decoded frame also sees
 the next latent frame), so a one-frame event need not be smeared only forward in time; the encoder stays
-causal either way.
+causal either way. ``temporal_kernel=1`` with no temporal downsampling makes every convolution frame-wise:
+an image autoencoder applied to each frame, with no temporal smear at all.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class VideoVAEConfig:
     VAE does), so no convolution runs at full resolution. ``channels[i]`` is the width at level i; each
     level after the first halves H and W. ``temporal_down[i]`` says whether the i-th downsampling also
     halves time (causally). Spatial downsampling = patch_size * 2 ** (len(channels) - 1).
+    ``temporal_kernel`` (3 or 1): frames each non-downsampling convolution sees; 1 needs no temporal_down.
     """
 
     in_channels: int = 3
@@ -49,6 +51,7 @@ class VideoVAEConfig:
     temporal_down: tuple[bool, ...] = (True, True)
     num_res_blocks: int = 1
     causal_decoder: bool = True
+    temporal_kernel: int = 3
 
     def __post_init__(self) -> None:
         if self.in_channels < 1 or self.latent_channels < 1 or self.num_res_blocks < 0 or self.patch_size < 1:
@@ -59,6 +62,13 @@ class VideoVAEConfig:
             raise ConfigError(
                 f"VideoVAEConfig.temporal_down needs one entry per downsampling "
                 f"({len(self.channels) - 1}), got {len(self.temporal_down)}"
+            )
+        if self.temporal_kernel not in (1, 3):
+            raise ConfigError(f"VideoVAEConfig.temporal_kernel must be 1 or 3, got {self.temporal_kernel}")
+        if self.temporal_kernel == 1 and any(self.temporal_down):
+            raise ConfigError(
+                "VideoVAEConfig.temporal_kernel 1 (frame-wise) cannot downsample time; "
+                "set temporal_down to all false or temporal_kernel to 3"
             )
 
     @property
@@ -110,10 +120,10 @@ class RMSNorm(nn.Module):
 
 
 class ResBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, causal: bool = True) -> None:
+    def __init__(self, cin: int, cout: int, causal: bool = True, kt: int = 3) -> None:
         super().__init__()
-        self.norm1, self.conv1 = RMSNorm(cin), CausalConv3d(cin, cout, (3, 3, 3), causal=causal)
-        self.norm2, self.conv2 = RMSNorm(cout), CausalConv3d(cout, cout, (3, 3, 3), causal=causal)
+        self.norm1, self.conv1 = RMSNorm(cin), CausalConv3d(cin, cout, (kt, 3, 3), causal=causal)
+        self.norm2, self.conv2 = RMSNorm(cout), CausalConv3d(cout, cout, (kt, 3, 3), causal=causal)
         self.skip = nn.Conv3d(cin, cout, 1) if cin != cout else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
@@ -137,10 +147,10 @@ class Downsample(nn.Module):
 class Upsample(nn.Module):
     """Double H and W (and T causally: T -> 1 + 2(T-1), the first frame stays single) then conv cin -> cout."""
 
-    def __init__(self, cin: int, cout: int, temporal: bool, causal: bool = True) -> None:
+    def __init__(self, cin: int, cout: int, temporal: bool, causal: bool = True, kt: int = 3) -> None:
         super().__init__()
         self.temporal = temporal
-        self.conv = CausalConv3d(cin, cout, (3, 3, 3), causal=causal)
+        self.conv = CausalConv3d(cin, cout, (kt, 3, 3), causal=causal)
 
     def forward(self, x: Tensor) -> Tensor:
         x = F.interpolate(x, scale_factor=(2 if self.temporal else 1, 2, 2), mode="nearest")
@@ -152,21 +162,21 @@ class Upsample(nn.Module):
 class Encoder(nn.Module):
     def __init__(self, cfg: VideoVAEConfig) -> None:
         super().__init__()
-        ch = cfg.channels
+        ch, kt = cfg.channels, cfg.temporal_kernel
         self.patch = cfg.patch_size
-        self.conv_in = CausalConv3d(cfg.in_channels * self.patch**2, ch[0], (3, 3, 3))
+        self.conv_in = CausalConv3d(cfg.in_channels * self.patch**2, ch[0], (kt, 3, 3))
         layers: list[nn.Module] = []
         cin = ch[0]
         for i, c in enumerate(ch):
             for _ in range(cfg.num_res_blocks):
-                layers.append(ResBlock(cin, c))
+                layers.append(ResBlock(cin, c, kt=kt))
                 cin = c
             if i < len(ch) - 1:
                 layers.append(Downsample(cin, cfg.temporal_down[i]))
-        layers += [ResBlock(cin, cin)]
+        layers += [ResBlock(cin, cin, kt=kt)]
         self.blocks = nn.Sequential(*layers)
         self.norm_out = RMSNorm(cin)
-        self.conv_out = CausalConv3d(cin, 2 * cfg.latent_channels, (3, 3, 3))
+        self.conv_out = CausalConv3d(cin, 2 * cfg.latent_channels, (kt, 3, 3))
 
     def forward(self, x: Tensor) -> Tensor:
         x = rearrange(x, "b c t (h p) (w q) -> b (c p q) t h w", p=self.patch, q=self.patch)
@@ -176,21 +186,21 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     def __init__(self, cfg: VideoVAEConfig) -> None:
         super().__init__()
-        ch, causal = cfg.channels, cfg.causal_decoder
+        ch, causal, kt = cfg.channels, cfg.causal_decoder, cfg.temporal_kernel
         cin = ch[-1]
-        self.conv_in = CausalConv3d(cfg.latent_channels, cin, (3, 3, 3), causal=causal)
-        layers: list[nn.Module] = [ResBlock(cin, cin, causal)]
+        self.conv_in = CausalConv3d(cfg.latent_channels, cin, (kt, 3, 3), causal=causal)
+        layers: list[nn.Module] = [ResBlock(cin, cin, causal, kt)]
         for i in reversed(range(len(ch))):
             for _ in range(cfg.num_res_blocks):
-                layers.append(ResBlock(cin, ch[i], causal))
+                layers.append(ResBlock(cin, ch[i], causal, kt))
                 cin = ch[i]
             if i > 0:
-                layers.append(Upsample(cin, ch[i - 1], cfg.temporal_down[i - 1], causal))
+                layers.append(Upsample(cin, ch[i - 1], cfg.temporal_down[i - 1], causal, kt))
                 cin = ch[i - 1]
         self.blocks = nn.Sequential(*layers)
         self.norm_out = RMSNorm(cin)
         self.patch = cfg.patch_size
-        self.conv_out = CausalConv3d(cin, cfg.in_channels * self.patch**2, (3, 3, 3), causal=causal)
+        self.conv_out = CausalConv3d(cin, cfg.in_channels * self.patch**2, (kt, 3, 3), causal=causal)
 
     def forward(self, z: Tensor) -> Tensor:
         x = self.conv_out(F.silu(self.norm_out(self.blocks(self.conv_in(z)))))
@@ -243,8 +253,10 @@ class CausalVideoVAE(nn.Module):
     def codec_id(self) -> str:
         """Stable hash of config + weights (latent stats included): keys the latent cache."""
         config = to_dict(self.config)
-        if config.get("causal_decoder", True):  # the default is left out: ids from before the option hold
-            config.pop("causal_decoder", None)
+        # defaults of options added later are left out, so ids (and latent caches) from before them hold
+        for key, default in (("causal_decoder", True), ("temporal_kernel", 3)):
+            if config.get(key, default) == default:
+                config.pop(key, None)
         return f"{KIND}-{self._ids.get(config, self)}"
 
     def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, int, int, int]:
