@@ -58,7 +58,7 @@ data/synth/%/synth.json: | $(STAMP)
 	$(BIN)/avgen data synth --out data/synth/$* --n $(SYNTH_N_$*) --split $* --overwrite
 
 $(RUNS)/tiny_video_vae/metrics.json: | data/synth/train/synth.json data/synth/val/synth.json
-	$(TRAIN) configs/tiny_video_vae_2d.yaml --out $(RUNS)/tiny_video_vae --resume
+	$(TRAIN) configs/tiny_video_vae.yaml --out $(RUNS)/tiny_video_vae --resume
 
 $(RUNS)/tiny_audio_codec/metrics.json: | data/synth/train/synth.json data/synth/val/synth.json
 	$(TRAIN) configs/tiny_audio_codec.yaml --out $(RUNS)/tiny_audio_codec --resume
