@@ -9,6 +9,7 @@ from avgen.diffusion.flow import (
     FlowConfig,
     flow_loss,
     interpolate,
+    per_sample_flow_loss,
     sample_timesteps,
     time_shift,
     training_loss,
@@ -100,6 +101,26 @@ def test_loss_masks_clean_tokens_and_padding_and_weights_modalities() -> None:
     assert flow_loss(pred, x0, noise, t, MOD, fm, FlowConfig(video_weight=0.0)).total == 0
     with pytest.raises(ShapeError):
         flow_loss(pred[:, :5], x0, noise, t, MOD, fm, cfg)
+
+
+def test_per_sample_flow_loss_matches_flow_loss_on_each_sample() -> None:
+    g = torch.Generator().manual_seed(3)
+    x0, noise, pred = (torch.randn(4, 10, 4, generator=g) for _ in range(3))
+    fm = torch.ones(10, 4, dtype=torch.bool)
+    fm[6:, 3] = False
+    t = torch.rand(4, 10, generator=g)
+    t[1, :6] = 0.0  # sample 1 has no noisy video token: its video part is 0, not a mean over other samples
+    t[2] = 0.0  # sample 2 is all clean
+    cfg = FlowConfig(video_weight=2.0)
+    per = per_sample_flow_loss(pred, x0, noise, t, MOD, fm, cfg)
+    assert per.total.shape == per.video.shape == per.audio.shape == (4,)
+    for b in range(4):
+        one = flow_loss(pred[b : b + 1], x0[b : b + 1], noise[b : b + 1], t[b : b + 1], MOD, fm, cfg)
+        for got, want in ((per.total[b], one.total), (per.video[b], one.video), (per.audio[b], one.audio)):
+            assert torch.allclose(got, want, rtol=1e-6, atol=1e-7)
+    assert per.video[1] == 0 and per.total[2] == 0
+    with pytest.raises(ShapeError):
+        per_sample_flow_loss(pred[:, :5], x0, noise, t, MOD, fm, cfg)
 
 
 def test_config_validation() -> None:

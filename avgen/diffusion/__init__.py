@@ -1,6 +1,14 @@
 """Flow matching (path, target, loss, t-sampling), ODE samplers, guidance, and conditioning tasks."""
 
-from avgen.diffusion.flow import FlowConfig, FlowLoss, flow_loss, interpolate, sample_timesteps, training_loss
+from avgen.diffusion.flow import (
+    FlowConfig,
+    FlowLoss,
+    flow_loss,
+    interpolate,
+    per_sample_flow_loss,
+    sample_timesteps,
+    training_loss,
+)
 from avgen.diffusion.generate import generate_tokens
 from avgen.diffusion.guidance import apply_guidance, guided_velocity, modality_scale
 from avgen.diffusion.samplers import SAMPLERS, get_sampler, hold_given, schedule
@@ -21,6 +29,7 @@ __all__ = [
     "initial_state",
     "interpolate",
     "modality_scale",
+    "per_sample_flow_loss",
     "sample_timesteps",
     "schedule",
     "training_loss",

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from einops import rearrange
+from einops import rearrange, reduce
 from torch import Tensor
 
 from avgen.errors import ConfigError
@@ -136,6 +136,37 @@ def flow_loss(
     elements, so loss scale does not depend on how many tokens each modality has. A modality with no
     noisy token in the batch contributes 0.
     """
+    return _masked_mse(pred, x0, noise, t, modality, feature_mask, cfg, "b l f -> ")
+
+
+def per_sample_flow_loss(
+    pred: Tensor,
+    x0: Tensor,
+    noise: Tensor,
+    t: Tensor,
+    modality: Tensor,
+    feature_mask: Tensor,
+    cfg: FlowConfig,
+) -> FlowLoss:
+    """``flow_loss`` of each sample on its own, in one pass: ``total, video, audio (B,)``.
+
+    ``per_sample_flow_loss(...).total[b] == flow_loss(pred[b:b+1], ...).total`` (shapes as ``flow_loss``);
+    the joint trainer averages these, so each sample weighs the same whatever its count of noisy tokens.
+    """
+    return _masked_mse(pred, x0, noise, t, modality, feature_mask, cfg, "b l f -> b")
+
+
+def _masked_mse(
+    pred: Tensor,
+    x0: Tensor,
+    noise: Tensor,
+    t: Tensor,
+    modality: Tensor,
+    feature_mask: Tensor,
+    cfg: FlowConfig,
+    keep: str,
+) -> FlowLoss:
+    """Per-modality MSE over noisy real features, summed by the einops ``keep`` pattern."""
     if pred.shape != x0.shape or noise.shape != x0.shape or pred.ndim != 3:
         raise ShapeError(
             f"pred, x0, noise must share one (B, L, F) shape, got {pred.shape}, {x0.shape}, {noise.shape}"
@@ -149,8 +180,10 @@ def flow_loss(
     noisy = rearrange(t > 0, "b l -> b l 1") & feature_mask  # (B, L, F)
     parts = []
     for m in (VIDEO, AUDIO):
-        sel = noisy & rearrange(modality == m, "l -> 1 l 1")
-        parts.append((err * sel).sum() / sel.sum().clamp(min=1))
+        sel = noisy & rearrange(modality == m, "l -> 1 l 1")  # (B, L, F)
+        total_err = reduce(err * sel, keep, "sum")
+        count = reduce(sel.float(), keep, "sum").clamp(min=1)
+        parts.append(total_err / count)
     total = cfg.video_weight * parts[VIDEO] + cfg.audio_weight * parts[AUDIO]
     return FlowLoss(total, parts[VIDEO].detach(), parts[AUDIO].detach())
 

@@ -3,9 +3,10 @@
 Per step: a global batch from one bucket (BucketBatchSampler over the whole set, identical on every
 rank) is cut into ``world_size x grad_accum`` micro-batches; each is packed with its bucket's
 ``ClipGeometry`` times (exactly what ``AVPipeline`` uses), captions are dropped to "" with probability
-``caption_dropout`` (the unconditional branch of guidance), and the loss is ``flow_loss``. Each sample's
-timesteps, noise and dropout come from a generator seeded by (seed, step, its slot in the global batch),
-and the loss is the mean of per-sample losses, so the loss and its gradient do not depend on how the
+``caption_dropout`` (the unconditional branch of guidance), and the loss is ``flow_loss`` per sample
+(``per_sample_flow_loss``, one pass for the batch). Each sample's timesteps, noise and dropout come from
+a generator seeded by (seed, step, its slot in the global batch), and the loss is the mean of per-sample
+losses, so the loss and its gradient do not depend on how the
 global batch is split over processes and accumulation steps. Text states are computed once per caption
 (the encoder is frozen) and kept in memory.
 """
@@ -20,11 +21,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from avgen.diffusion.flow import FlowConfig, flow_loss, interpolate, sample_timesteps
+from avgen.diffusion.flow import FlowConfig, interpolate, per_sample_flow_loss, sample_timesteps
 from avgen.errors import AVGenError, ConfigError
 from avgen.model.text import TextStates
 from avgen.tokens import TokenSpec
-from avgen.train.latents import JointDataConfig, LatentSet, load_latents
+from avgen.train.latents import JointDataConfig, LatentSet, codecs_on, load_latents
 from avgen.train.lora import LoRAConfig, adapter_keys, apply_lora, save_adapters, strip_lora
 
 
@@ -170,10 +171,13 @@ class JointTask:
         self.aux_modules: dict[str, nn.Module] = {}
         self.aux_optimizers: dict[str, torch.optim.Optimizer] = {}
         self.samples_per_step = cfg.batch_size
-        self.train_set = load_latents(cfg.data, self.video_codec, self.audio_codec, progress=progress)
-        self.val_set = load_latents(
-            cfg.data, self.video_codec, self.audio_codec, validation=True, progress=progress
-        )
+        # Synth clips are encoded on the training device (the GPU when there is one), folders on the CPU.
+        encode_on = self.device if cfg.data.source == "synth" else torch.device("cpu")
+        with codecs_on(encode_on, self.video_codec, self.audio_codec):
+            self.train_set = load_latents(cfg.data, self.video_codec, self.audio_codec, progress=progress)
+            self.val_set = load_latents(
+                cfg.data, self.video_codec, self.audio_codec, validation=True, progress=progress
+            )
         self.sampler = BucketBatchSampler(self.train_set.buckets, cfg.batch_size, seed=seed, drop_last=True)
         if len(self.sampler) == 0:
             raise ConfigError(
@@ -266,22 +270,11 @@ class JointTask:
         x0 = packed.tokens
         text = self._text(captions).to(self.device)
         pred = model(interpolate(x0, noise, t), t, packed.positions, packed.modality, text.states, text.mask)
-        parts = [
-            flow_loss(
-                pred[b : b + 1],
-                x0[b : b + 1],
-                noise[b : b + 1],
-                t[b : b + 1],
-                packed.modality,
-                fmask,
-                self.cfg.flow,
-            )
-            for b in range(len(indices))
-        ]
-        loss = torch.stack([p.total for p in parts]).mean()
+        per = per_sample_flow_loss(pred, x0, noise, t, packed.modality, fmask, self.cfg.flow)  # (B,) each
+        loss = per.total.mean()
         logs = {
-            "video_mse": torch.stack([p.video for p in parts]).mean(),
-            "audio_mse": torch.stack([p.audio for p in parts]).mean(),
+            "video_mse": per.video.mean(),
+            "audio_mse": per.audio.mean(),
             "tokens": float(x0.shape[0] * x0.shape[1]),
         }
         return loss, logs

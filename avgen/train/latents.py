@@ -9,6 +9,7 @@ what generation uses. Frames are padded to the codec's grid the way the pipeline
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Iterator
@@ -111,19 +112,44 @@ def encode_clip(
 def encode_clips(
     frames: list[np.ndarray], wavs: list[Tensor], geom: ClipGeometry, video_codec: Any, audio_codec: Any
 ) -> tuple[list[Tensor], list[Tensor]]:
-    """``encode_clip`` for several clips of one geometry in one codec batch (faster on CPU)."""
+    """``encode_clip`` for several clips of one geometry in one codec batch (faster on CPU).
+
+    Runs on whatever device the codecs sit on (see ``codecs_on``); the latents come back on the CPU.
+    """
     from avgen.dsp import fit_length
     from avgen.pipeline import from_pixels
 
     pixels = torch.cat([geom.pad_video(from_pixels(f)) for f in frames])  # (B, 3, T, H, W)
     sound = torch.stack([fit_length(w.float(), geom.num_samples) for w in wavs])  # (B, 1, N)
-    v, a = video_codec.encode(pixels), audio_codec.encode(sound)
+    v = video_codec.encode(pixels.to(_device_of(video_codec))).float().cpu()
+    a = audio_codec.encode(sound.to(_device_of(audio_codec))).float().cpu()
     if tuple(v.shape[2:]) != geom.video_latent_shape or a.shape[-1] != geom.audio_latent_length:
         raise ConfigError(
             f"codec latents {tuple(v.shape[1:])} / {tuple(a.shape[1:])} disagree with the clip geometry "
             f"{geom.video_latent_shape} / {geom.audio_latent_length}; the codecs do not match their configs"
         )
     return list(v), list(a)
+
+
+def _device_of(module: Any) -> torch.device:
+    param = next(iter(module.parameters()), None) if isinstance(module, torch.nn.Module) else None
+    return param.device if param is not None else torch.device("cpu")
+
+
+@contextlib.contextmanager
+def codecs_on(device: torch.device, *codecs: Any) -> Iterator[None]:
+    """Move the codecs (``nn.Module``) to ``device`` for the block, e.g. to encode a latent cache on the
+    GPU, and back to where each was afterwards (also on error)."""
+    homes = [_device_of(c) for c in codecs]
+    try:
+        for c in codecs:
+            if isinstance(c, torch.nn.Module):
+                c.to(device)
+        yield
+    finally:
+        for c, home in zip(codecs, homes, strict=True):
+            if isinstance(c, torch.nn.Module):
+                c.to(home)
 
 
 def _codec_ids(video_codec: Any, audio_codec: Any) -> dict[str, str]:
