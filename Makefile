@@ -47,7 +47,8 @@ demo: install
 # on the 2-core CPU ~50 min for the two codecs, ~3 h for the joint DiT (5.8 s/step, plus rendering and
 # encoding its 8000 clips) and 13 min to evaluate (runs/README.md says how the committed runs went). A
 # stage whose run finished (its metrics.json) is skipped and an interrupted one continues with --resume, so
-# rerun the same command after any stop. Everything goes under RUNS (default runs/repro), never into the committed runs/tiny_* folders.
+# rerun the same command after any stop. Everything goes under RUNS (default runs/repro), never into the
+# committed runs/tiny_* folders.
 RUNS ?= runs/repro
 TRAIN := OMP_NUM_THREADS=2 $(BIN)/avgen train
 SYNTH_N_train := 2000

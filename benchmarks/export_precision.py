@@ -3,7 +3,7 @@ and seed through both, largest and mean absolute pixel difference and largest au
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/export_precision.py [FP32_PIPELINE] [SHIPPED]
 
-(default: runs/tiny_joint_v2/pipeline, the untracked run folder, against avgen-tiny).
+(default: runs/tiny_joint_v4/pipeline, the untracked run folder, against avgen-tiny).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ PROMPTS = ('an oval white face says "the boat is slow"', "two big white balls bo
 
 
 def main(argv: list[str]) -> int:
-    fp32 = AVPipeline.from_pretrained(argv[0] if argv else "runs/tiny_joint_v2/pipeline")
+    fp32 = AVPipeline.from_pretrained(argv[0] if argv else "runs/tiny_joint_v4/pipeline")
     shipped = AVPipeline.from_pretrained(argv[1] if len(argv) > 1 else "avgen-tiny")
     for prompt in PROMPTS:
         a, b = fp32(prompt, seed=0, progress=False), shipped(prompt, seed=0, progress=False)
