@@ -1,8 +1,8 @@
 """Atomic writes: a file appears at its path complete or not at all (temp file in the same folder + rename).
 
 ``write_bytes`` / ``write_text`` / ``write_json`` create their temp file like any other file (mode 0666 minus
-the umask), so what lands at ``path`` is as readable as a plain ``open(path, "w")`` would make it; safetensors'
-own writer (``save_safetensors``) makes 0600 files.
+the umask), so what lands at ``path`` is as readable as a plain ``open(path, "w")`` would make it;
+``save_safetensors`` gives safetensors' own 0600 files the same mode, so saved weights can be shared.
 """
 
 from __future__ import annotations
@@ -105,4 +105,12 @@ def save_safetensors(
     contiguous = {k: v.contiguous() for k, v in tensors.items()}
     with atomic_path(path, mkdir_parents=mkdir_parents) as tmp:
         save_file(contiguous, str(tmp), metadata=metadata)
+        tmp.chmod(0o666 & ~_umask())
     return Path(path)
+
+
+def _umask() -> int:
+    """The process umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -27,6 +27,12 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--guidance", type=float, help="classifier-free guidance scale for video")
     parser.add_argument("--audio-guidance", type=float, help="classifier-free guidance scale for audio")
+    parser.add_argument(
+        "--video-sync", type=float, help="sync guidance: the picture pulled towards the sound (0 = off)"
+    )
+    parser.add_argument(
+        "--audio-sync", type=float, help="sync guidance: the sound pulled towards the picture (0 = off)"
+    )
     parser.add_argument("--negative", help="negative prompt for guidance")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -57,6 +63,8 @@ def main(argv: list[str]) -> int:
         sampler=args.sampler,
         guidance=args.guidance,
         audio_guidance=args.audio_guidance,
+        video_sync=args.video_sync,
+        audio_sync=args.audio_sync,
         seed=args.seed,
         audio=read_av(args.audio, streams="a") if args.audio else None,
         video=read_av(args.video, streams="v") if args.video else None,

@@ -43,6 +43,8 @@ class PipelineConfig:
     shift: float = 1.0
     video_scale: float = 4.0
     audio_scale: float = 3.0
+    video_sync: float = 0.0
+    audio_sync: float = 0.0
     negative_prompt: str = ""
     text: TextEncoderConfig = dataclasses.field(default_factory=TextEncoderConfig)
 
@@ -242,6 +244,8 @@ class AVPipeline:
         shift: float | None = None,
         guidance: float | None = None,
         audio_guidance: float | None = None,
+        video_sync: float | None = None,
+        audio_sync: float | None = None,
         seed: int = 0,
         generator: torch.Generator | None = None,
         audio: AVClip | None = None,
@@ -256,7 +260,9 @@ class AVPipeline:
         returned clip carries that audio unchanged); ``video=`` an AVClip with video -> video-to-audio (its
         frames, size, fps and length are kept); ``extend=`` an AVClip with both -> continuation: its frames
         and sound are kept and the clip grows to ``seconds``. ``guidance`` / ``audio_guidance``: classifier-free
-        guidance scales for video / audio tokens. ``generator`` (or ``seed``) fixes the noise.
+        guidance scales for video / audio tokens; ``video_sync`` / ``audio_sync``: cross-modal sync guidance
+        (picture pulled towards the sound / sound towards the picture; 0 = off, each on costs one more
+        forward per step). ``generator`` (or ``seed``) fixes the noise.
         """
         from avgen.diffusion.generate import generate_tokens
         from avgen.tokens import pack, unpack
@@ -326,6 +332,8 @@ class AVPipeline:
                 shift=cfg.shift if shift is None else shift,
                 video_scale=cfg.video_scale if guidance is None else guidance,
                 audio_scale=cfg.audio_scale if audio_guidance is None else audio_guidance,
+                video_sync=cfg.video_sync if video_sync is None else video_sync,
+                audio_sync=cfg.audio_sync if audio_sync is None else audio_sync,
                 generator=generator,
                 callback=(lambda i, x: bar.update(1)) if bar is not None else None,
             )

@@ -5,6 +5,10 @@ trained ones (throughput does not depend on codec weights); the text encoder is 
 The clips are avgen-synth 64x64, 2 s at 24 fps: 208 video + 50 audio = 258 tokens per clip.
 
     OMP_NUM_THREADS=2 python benchmarks/train_throughput.py --preset default --batch 16 --steps 30
+
+``--precision fp32,bf16`` times each precision in turn in one process (same clips, same model), so the
+ratio is not at the mercy of a shared machine's load between runs; bf16 autocast on a CPU only pays
+where it has bf16 instructions (``lscpu``: avx512_bf16 or amx_bf16).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--warmup-steps", type=int, default=5, help="steps excluded from the measurement")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--precision", default="fp32", help="comma-separated: fp32, bf16 (autocast)")
     p.add_argument("--checkpointing", action="store_true", help="gradient checkpointing in the DiT")
     args = p.parse_args()
 
@@ -55,33 +60,46 @@ def main() -> None:
                 "data": {"n": args.batch * 2, "val_n": 0, "size": [64, 64], "duration": 2.0},
             },
         )
-        t0 = time.perf_counter()
-        task = JointTask(cfg)
-        setup = time.perf_counter() - t0
-        total = args.warmup_steps + args.steps
-        loop = LoopConfig(steps=total, warmup=1, log_every=1, eval_every=0, ckpt_every=total, ema_decay=0.999)
-        train(task, loop, root / "run", progress=False)
-        records = [json.loads(x) for x in (root / "run" / "log.jsonl").read_text().splitlines()]
-        timed = [r for r in records if "loss" in r and r["step"] > args.warmup_steps]
-        sec = sum(1 / r["steps_per_s"] for r in timed)
-        params = sum(p.numel() for p in task.model.parameters())
-    per_clip = round(timed[0]["tokens_per_s"] / timed[0]["steps_per_s"] / args.batch)
-    result = {
-        "preset": args.preset,
-        "parameters": params,
-        "batch": args.batch,
-        "tokens_per_clip": per_clip,
-        "threads": args.threads,
-        "gradient_checkpointing": args.checkpointing,
-        "measured_steps": len(timed),
-        "sec_per_step": sec / len(timed),
-        "samples_per_s": args.batch * len(timed) / sec,
-        "tokens_per_s": args.batch * per_clip * len(timed) / sec,
-        "setup_s (encode clips, text)": setup,
-        "torch": torch.__version__,
-        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-    }
-    print(json.dumps(result, indent=2))
+        for precision in args.precision.split(","):
+            torch.manual_seed(0)
+            t0 = time.perf_counter()
+            task = JointTask(cfg)
+            setup = time.perf_counter() - t0
+            total = args.warmup_steps + args.steps
+            loop = LoopConfig(
+                steps=total,
+                warmup=1,
+                log_every=1,
+                eval_every=0,
+                ckpt_every=total,
+                ema_decay=0.999,
+                precision=precision,
+            )
+            run = root / f"run_{precision}"
+            train(task, loop, run, progress=False)
+            records = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+            timed = [r for r in records if "loss" in r and r["step"] > args.warmup_steps]
+            sec = sum(1 / r["steps_per_s"] for r in timed)
+            params = sum(p.numel() for p in task.model.parameters())
+            per_clip = round(timed[0]["tokens_per_s"] / timed[0]["steps_per_s"] / args.batch)
+            result = {
+                "preset": args.preset,
+                "precision": precision,
+                "parameters": params,
+                "batch": args.batch,
+                "tokens_per_clip": per_clip,
+                "threads": args.threads,
+                "gradient_checkpointing": args.checkpointing,
+                "measured_steps": len(timed),
+                "sec_per_step": sec / len(timed),
+                "samples_per_s": args.batch * len(timed) / sec,
+                "tokens_per_s": args.batch * per_clip * len(timed) / sec,
+                "final_loss": timed[-1]["loss"],
+                "setup_s (encode clips, text)": setup,
+                "torch": torch.__version__,
+                "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+            }
+            print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

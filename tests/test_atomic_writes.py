@@ -52,9 +52,11 @@ def test_files_get_plain_permissions(tmp_path):
     old = os.umask(0o022)
     try:
         write_text(tmp_path / "r.txt", "shared")
+        save_safetensors({"w": torch.zeros(2)}, tmp_path / "w.safetensors")  # safetensors alone makes 0600
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "r.txt").stat().st_mode) == 0o644  # world-readable, unlike mkstemp's 0600
+    assert stat.S_IMODE((tmp_path / "w.safetensors").stat().st_mode) == 0o644
 
 
 def test_atomic_dir_replaces_a_folder_whole_or_not_at_all(tmp_path) -> None:

@@ -1,4 +1,4 @@
-"""Classifier-free guidance per modality, and the conditioning tasks (a2v, v2a, continuation)."""
+"""Classifier-free guidance per modality, sync guidance, and the conditioning tasks (a2v, v2a, continuation)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from avgen.diffusion import (
     modality_scale,
     schedule,
 )
+from avgen.diffusion.guidance import without_modality
 from avgen.errors import ConfigError
 from avgen.model import TextStates, tiny_dit
 from avgen.tokens import AUDIO, VIDEO, ShapeError, TokenSpec, latent_times, pack, unpack
@@ -75,6 +76,72 @@ def test_batched_branches_equal_separate_forwards() -> None:
         )
     with pytest.raises(ConfigError, match="video_scale"):
         guided_velocity(model, p.positions, p.modality, cond, uncond, video_scale="4")
+
+
+def test_sync_guidance_equals_separate_forwards_with_the_other_stream_noised() -> None:
+    model, p, _, _, cond, uncond = _setup()
+    g = torch.Generator().manual_seed(2)
+    t = torch.rand(2, p.layout.num_tokens, generator=g)
+    null = torch.randn(p.tokens.shape, generator=g)
+    calls = []
+
+    def counting(*args: torch.Tensor) -> torch.Tensor:
+        calls.append(args[0].shape[0])
+        return model(*args)
+
+    kw = {"video_scale": 3.0, "audio_scale": 2.0, "video_sync": 1.5, "audio_sync": 4.0, "null": null}
+    out = guided_velocity(counting, p.positions, p.modality, cond, uncond, **kw)(p.tokens, t)
+    assert calls == [8]  # cond, uncond, no-audio, no-video: one forward
+
+    def fwd(x: torch.Tensor, tt: torch.Tensor, text: TextStates) -> torch.Tensor:
+        return model(x, tt, p.positions, p.modality, text.states, text.mask)
+
+    v_c, v_u = fwd(p.tokens, t, cond), fwd(p.tokens, t, uncond.repeat(2))
+    v_no_audio = fwd(*without_modality(p.tokens, t, p.modality, AUDIO, null), cond)
+    v_no_video = fwd(*without_modality(p.tokens, t, p.modality, VIDEO, null), cond)
+    is_v = (p.modality == VIDEO)[None, :, None]
+    expected = apply_guidance(v_c, v_u, modality_scale(p.modality, 3.0, 2.0))
+    expected = expected + torch.where(is_v, 1.5 * (v_c - v_no_audio), 4.0 * (v_c - v_no_video))
+    assert torch.allclose(out, expected, atol=1e-5)
+    # the dropped stream really is noise at t = 1, the other untouched
+    x_d, t_d = without_modality(p.tokens, t, p.modality, VIDEO, null)
+    assert torch.equal(x_d[:, p.modality == VIDEO], null[:, p.modality == VIDEO])
+    assert torch.all(t_d[:, p.modality == VIDEO] == 1) and torch.equal(
+        x_d[:, p.modality == AUDIO], p.tokens[:, p.modality == AUDIO]
+    )
+    # only audio sync on: one extra branch, and video tokens get plain text guidance
+    calls.clear()
+    kw = {"video_scale": 3.0, "audio_scale": 2.0, "audio_sync": 4.0, "null": null}
+    only = guided_velocity(counting, p.positions, p.modality, cond, uncond, **kw)(p.tokens, t)
+    assert calls == [6]
+    plain = apply_guidance(v_c, v_u, modality_scale(p.modality, 3.0, 2.0))
+    assert torch.allclose(only[:, p.modality == VIDEO], plain[:, p.modality == VIDEO], atol=1e-5)
+    assert not torch.allclose(only[:, p.modality == AUDIO], plain[:, p.modality == AUDIO], atol=1e-3)
+    with pytest.raises(ConfigError, match="null"):
+        guided_velocity(model, p.positions, p.modality, cond, uncond, audio_sync=1.0)
+    with pytest.raises(ConfigError, match="video_sync"):
+        guided_velocity(model, p.positions, p.modality, cond, uncond, video_sync=float("nan"), null=null)
+    with pytest.raises(ShapeError, match="null"):
+        guided_velocity(model, p.positions, p.modality, cond, uncond, audio_sync=1.0, null=null[:1])(
+            p.tokens, t
+        )
+
+
+def test_generate_tokens_sync_off_is_unchanged_and_on_changes_only_the_generated_stream() -> None:
+    model, p, *_, cond, uncond = _setup()
+
+    def run(task: str, **kw: float) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(7)
+        return generate_tokens(model, p, cond, uncond, task=task, steps=3, generator=gen, **kw)
+
+    base = run("t2av")
+    assert torch.equal(run("t2av", video_sync=0.0, audio_sync=0.0), base)
+    synced = run("t2av", audio_sync=3.0)
+    assert torch.equal(synced, run("t2av", audio_sync=3.0))  # seeded: reproducible
+    assert not torch.allclose(synced[:, p.modality == AUDIO], base[:, p.modality == AUDIO], atol=1e-3)
+    a2v = run("a2v", video_sync=2.0)  # dubbing: the video follows the given audio harder
+    assert torch.equal(a2v[:, p.modality == AUDIO], p.tokens[:, p.modality == AUDIO])
+    assert not torch.allclose(a2v[:, p.modality == VIDEO], run("a2v")[:, p.modality == VIDEO], atol=1e-3)
 
 
 def test_given_masks_for_each_task() -> None:

@@ -29,6 +29,8 @@ def generate_tokens(
     shift: float = 1.0,
     video_scale: float = 4.0,
     audio_scale: float = 3.0,
+    video_sync: float = 0.0,
+    audio_sync: float = 0.0,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
 ) -> Tensor:
@@ -37,6 +39,7 @@ def generate_tokens(
     ``packed.tokens`` supplies the clean tokens of whatever ``task`` gives (the audio for "a2v", the
     video for "v2a", the first ``seconds`` for "continue"); for "t2av" its values are unused (only its
     shape, positions and layout). ``cond``: B prompts (or 1); ``uncond``: the empty or negative prompt.
+    ``video_sync`` / ``audio_sync``: cross-modal sync guidance (``guidance.guided_velocity``; 0 = off).
     Given tokens come back bit-for-bit unchanged.
     """
     layout = packed.layout
@@ -44,6 +47,11 @@ def generate_tokens(
     device = packed.tokens.device
     given = given_mask(task, layout, batch, packed.positions, seconds).to(device)
     x = initial_state(layout, batch, given, packed.tokens.float(), generator=generator, device=device)
+    null = None
+    if video_sync or audio_sync:  # drawn after the initial noise, so sync=0 keeps the same random stream
+        gen_device = generator.device if generator is not None else device
+        null = torch.randn(x.shape, generator=generator, device=gen_device).to(device)
+        null = null * layout.feature_mask(device)
     velocity_fn = guided_velocity(
         model,
         packed.positions,
@@ -52,6 +60,9 @@ def generate_tokens(
         uncond,
         video_scale=video_scale,
         audio_scale=audio_scale,
+        video_sync=video_sync,
+        audio_sync=audio_sync,
+        null=null,
     )
     timesteps = hold_given(schedule(steps, shift).to(device), given)
     with torch.no_grad():

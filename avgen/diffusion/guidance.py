@@ -1,8 +1,16 @@
-"""Classifier-free guidance with one scale per modality, both branches in one batched forward.
+"""Classifier-free guidance with one scale per modality, plus cross-modal "sync" guidance; one batched forward.
 
-``v = v_uncond + s * (v_cond - v_uncond)`` per token, ``s`` = the video scale on video tokens and the
-audio scale on audio tokens. The unconditional branch is the same tokens with the text replaced by the
-encoded empty (or negative) prompt; a given (clean) modality stays given in both branches.
+Text guidance: ``v = v_uncond + s * (v_cond - v_uncond)`` per token, ``s`` = the video scale on video
+tokens and the audio scale on audio tokens. The unconditional branch is the same tokens with the text
+replaced by the encoded empty (or negative) prompt; a given (clean) modality stays given in both branches.
+
+Sync guidance (optional) adds ``c * (v_cond - v_cond_without_other)`` on one modality's tokens, where
+"without other" replaces the other modality by pure noise at t = 1: the model was trained with
+independent per-modality times (``FlowConfig.independent_prob``), so that branch is its prediction with
+the other stream unknown, and the difference is what the other stream tells this one. ``audio_sync``
+pushes the sound towards what the picture implies (impacts heard when seen: Foley, v2a); ``video_sync``
+pushes the picture towards what the sound implies (mouths following speech: dubbing, a2v). Each nonzero
+sync scale adds one branch of B samples to the forward.
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ from torch import Tensor, nn
 from avgen.diffusion.flow import VelocityFn
 from avgen.errors import ConfigError
 from avgen.model.text import TextStates
-from avgen.tokens import VIDEO, ShapeError
+from avgen.tokens import AUDIO, VIDEO, ShapeError
 
 
 def modality_scale(modality: Tensor, video_scale: float, audio_scale: float) -> Tensor:
@@ -26,6 +34,17 @@ def apply_guidance(cond: Tensor, uncond: Tensor, scale: Tensor) -> Tensor:
     return uncond + scale[..., None].to(cond.dtype) * (cond - uncond)
 
 
+def without_modality(
+    x: Tensor, t: Tensor, modality: Tensor, drop: int, null: Tensor
+) -> tuple[Tensor, Tensor]:
+    """``x (B, L, F)``, ``t (B, L)`` with the tokens of modality id ``drop`` replaced by ``null (B, L, F)``
+    noise at t = 1: the other stream as the model sees it before any denoising."""
+    sel = modality.to(x.device) == drop  # (L,)
+    x_out = torch.where(sel[None, :, None], null.to(device=x.device, dtype=x.dtype), x)
+    t_out = torch.where(sel[None, :], torch.ones_like(t), t)
+    return x_out, t_out
+
+
 def guided_velocity(
     model: nn.Module,
     positions: Tensor,
@@ -34,21 +53,34 @@ def guided_velocity(
     uncond: TextStates | None = None,
     video_scale: float = 1.0,
     audio_scale: float = 1.0,
+    video_sync: float = 0.0,
+    audio_sync: float = 0.0,
+    null: Tensor | None = None,
 ) -> VelocityFn:
     """A ``velocity_fn(x, t)`` for the samplers, calling ``model(x, t, positions, modality, text, mask)``.
 
     ``cond``: text of the B samples (or of 1, broadcast); ``uncond``: the empty/negative prompt (1 or B).
-    With both scales 1 (or no ``uncond``) it returns the conditional velocity from a single forward;
-    otherwise it runs conditional and unconditional branches as one ``2B`` batch.
+    With both scales 1 (or no ``uncond``) and no sync it returns the conditional velocity from a single
+    forward; otherwise it runs the conditional, unconditional and sync branches as one batch.
+    ``video_sync`` / ``audio_sync``: sync guidance scales (0 = off); they need ``null (B, L, F)``, the
+    noise that stands in for the other modality (drawn once per generation, so sampling stays a pure
+    function of its inputs).
     """
-    for name, s in (("video_scale", video_scale), ("audio_scale", audio_scale)):
-        if not isinstance(s, int | float) or s != s:
+    scales = {"video_scale": video_scale, "audio_scale": audio_scale}
+    scales |= {"video_sync": video_sync, "audio_sync": audio_sync}
+    for name, s in scales.items():
+        if isinstance(s, bool) or not isinstance(s, int | float) or s != s:
             raise ConfigError(f"{name} must be a number, got {s!r}")
     guide = uncond is not None and (video_scale != 1.0 or audio_scale != 1.0)
+    syncs = [(VIDEO, AUDIO, float(video_sync)), (AUDIO, VIDEO, float(audio_sync))]
+    syncs = [(m, drop, c) for m, drop, c in syncs if c != 0.0]  # (guided modality, dropped one, scale)
+    if syncs and null is None:
+        raise ConfigError("video_sync / audio_sync need null noise for the dropped modality (null=)")
     scale = modality_scale(modality, video_scale, audio_scale)
 
     def texts(batch: int) -> TextStates:
         parts = [cond, uncond] if guide else [cond]
+        parts += [cond] * len(syncs)
         out = []
         for p in parts:
             if len(p) not in (1, batch):
@@ -65,10 +97,22 @@ def guided_velocity(
         if b not in cache:
             cache[b] = texts(b).to(x.device)
         text = cache[b]
-        if not guide:
+        if not guide and not syncs:
             return model(x, t, positions, modality, text.states, text.mask)
-        v = model(torch.cat([x, x]), torch.cat([t, t]), positions, modality, text.states, text.mask)
-        v_cond, v_uncond = v.chunk(2)
-        return apply_guidance(v_cond, v_uncond, scale.to(x.device))
+        if syncs and null.shape != x.shape:
+            raise ShapeError(f"null noise must be {tuple(x.shape)} like the state, got {tuple(null.shape)}")
+        xs, ts = [x, x] if guide else [x], [t, t] if guide else [t]
+        for _, drop, _ in syncs:
+            x_d, t_d = without_modality(x, t, modality, drop, null)
+            xs.append(x_d)
+            ts.append(t_d)
+        v = model(torch.cat(xs), torch.cat(ts), positions, modality, text.states, text.mask)
+        branches = v.chunk(len(xs))
+        v_cond = branches[0]
+        out = apply_guidance(v_cond, branches[1], scale.to(x.device)) if guide else v_cond
+        for (m, _, c), v_drop in zip(syncs, branches[1 + guide :], strict=True):
+            sel = (modality.to(x.device) == m)[None, :, None]
+            out = out + torch.where(sel, c * (v_cond - v_drop), torch.zeros_like(out))
+        return out
 
     return velocity_fn

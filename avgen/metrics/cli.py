@@ -283,6 +283,8 @@ def model_main(args: argparse.Namespace) -> int:
         shift=args.shift,
         guidance=args.guidance,
         audio_guidance=args.audio_guidance,
+        video_sync=args.video_sync,
+        audio_sync=args.audio_sync,
     )
     pipe = AVPipeline.from_pretrained(args.pipeline, device=args.device)
     report = evaluate_model(pipe, cfg, args.out)
@@ -346,6 +348,12 @@ def main(argv: list[str]) -> int:
     )
     model.add_argument(
         "--audio-guidance", type=float, default=None, help="audio guidance (default: the pipeline's)"
+    )
+    model.add_argument(
+        "--video-sync", type=float, default=None, help="video sync guidance (default: the pipeline's)"
+    )
+    model.add_argument(
+        "--audio-sync", type=float, default=None, help="audio sync guidance (default: the pipeline's)"
     )
     model.add_argument("--save-clips", action="store_true", help="also write every generated clip (MP4)")
     model.add_argument("--device", default="cpu")

@@ -40,8 +40,8 @@ class ModelEvalConfig:
     """``per_family`` prompts per family of avgen-synth's ``split``; clips of ``seconds`` at ``size``
     (height, width) and ``fps``.
 
-    ``steps``, ``sampler``, ``shift``, ``guidance`` (video) and ``audio_guidance``: sampler settings
-    (None: the pipeline's). ``batch``: text-to-audio-video prompts per call. Report on ``split="test"``;
+    ``steps``, ``sampler``, ``shift``, ``guidance`` (video), ``audio_guidance``, ``video_sync`` and
+    ``audio_sync``: sampler settings (None: the pipeline's). ``batch``: text-to-audio-video prompts per call. Report on ``split="test"``;
     tune settings on ``"val"`` (its captions differ from the test split's), so test numbers stay held out.
     """
 
@@ -60,6 +60,8 @@ class ModelEvalConfig:
     shift: float | None = None
     guidance: float | None = None
     audio_guidance: float | None = None
+    video_sync: float | None = None
+    audio_sync: float | None = None
 
     def __post_init__(self) -> None:
         from avgen.data.synth.spec import SPLITS
@@ -70,6 +72,10 @@ class ModelEvalConfig:
             g = getattr(self, name)
             if g is not None and not (math.isfinite(g) and g >= 0):
                 raise ConfigError(f"{name} must be a finite number >= 0 (1 = no guidance), got {g}")
+        for name in ("video_sync", "audio_sync"):
+            g = getattr(self, name)
+            if g is not None and not math.isfinite(g):
+                raise ConfigError(f"{name} must be a finite number (0 = no sync guidance), got {g}")
         if self.shift is not None and not (math.isfinite(self.shift) and self.shift > 0):
             raise ConfigError(f"shift must be a finite number > 0, got {self.shift}")
         if self.per_family < 2:
@@ -228,6 +234,8 @@ def _generate(pipe: Any, task: str, samples: list[Any], cfg: ModelEvalConfig) ->
         "shift": cfg.shift,
         "guidance": cfg.guidance,
         "audio_guidance": cfg.audio_guidance,
+        "video_sync": cfg.video_sync,
+        "audio_sync": cfg.audio_sync,
         "progress": False,
     }
     if task == "t2av":
@@ -311,6 +319,12 @@ def evaluate_model(
             "shift": pipe.config.shift if cfg.shift is None else cfg.shift,
             "guidance": pipe.config.video_scale if cfg.guidance is None else cfg.guidance,
             "audio_guidance": pipe.config.audio_scale if cfg.audio_guidance is None else cfg.audio_guidance,
+            "video_sync": getattr(pipe.config, "video_sync", 0.0)
+            if cfg.video_sync is None
+            else cfg.video_sync,
+            "audio_sync": getattr(pipe.config, "audio_sync", 0.0)
+            if cfg.audio_sync is None
+            else cfg.audio_sync,
         },
         "summary": summary,
         "generation_seconds": timings,
