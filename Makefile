@@ -44,8 +44,8 @@ demo: install
 # The default model's whole training chain, one command: synth data -> frame-wise video autoencoder + audio
 # codec -> joint DiT (tiny_joint_v4) -> held-out evaluation -> an exported model folder. Each stage uses a
 # CUDA GPU when there is one (the shipped joint DiT was trained on one H100: ~8 min) and the CPU otherwise:
-# on the 2-core CPU ~50 min for the two codecs, ~3 h for the joint DiT (5.8 s/step, plus rendering and
-# encoding its 8000 clips) and 13 min to evaluate (runs/README.md says how the committed runs went). A
+# on the 2-core CPU ~50 min for the two codecs, ~2 h for the joint DiT (~3.6 s/step under bf16 autocast,
+# 5.8 s in fp32, plus rendering and encoding its 8000 clips) and 13 min to evaluate (runs/README.md says how the committed runs went). A
 # stage whose run finished (its metrics.json) is skipped and an interrupted one continues with --resume, so
 # rerun the same command after any stop. Everything goes under RUNS (default runs/repro), never into the
 # committed runs/tiny_* folders.
@@ -54,9 +54,11 @@ TRAIN := OMP_NUM_THREADS=2 $(BIN)/avgen train
 SYNTH_N_train := 2000
 SYNTH_N_val := 64
 SYNTH_N_test := 200
-# Without a GPU the joint recipe's 8 threads and 14 renderers would only fight over the CPU's cores.
+# Without a GPU the joint recipe's 8 threads and 14 renderers would only fight over the CPU's cores; a CPU
+# with bf16 instructions trains the joint DiT under bf16 autocast, 1.6x faster (benchmarks/TRAIN.md).
 ON_CPU = $(shell $(BIN)/python -c "import torch; print(int(not torch.cuda.is_available()))")
-JOINT_CPU_SET = $(if $(filter 1,$(ON_CPU)),--set loop.num_threads=2 --set joint.data.workers=1)
+CPU_BF16 = $(shell grep -qsE 'avx512_bf16|amx_bf16' /proc/cpuinfo && echo --set loop.precision=bf16)
+JOINT_CPU_SET = $(if $(filter 1,$(ON_CPU)),--set loop.num_threads=2 --set joint.data.workers=1 $(CPU_BF16))
 
 train-default: $(RUNS)/avgen-tiny/pipeline.json
 

@@ -6,6 +6,8 @@ over a modality's tokens of
 - ``text``: ``v(x_t, caption) - v(x_t, "")``, what classifier-free guidance amplifies;
 - ``other``: ``v(x_t, caption) - v(x_t with the other modality replaced by noise at t = 1, caption)``, what
   sync guidance (``audio_sync`` / ``video_sync``) amplifies;
+- ``given``: the same difference with the other modality given clean (t = 0, as in v2a / a2v) instead of
+  at the same t: how much the model uses a fully known other stream;
 
 and ``v`` itself for scale. If ``other`` is small next to ``text`` the model makes that stream mostly from
 the caption, and sync guidance has little to amplify. Results: ``benchmarks/results/cross_modal_<name>.md``.
@@ -61,10 +63,16 @@ def measure(pipe: AVPipeline, per_family: int, split: str, seed: int = 0) -> dic
                 sel = p.modality == m
                 x_o, t_o = without_modality(x, t, p.modality, other, null)
                 v_o = dit(x_o, t_o, p.positions, p.modality, cond.states, cond.mask)
-                acc = fam.setdefault(str(t_val), {}).setdefault(name, {"v": 0.0, "text": 0.0, "other": 0.0})
+                osel = (p.modality == other)[None, :, None]
+                x_g = torch.where(osel, p.tokens, x)
+                t_g = torch.where(osel[..., 0], torch.zeros_like(t), t)
+                v_g = dit(x_g, t_g, p.positions, p.modality, cond.states, cond.mask)
+                zero = {"v": 0.0, "text": 0.0, "other": 0.0, "given": 0.0}
+                acc = fam.setdefault(str(t_val), {}).setdefault(name, zero)
                 acc["v"] += rms(v_c[:, sel]) / per_family
                 acc["text"] += rms((v_c - v_u)[:, sel]) / per_family
                 acc["other"] += rms((v_c - v_o)[:, sel]) / per_family
+                acc["given"] += rms((v_g - v_o)[:, sel]) / per_family
     return out
 
 
@@ -73,24 +81,21 @@ def markdown(result: dict[str, dict], title: str) -> str:
         f"# Cross-modal dependence: {title}",
         "",
         "RMS over a modality's tokens (mean over clips): `v` the conditional velocity, `text` = v(caption) -",
-        "v(empty), `other` = v - v(other modality replaced by noise at t = 1). `other / text` < 1: that stream",
-        "follows the caption more than the other stream.",
+        "v(empty), `other` = v - v(other modality replaced by noise at t = 1), `given` = the same with the other",
+        "modality given clean (t = 0) instead of at the same t. `other / text` < 1: that stream follows the",
+        "caption more than the other stream.",
         "",
-        "| family | t | audio v | audio text | audio other | audio other/text | video v | video text | "
-        "video other | video other/text |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| family | t | audio v | audio text | audio other | audio given | audio other/text | video v | "
+        "video text | video other | video given | video other/text |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for family, by_t in result.items():
         for t, mods in by_t.items():
             cells = []
             for name in ("audio", "video"):
                 d = mods[name]
-                cells += [
-                    f"{d['v']:.3f}",
-                    f"{d['text']:.4f}",
-                    f"{d['other']:.4f}",
-                    f"{d['other'] / d['text']:.2f}",
-                ]
+                cells += [f"{d[k]:.4f}" for k in ("v", "text", "other", "given")]
+                cells.append(f"{d['other'] / d['text']:.2f}")
             lines.append(f"| {family} | {t} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

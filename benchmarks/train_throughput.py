@@ -60,7 +60,7 @@ def main() -> None:
                 "data": {"n": args.batch * 2, "val_n": 0, "size": [64, 64], "duration": 2.0},
             },
         )
-        for precision in args.precision.split(","):
+        for i, precision in enumerate(args.precision.split(",")):
             torch.manual_seed(0)
             t0 = time.perf_counter()
             task = JointTask(cfg)
@@ -75,7 +75,7 @@ def main() -> None:
                 ema_decay=0.999,
                 precision=precision,
             )
-            run = root / f"run_{precision}"
+            run = root / f"run_{i}_{precision}"
             train(task, loop, run, progress=False)
             records = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
             timed = [r for r in records if "loss" in r and r["step"] > args.warmup_steps]
