@@ -201,3 +201,25 @@ def test_eval_model_cli_passes_every_sampler_flag(pipe, tmp_path):
         "video_sync": 0.5,
         "audio_sync": 2.0,
     }
+
+
+def test_cross_modal_dependence_benchmark_measures_both_streams(pipe):
+    import importlib
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[1])
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    bench = importlib.import_module("benchmarks.cross_modal_dependence")
+    result = bench.measure(pipe, per_family=2, split="val")
+    assert set(result) == {"talk", "bounce"}
+    for by_t in result.values():
+        assert list(by_t) == [str(t) for t in bench.TIMES]
+        for mods in by_t.values():
+            for d in (mods["audio"], mods["video"]):
+                assert set(d) == {"v", "text", "other", "given"}
+                assert all(np.isfinite(v) and v >= 0 for v in d.values())
+                assert d["v"] > 0 and d["other"] > 0  # a random DiT mixes the two streams
+    md = bench.markdown(result, "tiny")
+    assert md.count("| talk |") == len(bench.TIMES) and md.count("| bounce |") == len(bench.TIMES)
