@@ -45,10 +45,10 @@ demo: install
 # codec -> joint DiT (tiny_joint_v4) -> held-out evaluation -> an exported model folder. Each stage uses a
 # CUDA GPU when there is one (the shipped joint DiT was trained on one H100: ~8 min) and the CPU otherwise:
 # on the 2-core CPU ~50 min for the two codecs, ~2 h for the joint DiT (~3.6 s/step under bf16 autocast,
-# 5.8 s in fp32, plus rendering and encoding its 8000 clips) and 13 min to evaluate (runs/README.md says how the committed runs went). A
-# stage whose run finished (its metrics.json) is skipped and an interrupted one continues with --resume, so
-# rerun the same command after any stop. Everything goes under RUNS (default runs/repro), never into the
-# committed runs/tiny_* folders.
+# 5.8 s in fp32, plus rendering and encoding its 8000 clips) and 13 min to evaluate (runs/README.md says
+# how the committed runs went). A stage whose run finished (its metrics.json) is skipped and an interrupted
+# one continues with --resume, so rerun the same command after any stop. Everything goes under RUNS
+# (default runs/repro), never into the committed runs/tiny_* folders.
 RUNS ?= runs/repro
 TRAIN := OMP_NUM_THREADS=2 $(BIN)/avgen train
 SYNTH_N_train := 2000
