@@ -38,7 +38,7 @@ def rms(x: torch.Tensor) -> float:
 
 
 def measure(pipe: AVPipeline, per_family: int, split: str, seed: int = 0) -> dict[str, dict]:
-    """``{family: {t: {"audio"|"video": {"v", "text", "other"}}}}``, RMS averaged over the clips."""
+    """``{family: {t: {"audio"|"video": {"v", "text", "other", "given"}}}}``, RMS averaged over the clips."""
     cfg = ModelEvalConfig(per_family=per_family, families=("talk", "bounce"), split=split, tasks=())
     samples = test_samples(cfg, pipe.audio_codec.sample_rate)
     geom = pipe.geometry(cfg.seconds, *cfg.size, cfg.fps)

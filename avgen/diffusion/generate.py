@@ -49,9 +49,7 @@ def generate_tokens(
     x = initial_state(layout, batch, given, packed.tokens.float(), generator=generator, device=device)
     null = None
     if video_sync or audio_sync:  # drawn after the initial noise, so sync=0 keeps the same random stream
-        gen_device = generator.device if generator is not None else device
-        null = torch.randn(x.shape, generator=generator, device=gen_device).to(device)
-        null = null * layout.feature_mask(device)
+        null = initial_state(layout, batch, torch.zeros_like(given), generator=generator, device=device)
     velocity_fn = guided_velocity(
         model,
         packed.positions,

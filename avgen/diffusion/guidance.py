@@ -72,8 +72,9 @@ def guided_velocity(
         if isinstance(s, bool) or not isinstance(s, int | float) or s != s:
             raise ConfigError(f"{name} must be a number, got {s!r}")
     guide = uncond is not None and (video_scale != 1.0 or audio_scale != 1.0)
-    syncs = [(VIDEO, AUDIO, float(video_sync)), (AUDIO, VIDEO, float(audio_sync))]
-    syncs = [(m, drop, c) for m, drop, c in syncs if c != 0.0]  # (guided modality, dropped one, scale)
+    # (dropped modality, per-token scale (L,): the sync scale on the guided modality's tokens, 0 elsewhere)
+    syncs = [(AUDIO, modality_scale(modality, video_sync, 0.0))] if video_sync != 0.0 else []
+    syncs += [(VIDEO, modality_scale(modality, 0.0, audio_sync))] if audio_sync != 0.0 else []
     if syncs and null is None:
         raise ConfigError("video_sync / audio_sync need null noise for the dropped modality (null=)")
     scale = modality_scale(modality, video_scale, audio_scale)
@@ -102,7 +103,7 @@ def guided_velocity(
         if syncs and null.shape != x.shape:
             raise ShapeError(f"null noise must be {tuple(x.shape)} like the state, got {tuple(null.shape)}")
         xs, ts = [x, x] if guide else [x], [t, t] if guide else [t]
-        for _, drop, _ in syncs:
+        for drop, _ in syncs:
             x_d, t_d = without_modality(x, t, modality, drop, null)
             xs.append(x_d)
             ts.append(t_d)
@@ -110,9 +111,8 @@ def guided_velocity(
         branches = v.chunk(len(xs))
         v_cond = branches[0]
         out = apply_guidance(v_cond, branches[1], scale.to(x.device)) if guide else v_cond
-        for (m, _, c), v_drop in zip(syncs, branches[1 + guide :], strict=True):
-            sel = (modality.to(x.device) == m)[None, :, None]
-            out = out + torch.where(sel, c * (v_cond - v_drop), torch.zeros_like(out))
+        for (_, sync_scale), v_drop in zip(syncs, branches[1 + guide :], strict=True):
+            out = out + sync_scale.to(x.device)[..., None].to(out.dtype) * (v_cond - v_drop)
         return out
 
     return velocity_fn

@@ -319,12 +319,8 @@ def evaluate_model(
             "shift": pipe.config.shift if cfg.shift is None else cfg.shift,
             "guidance": pipe.config.video_scale if cfg.guidance is None else cfg.guidance,
             "audio_guidance": pipe.config.audio_scale if cfg.audio_guidance is None else cfg.audio_guidance,
-            "video_sync": getattr(pipe.config, "video_sync", 0.0)
-            if cfg.video_sync is None
-            else cfg.video_sync,
-            "audio_sync": getattr(pipe.config, "audio_sync", 0.0)
-            if cfg.audio_sync is None
-            else cfg.audio_sync,
+            "video_sync": pipe.config.video_sync if cfg.video_sync is None else cfg.video_sync,
+            "audio_sync": pipe.config.audio_sync if cfg.audio_sync is None else cfg.audio_sync,
         },
         "summary": summary,
         "generation_seconds": timings,
