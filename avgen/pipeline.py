@@ -22,6 +22,7 @@ from avgen.config import from_dict, to_dict
 from avgen.errors import CheckpointError, ClipError, ConfigError
 from avgen.geometry import ClipGeometry
 from avgen.model.text import TextEncoderConfig
+from avgen.tokens import Packed, pack, unpack
 
 FORMAT = "avgen.pipeline"
 PIPELINE_FILE = "pipeline.json"
@@ -265,7 +266,6 @@ class AVPipeline:
         forward per step). ``generator`` (or ``seed``) fixes the noise.
         """
         from avgen.diffusion.generate import generate_tokens
-        from avgen.tokens import pack, unpack
 
         cfg = self.config
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
@@ -356,17 +356,28 @@ class AVPipeline:
             )
         return clips[0] if isinstance(prompt, str) else clips
 
+    def _latents(self, clip: AVClip, what: str) -> tuple[Tensor, Tensor, ClipGeometry]:
+        """Both codecs' latents of ``clip`` (batch 1) at its own size, fps and length, and its geometry."""
+        if not isinstance(clip, AVClip) or clip.video is None or clip.audio is None:
+            raise ClipError(f"{what} needs an AVClip with video and audio, e.g. read_av(path, streams='av')")
+        geom = self.geometry(clip.video_duration, clip.height, clip.width, clip.fps)
+        return self._encode_video(clip, geom, 1), self._encode_audio(clip, geom, 1), geom
+
+    @torch.no_grad()
+    def encode(self, clip: AVClip) -> Packed:
+        """``clip`` as the DiT sees it: video latent patches and audio codec frames packed into one token
+        sequence (batch 1), positions on one time axis, at the clip's own size, fps and length. These are
+        the clean tokens that training noises and that a2v / v2a keep; ``avgen.tokens.unpack`` and the
+        codecs' ``decode`` invert it (``reconstruct``). Audio is mixed to mono at the codec's rate."""
+        v_lat, a_lat, geom = self._latents(clip, "encode")
+        return pack(self.dit.config.tokens, v_lat, a_lat, geom.video_times(), geom.audio_times())
+
     @torch.no_grad()
     def reconstruct(self, clip: AVClip) -> AVClip:
         """``clip`` through both codecs (encode, then decode) at its own size, fps and length: what the
         latent space keeps of it, so the ceiling of what any generated clip can show. Audio is mixed to
         mono at the codec's rate, as generation does."""
-        if not isinstance(clip, AVClip) or clip.video is None or clip.audio is None:
-            raise ClipError(
-                "reconstruct needs an AVClip with video and audio, e.g. read_av(path, streams='av')"
-            )
-        geom = self.geometry(clip.video_duration, clip.height, clip.width, clip.fps)
-        v_lat, a_lat = self._encode_video(clip, geom, 1), self._encode_audio(clip, geom, 1)
+        v_lat, a_lat, geom = self._latents(clip, "reconstruct")
         frames, wav = self._decode(v_lat, a_lat, geom)
         meta = {"model": self.config.name, "task": "reconstruct"}
         return AVClip(

@@ -28,7 +28,7 @@ from avgen.atomic import write_text
 from avgen.diffusion.guidance import without_modality
 from avgen.metrics.model_eval import ModelEvalConfig, test_samples
 from avgen.pipeline import AVPipeline
-from avgen.tokens import AUDIO, VIDEO, pack
+from avgen.tokens import AUDIO, VIDEO
 
 TIMES = (0.9, 0.7, 0.5, 0.3, 0.1)
 
@@ -41,14 +41,12 @@ def measure(pipe: AVPipeline, per_family: int, split: str, seed: int = 0) -> dic
     """``{family: {t: {"audio"|"video": {"v", "text", "other", "given"}}}}``, RMS averaged over the clips."""
     cfg = ModelEvalConfig(per_family=per_family, families=("talk", "bounce"), split=split, tasks=())
     samples = test_samples(cfg, pipe.audio_codec.sample_rate)
-    geom = pipe.geometry(cfg.seconds, *cfg.size, cfg.fps)
-    spec, dit = pipe.dit.config.tokens, pipe.dit
+    dit = pipe.dit
     uncond = pipe.text_encoder([""])
     gen = torch.Generator().manual_seed(seed)
     out: dict[str, dict] = {}
     for s in samples:
-        v_lat, a_lat = pipe._encode_video(s.clip, geom, 1), pipe._encode_audio(s.clip, geom, 1)
-        p = pack(spec, v_lat, a_lat, geom.video_times(), geom.audio_times())
+        p = pipe.encode(s.clip)
         mask = p.layout.feature_mask("cpu")
         noise, null = (torch.randn(p.tokens.shape, generator=gen) * mask for _ in range(2))
         cond = pipe.text_encoder([s.caption])

@@ -67,6 +67,28 @@ def test_reconstruct_round_trips_through_both_codecs(pipe, rng):
         pipe.reconstruct(AVClip(audio=clip.audio, sample_rate=22050))
 
 
+def test_encode_packs_what_reconstruct_decodes(pipe, rng):
+    from avgen.tokens import AUDIO, VIDEO, unpack
+
+    clip = AVClip(
+        video=rng.integers(0, 256, (15, 36, 44, 3), dtype=np.uint8),
+        fps=30,
+        audio=rng.uniform(-0.5, 0.5, (2, 11025)).astype(np.float32),
+        sample_rate=22050,
+    )
+    packed = pipe.encode(clip)
+    layout = packed.layout
+    assert packed.tokens.shape == (1, layout.num_tokens, pipe.dit.config.tokens.feature_dim)
+    assert (packed.modality == VIDEO).sum() == layout.num_video and (packed.modality == AUDIO).any()
+    v_lat, a_lat = unpack(packed.tokens, layout)
+    geom = pipe.geometry(clip.video_duration, clip.height, clip.width, clip.fps)
+    frames, wav = pipe._decode(v_lat, a_lat, geom)
+    out = pipe.reconstruct(clip)
+    assert np.array_equal(frames[0], out.video) and np.allclose(wav[0], out.audio, atol=1e-6)
+    with pytest.raises(ClipError, match="encode needs an AVClip with video and audio"):
+        pipe.encode(AVClip(video=clip.video, fps=30))
+
+
 def test_continuation_keeps_the_given_prefix(pipe, tmp_path):
     prefix = pipe("a ball", seconds=0.5, seed=1, progress=False)
     clip = pipe("a ball", extend=prefix, seconds=1.0, seed=2, progress=False)
