@@ -86,3 +86,25 @@ def test_scoring_a_tiny_pipeline_fills_the_table() -> None:
     assert set(summary) == {"talk", "bounce", "keys"} and summary["bounce"]["clips"] == 2
     md = bench.markdown([(variant, summary)], "tiny")
     assert md.count("| interval |") == 1 and "(0.2, 0.8]" in md
+
+
+def test_text_colour_probe_compares_every_colour_for_every_held_out_pair() -> None:
+    _bench()  # puts the repository root on sys.path
+    probe = importlib.import_module("benchmarks.text_colour_probe")
+    from avgen.data.synth.captions import COLORS, HELD_OUT
+    from avgen.model.text import tiny_text_encoder
+
+    encoder = tiny_text_encoder(max_length=64)
+    with torch.no_grad():
+        rows = probe.probe(encoder)
+        state = probe.colour_state(encoder, "medium", "pink")
+        states = encoder(["a medium pink ball bounces slowly"]).states[0]
+    pieces = encoder.tokenizer.convert_ids_to_tokens(encoder.tokenizer("a medium pink ball")["input_ids"])
+    index = pieces.index("p")  # the colour's first piece ("medium" and "a" have no "p")
+    assert torch.equal(state, states[index])
+    assert [r["pair"] for r in rows] == [f"{s} {c}" for s, c in sorted(HELD_OUT["bounce"])]
+    for r in rows:
+        sims = list(r["similarity"].values())
+        assert set(r["similarity"]) == set(COLORS) and sims == sorted(sims, reverse=True)
+        assert all(-1.0 <= x <= 1.0 + 1e-6 for x in sims)
+    assert probe.markdown(rows, "tiny").count("\n| ") == len(rows) + 1
