@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# librosa's onset peak picking is a numba gufunc cached next to librosa. Two xdist workers compiling it at
+# once on a fresh venv can pair cache files written by different processes and segfault (numba#10128), so
+# each worker gets its own cache folder (kept between runs; numba checks it against the source).
+if worker := os.environ.get("PYTEST_XDIST_WORKER"):
+    cache = os.path.join(tempfile.gettempdir(), f"avgen-tests-numba-{os.getuid()}-{worker}")
+    os.environ.setdefault("NUMBA_CACHE_DIR", cache)
 
 import numpy as np
 import pytest
