@@ -65,7 +65,7 @@ def test_missing_face_or_ball_scores_as_a_failure() -> None:
 
 
 def test_model_eval_runs_on_a_tiny_pipeline(tmp_path) -> None:
-    from avgen.metrics.model_eval import ModelEvalConfig, evaluate_model, summarize
+    from avgen.metrics.model_eval import ModelEvalConfig, evaluate_model, summarize, summary_markdown
     from avgen.pipeline import tiny_pipeline
 
     with pytest.raises(ConfigError, match="per_family"):
@@ -93,6 +93,17 @@ def test_model_eval_runs_on_a_tiny_pipeline(tmp_path) -> None:
         for o in ([0, 1, 0, 1, 0, 1], [1, 0, 1, 0, 1, 0])
     ]
     assert summarize(rows, 24)["shuffled_correlation"] == -1.0
+    # ... and each clip's impacts with another clip's onsets: in-sync clips score 1, swapped pairs 0 here
+    rows = [
+        {"family": "bounce", "av_align": 0.5, "impact": {"f1": 1.0, "impact_times": t, "onset_times": t}}
+        for t in ([0.25, 1.0], [0.5, 1.5], [])
+    ]
+    rows[2]["impact"]["f1"] = None  # no impacts and no onsets
+    bounce = summarize(rows, 24)
+    assert bounce["impact_f1"] == 1.0 and bounce["impact_f1_shuffled"] == 0.0
+    rows[1]["impact"]["onset_times"] = [0.26, 0.99]  # clip 0's impacts against these: both hit
+    assert summarize(rows, 24)["impact_f1_shuffled"] == 0.3333  # (1 + 0 + 0) / 3: a clip with no events
+    assert "| shuffled pairs |" in summary_markdown({"summary": {"t2av": {"bounce": bounce}}})
 
 
 def test_model_eval_tunes_on_val_and_passes_sampler_settings() -> None:

@@ -120,8 +120,10 @@ def score_prompted(
     out: dict[str, Any] = {"family": family}
     if family == "bounce":
         impacts = lane_impacts(hue_masks(video, caption_balls(caption)), fps, max_missing=0.2)
-        out["impact"] = impact_f1(impacts, audio_onset_times(audio, sample_rate), fps)
+        onsets = audio_onset_times(audio, sample_rate)
+        out["impact"] = impact_f1(impacts, onsets, fps)
         out["impact"]["impact_times"] = [round(float(t), 6) for t in impacts]
+        out["impact"]["onset_times"] = [round(float(t), 6) for t in onsets]
     if family == "talk":
         colours = [w for w in re.findall(r"[a-z]+", re.sub(r'"[^"]*"', " ", caption.lower())) if w in _NAMES]
         face = locate_face(video, colours[0]) if colours else None
