@@ -85,6 +85,7 @@ def test_model_eval_runs_on_a_tiny_pipeline(tmp_path) -> None:
     gt = report["summary"]["gt"]
     assert gt["talk"]["clips"] == 2 and gt["talk"]["face_found"] == 1.0 and gt["talk"]["color_ok"] == 1.0
     assert gt["bounce"]["impact_f1"] > 0.5
+    assert 0 <= gt["bounce"]["av_align_chance"] < gt["bounce"]["av_align"]  # real clips beat shifted peaks
     # a random model: its talk clips show no face of the asked colour
     assert report["summary"]["t2av"]["talk"]["face_found"] == 0.0
     # the shuffled-pair floor pairs each mouth with another clip's sound

@@ -116,12 +116,15 @@ def score_clip(
     video: np.ndarray, fps: int, audio: np.ndarray, sample_rate: int, caption: str
 ) -> dict[str, Any]:
     """Caption-only scores, AV-Align, and the per-frame mouth/sound curves for shuffled lip-sync pairs."""
-    from avgen.metrics.av_align import av_align
+    from avgen.metrics.av_align import av_align, chance_iou
     from avgen.metrics.prompted import score_prompted
     from avgen.metrics.synth import frame_rms, mouth_openness
 
     row = score_prompted(video, fps, audio, sample_rate, caption)
-    row["av_align"] = av_align(video, fps, audio, sample_rate).score
+    align = av_align(video, fps, audio, sample_rate)
+    row["av_align"] = align.score
+    if row["family"] == "bounce":  # the same peak densities with no sync (random circular shifts)
+        row["av_align_chance"] = chance_iou(align.audio_peaks, align.video_peaks, fps, len(video) / fps)
     if row.get("face"):
         row["openness"] = mouth_openness(video, row["face"]["mouth_center"], row["face"]["radius"]).tolist()
     row["envelope"] = frame_rms(audio, sample_rate, fps, len(video)).tolist()
@@ -180,6 +183,7 @@ def summarize(rows: list[dict[str, Any]], fps: int, gt_av_align: float | None = 
         out["impact_f1"] = _mean([r["impact"]["f1"] for r in rows])
         out["impact_f1_shuffled"] = _shuffled_impact_f1(rows, fps)
         out["av_align"] = _mean([r["av_align"] for r in rows])
+        out["av_align_chance"] = _mean([r.get("av_align_chance") for r in rows])
         if gt_av_align and out["av_align"] is not None:
             out["av_align_vs_gt"] = round(out["av_align"] / gt_av_align, 4)
     prompts = [r["prompt"] for r in rows if r.get("prompt")]
@@ -213,15 +217,16 @@ def summary_markdown(report: dict[str, Any]) -> str:
         lines.append("")
     if any("bounce" in summary[t] for t in tasks):
         lines += [
-            "| bounce | clips | impact F1 | shuffled pairs | AV-Align | AV-Align / ground truth |",
-            "|---|---|---|---|---|---|",
+            "| bounce | clips | impact F1 | shuffled pairs | AV-Align | AV-Align chance | AV-Align / ground truth |",
+            "|---|---|---|---|---|---|---|",
         ]
         for t in tasks:
             s = summary[t].get("bounce")
             if s:
                 ratio = s.get("av_align_vs_gt", 1.0 if t == "gt" else None)
                 f1s = f"{_fmt(s['impact_f1'])} | {_fmt(s.get('impact_f1_shuffled'))}"
-                lines.append(f"| {t} | {s['clips']} | {f1s} | {_fmt(s['av_align'])} | {_fmt(ratio)} |")
+                align = f"{_fmt(s['av_align'])} | {_fmt(s.get('av_align_chance'))}"
+                lines.append(f"| {t} | {s['clips']} | {f1s} | {align} | {_fmt(ratio)} |")
         lines.append("")
     families = [f for f in SCORED_FAMILIES if any(f in summary[t] for t in tasks)]
     lines += [
