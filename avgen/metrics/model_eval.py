@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,18 +137,21 @@ def _mean(xs: list[float | None]) -> float | None:
     return round(statistics.fmean(vals), 4) if vals else None
 
 
+def _shuffled(rows: list[dict[str, Any]], score: Callable[[dict, dict], float | None]) -> float | None:
+    """Mean of ``score(clip i, clip i+1)`` over cyclic pairs: what a score reaches with no sync."""
+    if len(rows) < 2:
+        return None
+    return _mean([score(r, rows[(i + 1) % len(rows)]) for i, r in enumerate(rows)])
+
+
 def _shuffled_correlation(rows: list[dict[str, Any]], fps: int) -> float | None:
     """Mean lag-0 correlation of clip i's mouth with clip i+1's sound (cyclic): the no-sync floor."""
     from avgen.metrics.synth import lip_sync
 
     faces = [r for r in rows if r.get("openness") is not None]
-    if len(faces) < 2:
-        return None
-    corrs = []
-    for i, r in enumerate(faces):
-        other = faces[(i + 1) % len(faces)]
-        corrs.append(lip_sync(np.asarray(r["openness"]), np.asarray(other["envelope"]), fps)["correlation"])
-    return _mean(corrs)
+    return _shuffled(
+        faces, lambda r, o: lip_sync(np.asarray(r["openness"]), np.asarray(o["envelope"]), fps)["correlation"]
+    )
 
 
 def _shuffled_impact_f1(rows: list[dict[str, Any]], fps: int) -> float | None:
@@ -155,13 +159,9 @@ def _shuffled_impact_f1(rows: list[dict[str, Any]], fps: int) -> float | None:
     these reach by chance. A ball with no track still scores 0, as in ``impact_f1``."""
     from avgen.metrics.synth import impact_f1
 
-    if len(rows) < 2:
-        return None
-    f1s = []
-    for i, r in enumerate(rows):
-        other = rows[(i + 1) % len(rows)]["impact"]
-        f1s.append(impact_f1(r["impact"]["impact_times"], other["onset_times"], fps)["f1"])
-    return _mean(f1s)
+    return _shuffled(
+        rows, lambda r, o: impact_f1(r["impact"]["impact_times"], o["impact"]["onset_times"], fps)["f1"]
+    )
 
 
 def summarize(rows: list[dict[str, Any]], fps: int, gt_av_align: float | None = None) -> dict[str, Any]:
