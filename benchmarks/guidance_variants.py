@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from avgen.atomic import write_text
 from avgen.diffusion.flow import VelocityFn
-from avgen.diffusion.guidance import modality_scale
+from avgen.diffusion.guidance import apply_guidance, modality_scale
 from avgen.metrics.model_eval import ModelEvalConfig, evaluate_model
 from avgen.model.text import TextStates
 from avgen.pipeline import AVPipeline
@@ -80,9 +80,10 @@ def variant_velocity(
         v = model(torch.cat([x, x]), torch.cat([t, t]), positions, modality, text.states, text.mask)
         v_c, v_u = v.chunk(2)
         inside = (t > variant.lo) & (t <= variant.hi)  # (B, L)
-        s = torch.where(inside, scale.to(x.device), torch.ones_like(t))[..., None]  # (B, L, 1)
+        s = torch.where(inside, scale.to(x.device), torch.ones_like(t))  # (B, L)
         if variant.eta == 1.0:
-            return v_u + s * (v_c - v_u)
+            return apply_guidance(v_c, v_u, s)
+        s = s[..., None]  # (B, L, 1)
         d_cond, diff = x - t[..., None] * v_c, t[..., None] * (v_u - v_c)  # D_cond, D_cond - D_uncond
         d_out = d_cond.clone()
         for m in (VIDEO, AUDIO):
