@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -14,6 +16,9 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 if worker := os.environ.get("PYTEST_XDIST_WORKER"):
     cache = os.path.join(tempfile.gettempdir(), f"avgen-tests-numba-{os.getuid()}-{worker}")
     os.environ.setdefault("NUMBA_CACHE_DIR", cache)
+# benchmarks/ is no installed package: tests import its scripts as ``benchmarks.<name>`` from the root.
+if (root := str(Path(__file__).resolve().parents[1])) not in sys.path:
+    sys.path.insert(0, root)
 
 import numpy as np
 import pytest

@@ -4,8 +4,6 @@ what they say, and a scoring run on a tiny pipeline fills the table."""
 from __future__ import annotations
 
 import importlib
-import sys
-from pathlib import Path
 
 import torch
 
@@ -19,10 +17,7 @@ SPEC = TokenSpec(video_channels=4, audio_channels=6)
 
 
 def _bench():
-    root = str(Path(__file__).resolve().parents[1])
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    return importlib.import_module("benchmarks.guidance_variants")
+    return importlib.import_module("benchmarks.guidance_variants")  # conftest puts the root on sys.path
 
 
 def _setup():
@@ -89,7 +84,6 @@ def test_scoring_a_tiny_pipeline_fills_the_table() -> None:
 
 
 def test_text_colour_probe_compares_every_colour_for_every_held_out_pair() -> None:
-    _bench()  # puts the repository root on sys.path
     probe = importlib.import_module("benchmarks.text_colour_probe")
     from avgen.data.synth.captions import COLORS, HELD_OUT
     from avgen.model.text import tiny_text_encoder

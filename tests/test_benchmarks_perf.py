@@ -11,13 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def perf(name: str):
-    """``benchmarks.perf.<name>``, importable from the repository root (benchmarks/ is no installed package)."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
+    """``benchmarks.perf.<name>`` (conftest puts the repository root on ``sys.path``)."""
     return importlib.import_module(f"benchmarks.perf.{name}")
 
 

@@ -52,13 +52,18 @@ def test_video_to_audio_keeps_the_given_frames(pipe, rng):
     assert clip.num_samples == 8000 and clip.metadata["task"] == "v2a"
 
 
-def test_reconstruct_round_trips_through_both_codecs(pipe, rng):
-    clip = AVClip(
+def _noise_clip(rng: np.random.Generator) -> AVClip:
+    """0.5 s of random frames (15 x 36 x 44 at 30 fps) and stereo noise at 22.05 kHz."""
+    return AVClip(
         video=rng.integers(0, 256, (15, 36, 44, 3), dtype=np.uint8),
         fps=30,
         audio=rng.uniform(-0.5, 0.5, (2, 11025)).astype(np.float32),
         sample_rate=22050,
     )
+
+
+def test_reconstruct_round_trips_through_both_codecs(pipe, rng):
+    clip = _noise_clip(rng)
     out = pipe.reconstruct(clip)
     assert out.video.shape == clip.video.shape and out.fps == 30 and out.metadata["task"] == "reconstruct"
     assert out.sample_rate == 16000 and out.audio.shape == (1, 8000)  # mono at the codec rate
@@ -70,12 +75,7 @@ def test_reconstruct_round_trips_through_both_codecs(pipe, rng):
 def test_encode_packs_what_reconstruct_decodes(pipe, rng):
     from avgen.tokens import AUDIO, VIDEO, unpack
 
-    clip = AVClip(
-        video=rng.integers(0, 256, (15, 36, 44, 3), dtype=np.uint8),
-        fps=30,
-        audio=rng.uniform(-0.5, 0.5, (2, 11025)).astype(np.float32),
-        sample_rate=22050,
-    )
+    clip = _noise_clip(rng)
     packed = pipe.encode(clip)
     layout = packed.layout
     assert packed.tokens.shape == (1, layout.num_tokens, pipe.dit.config.tokens.feature_dim)
@@ -227,12 +227,7 @@ def test_eval_model_cli_passes_every_sampler_flag(pipe, tmp_path):
 
 def test_cross_modal_dependence_benchmark_measures_both_streams(pipe):
     import importlib
-    import sys
-    from pathlib import Path
 
-    root = str(Path(__file__).resolve().parents[1])
-    if root not in sys.path:
-        sys.path.insert(0, root)
     bench = importlib.import_module("benchmarks.cross_modal_dependence")
     result = bench.measure(pipe, per_family=2, split="val")
     assert set(result) == {"talk", "bounce"}
