@@ -138,6 +138,14 @@ class AVPipeline:
             module.to(device)
         return self
 
+    def compile(self, **options: Any) -> AVPipeline:
+        """``torch.compile`` the DiT's blocks (``JointDiT.compile_blocks``), where sampling spends its time;
+        returns ``self``. The first call at each clip size and batch compiles (~30 s on a CPU), so it pays
+        off over many clips (``benchmarks/compile_speed.py``). A CPU needs a C++ compiler (g++) for it.
+        """
+        self.dit.compile_blocks(**options)
+        return self
+
     # -- folders ---------------------------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path, *, overwrite: bool = False) -> Path:
         """Write ``pipeline.json`` and one sub-folder per part (config JSON + safetensors), atomically:

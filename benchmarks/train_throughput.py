@@ -8,7 +8,9 @@ The clips are avgen-synth 64x64, 2 s at 24 fps: 208 video + 50 audio = 258 token
 
 ``--precision fp32,bf16`` times each precision in turn in one process (same clips, same model), so the
 ratio is not at the mercy of a shared machine's load between runs; bf16 autocast on a CPU only pays
-where it has bf16 instructions (``lscpu``: avx512_bf16 or amx_bf16).
+where it has bf16 instructions (``lscpu``: avx512_bf16 or amx_bf16). A ``+compile`` suffix
+(``--precision bf16,bf16+compile``) trains with ``loop.compile`` (the DiT's blocks through ``torch.compile``);
+its compile time lands in the warmup steps, reported apart as ``first_step_s``.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--warmup-steps", type=int, default=5, help="steps excluded from the measurement")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--precision", default="fp32", help="comma-separated: fp32, bf16 (autocast)")
+    p.add_argument(
+        "--precision", default="fp32", help="comma-separated: fp32, bf16 (autocast), each optionally +compile"
+    )
     p.add_argument("--checkpointing", action="store_true", help="gradient checkpointing in the DiT")
     args = p.parse_args()
 
@@ -60,7 +64,10 @@ def main() -> None:
                 "data": {"n": args.batch * 2, "val_n": 0, "size": [64, 64], "duration": 2.0},
             },
         )
-        for i, precision in enumerate(args.precision.split(",")):
+        for i, variant in enumerate(args.precision.split(",")):
+            precision, _, extra = variant.partition("+")
+            if extra not in ("", "compile"):
+                raise SystemExit(f"--precision: unknown suffix {extra!r} in {variant!r}; only +compile")
             torch.manual_seed(0)
             t0 = time.perf_counter()
             task = JointTask(cfg)
@@ -74,8 +81,9 @@ def main() -> None:
                 ckpt_every=total,
                 ema_decay=0.999,
                 precision=precision,
+                compile=extra == "compile",
             )
-            run = root / f"run_{i}_{precision}"
+            run = root / f"run_{i}_{precision}{'_compile' if extra else ''}"
             train(task, loop, run, progress=False)
             records = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
             timed = [r for r in records if "loss" in r and r["step"] > args.warmup_steps]
@@ -85,6 +93,8 @@ def main() -> None:
             result = {
                 "preset": args.preset,
                 "precision": precision,
+                "compile": extra == "compile",
+                "first_step_s": 1 / records[0]["steps_per_s"],
                 "parameters": params,
                 "batch": args.batch,
                 "tokens_per_clip": per_clip,

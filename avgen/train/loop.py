@@ -46,7 +46,8 @@ class LoopConfig:
     at ``steps``. ``grad_accum`` micro-batches make one step. ``ema_decay`` 0 turns EMA off.
     ``eval_every`` 0 turns periodic evaluation off. ``precision`` "auto" is bf16 autocast on CUDA and fp32
     on CPU (bf16 matmul on a CPU without bf16 instructions is ~400x slower; on one with avx512_bf16 the
-    joint step is 1.6x faster under "bf16", ``benchmarks/TRAIN.md``).
+    joint step is 1.6x faster under "bf16", ``benchmarks/TRAIN.md``). ``compile`` runs the model's blocks
+    through ``torch.compile`` (the joint DiT's ``compile_blocks``; other models refuse it).
     """
 
     steps: int = 1000
@@ -65,6 +66,7 @@ class LoopConfig:
     seed: int = 0
     precision: str = "auto"
     num_threads: int = 0
+    compile: bool = False
 
     def __post_init__(self) -> None:
         for name in ("steps", "grad_accum", "log_every", "ckpt_every", "keep_checkpoints"):
@@ -350,6 +352,13 @@ def train(
             write_json(out / "config.json", run_config)
     D.barrier(ctx)
 
+    if cfg.compile:  # before wrapping, as torchtitan does: FSDP2 then shards the compiled blocks
+        if not hasattr(task.model, "compile_blocks"):
+            raise ConfigError(
+                f"loop.compile: task {task.name!r} trains a {type(task.model).__name__}, which has no "
+                "compile_blocks(); only the joint DiT compiles, so set loop.compile=false"
+            )
+        task.model.compile_blocks()
     model = D.wrap_model(task.model.to(ctx.device), ctx, strategy)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
