@@ -28,8 +28,12 @@ joint:
 """
 
 CHILD = """
-import sys
+import functools, sys
+import torch
 from avgen.train.recipe import load_recipe, run
+# loop.compile under test: dynamo capture + AOT autograd, without building C++ (tests/test_compile.py
+# checks inductor itself)
+torch.compile = functools.partial(torch.compile, backend="aot_eager")
 run(load_recipe(sys.argv[1], sys.argv[3:], out=sys.argv[2]), progress=False)
 """
 
@@ -76,10 +80,11 @@ def single(recipe, tmp_path_factory) -> Path:
     return out
 
 
-@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp", "ddp+compile", "fsdp+compile"])
 def test_two_gloo_processes_match_one(recipe, single, tmp_path, strategy):
     out = tmp_path / strategy
-    _launch(recipe, out, 2, [f"distributed.strategy={strategy}"])
+    name, _, compiled = strategy.partition("+")
+    _launch(recipe, out, 2, [f"distributed.strategy={name}", f"loop.compile={str(bool(compiled)).lower()}"])
     one, two = _curve(single), _curve(out)
     assert len(one) == len(two) == 4
     assert one[-1] != one[0]  # the model is learning, so equal curves mean equal updates
