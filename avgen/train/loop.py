@@ -425,15 +425,17 @@ def train(
                 bar.set_postfix(loss=f"{record['loss']:.4g}")
                 log.write(record)
                 sums, count, t0 = {}, 0, time.perf_counter()
+            # Evaluation and checkpoints are left out of the step rate: their time moves t0 on, so the
+            # window's earlier steps keep theirs (resetting t0 would credit them to the later steps alone).
+            aside = time.perf_counter()
             if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.steps and not stop:
                 eval_model = _export_model(run, task, ctx)
                 if ctx.is_main:
                     log.write({"step": step, "eval": task.evaluate(eval_model, step, out)})
                 D.barrier(ctx)
-                t0 = time.perf_counter()
             if step % cfg.ckpt_every == 0 or step == cfg.steps or stop:
                 _save(run, task, step, cfg, ctx, out, export_in_checkpoints)
-                t0 = time.perf_counter()
+            t0 += time.perf_counter() - aside
             if stop:
                 status = "interrupted"
                 break
