@@ -44,12 +44,12 @@ demo: install
 # The default model's whole training chain, one command: synth data -> frame-wise video autoencoder + audio
 # codec -> joint DiT (tiny_joint_v4) -> held-out evaluation -> an exported model folder. Each stage uses a
 # CUDA GPU when there is one (the shipped joint DiT was trained on one H100: ~8 min) and the CPU otherwise:
-# on the 2-core CPU (timed in session 8) 1 min of synth data, ~22 + 23 min for the two codecs, 21 min to
-# render and encode the joint DiT's 8000 clips, ~1.9 h for the joint DiT (4.1 s/step under bf16 autocast,
-# 5.8 s in fp32) and ~8 min to evaluate: ~3.2 h (runs/README.md says how the committed runs went). A stage
-# whose run finished (its metrics.json) is skipped and an interrupted one continues with --resume, so rerun
-# the same command after any stop. Everything goes under RUNS (default runs/repro), never into the
-# committed runs/tiny_* folders.
+# on the 2-core CPU (run to the end in sessions 8-9) 1 min of synth data, ~22 + 23 min for the two codecs,
+# 21 min to render and encode the joint DiT's 8000 clips, ~1.8 h for the joint DiT (~3.5 s/step with bf16
+# autocast and compiled blocks; 4.1 s without compiling, 5.8 s in fp32) and 6.5 min to evaluate: ~3.0-3.1 h
+# (runs/README.md says how the committed runs went). A stage whose run finished (its metrics.json) is
+# skipped and an interrupted one continues with --resume, so rerun the same command after any stop.
+# Everything goes under RUNS (default runs/repro), never into the committed runs/tiny_* folders.
 RUNS ?= runs/repro
 TRAIN := OMP_NUM_THREADS=2 $(BIN)/avgen train
 SYNTH_N_train := 2000
