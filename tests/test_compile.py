@@ -1,11 +1,9 @@
-"""torch.compile of the DiT's blocks: same numbers as eager, same weights, and the loop's ``compile`` switch."""
+"""torch.compile through the loop's ``compile`` switch and ``AVPipeline.compile`` (the DiT's compiled blocks
+against eager: tests/test_dit_model.py)."""
 
 from __future__ import annotations
 
-import copy
 import json
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,57 +11,8 @@ import torch
 from torch import nn
 
 from avgen.errors import ConfigError
-from avgen.model import tiny_dit
-from avgen.tokens import TokenSpec, latent_times, pack
 from avgen.train.loop import LoopConfig, train
 from avgen.train.recipe import load_recipe, run
-
-SPEC = TokenSpec(video_channels=4, audio_channels=6, video_patch=(1, 2, 2), audio_patch=2)
-
-
-def _inputs(seed: int = 0) -> tuple[torch.Tensor, ...]:
-    g = torch.Generator().manual_seed(seed)
-    p = pack(
-        SPEC,
-        torch.randn(2, 4, 3, 4, 6, generator=g),
-        torch.randn(2, 6, 10, generator=g),
-        latent_times(3, 6.25),
-        latent_times(10, 50.0),
-    )
-    text = torch.randn(2, 5, 32, generator=g)
-    mask = torch.ones(2, 5, dtype=torch.bool)
-    mask[1, 3:] = False
-    return p.tokens, torch.tensor([0.3, 0.8]), p.positions, p.modality, text, mask
-
-
-@pytest.mark.skipif(
-    shutil.which(os.environ.get("CXX", "g++")) is None, reason="inductor on the CPU needs a C++ compiler"
-)
-def test_compiled_blocks_match_eager_forward_and_backward() -> None:
-    """Inductor (the default backend) on the CPU: velocities and gradients as eager, weights untouched."""
-    eager = tiny_dit(SPEC)
-    compiled = copy.deepcopy(eager).compile_blocks()
-    assert all(b._compiled_call_impl is not None for b in compiled.blocks)
-    x, t, positions, modality, text, mask = _inputs()
-    outs, grads = [], []
-    for model in (eager, compiled):
-        model.zero_grad()
-        out = model(x, t, positions, modality, text, mask)
-        (out**2).mean().backward()
-        outs.append(out.detach())
-        grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
-    torch.testing.assert_close(outs[1], outs[0], rtol=1e-4, atol=1e-5)
-    for name, g in grads[0].items():
-        torch.testing.assert_close(grads[1][name], g, rtol=1e-3, atol=1e-5, msg=name)
-    # Same state-dict keys (no "_orig_mod." prefix), so checkpoints and save_pretrained are unchanged.
-    assert list(compiled.state_dict()) == list(eager.state_dict())
-    # A deep copy (the loop's EMA / export copy) is a plain eager module with its own weights.
-    twin = copy.deepcopy(compiled)
-    assert all(b._compiled_call_impl is None for b in twin.blocks)
-    with torch.no_grad():
-        next(twin.parameters()).add_(1.0)
-        assert not torch.equal(twin(x, t, positions, modality, text, mask), outs[1])
-
 
 RECIPE = """
 task: joint
@@ -89,7 +38,7 @@ def _losses(tmp_path: Path, compiled: bool) -> list[float]:
 
 def test_loop_compile_trains_the_joint_model_like_eager(tmp_path, monkeypatch) -> None:
     """``loop.compile`` through a whole (tiny) joint run: the same losses as eager. The backend is
-    aot_eager here (dynamo capture + AOT autograd, no C++ build); inductor is checked above."""
+    aot_eager here (dynamo capture + AOT autograd, no C++ build); tests/test_dit_model.py checks inductor."""
     eager = _losses(tmp_path, False)
     calls = []
     real_compile = torch.compile

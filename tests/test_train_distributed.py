@@ -31,7 +31,7 @@ CHILD = """
 import functools, sys
 import torch
 from avgen.train.recipe import load_recipe, run
-# loop.compile under test: dynamo capture + AOT autograd, without building C++ (tests/test_compile.py
+# loop.compile under test: dynamo capture + AOT autograd, without building C++ (tests/test_dit_model.py
 # checks inductor itself)
 torch.compile = functools.partial(torch.compile, backend="aot_eager")
 run(load_recipe(sys.argv[1], sys.argv[3:], out=sys.argv[2]), progress=False)
