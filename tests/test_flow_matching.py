@@ -76,6 +76,24 @@ def test_uniform_share_reaches_the_high_noise_end() -> None:
         FlowConfig(uniform_prob=1.5)
 
 
+@pytest.mark.parametrize("given", ["video", "audio"])
+def test_clean_modality_always_gives_that_modality(given: str) -> None:
+    def draw(cfg: FlowConfig) -> torch.Tensor:
+        return sample_timesteps(cfg, MOD, 2000, torch.Generator().manual_seed(0))
+
+    t = draw(FlowConfig(clean_prob=1.0, clean_modality=given))
+    clean, noisy = (t[:, :6], t[:, 6:]) if given == "video" else (t[:, 6:], t[:, :6])
+    assert (clean == 0).all() and (noisy > 0).all()
+    some = draw(FlowConfig(clean_prob=0.2, clean_modality=given))
+    assert (some[:, 6 if given == "video" else 0] == 0).sum() == 0  # the other one is never given
+    # the times of samples not given clean are those of the default (the random stream is unchanged)
+    base = draw(FlowConfig(clean_prob=0.2))
+    keep = (some > 0).all(dim=1) & (base > 0).all(dim=1)
+    assert keep.float().mean() > 0.7 and torch.equal(some[keep], base[keep])
+    with pytest.raises(ConfigError, match="clean_modality"):
+        FlowConfig(clean_modality="text")
+
+
 def test_loss_masks_clean_tokens_and_padding_and_weights_modalities() -> None:
     g = torch.Generator().manual_seed(0)
     x0, noise = torch.randn(2, 10, 4, generator=g), torch.randn(2, 10, 4, generator=g)

@@ -73,9 +73,18 @@ def test_model_eval_runs_on_a_tiny_pipeline(tmp_path) -> None:
     with pytest.raises(ConfigError, match="tasks"):
         ModelEvalConfig(tasks=("t2v",))
     cfg = ModelEvalConfig(
-        per_family=2, families=("talk", "bounce"), size=(32, 32), seconds=1.0, batch=2, steps=1
+        per_family=2,
+        families=("talk", "bounce"),
+        size=(32, 32),
+        seconds=1.0,
+        batch=2,
+        steps=1,
+        save_clips=True,
     )
     report = evaluate_model(tiny_pipeline(), cfg, tmp_path, progress=False)
+    for task in ("gt", "t2av", "a2v", "v2a", "codec"):  # --save-clips: every clip, the real ones too
+        names = sorted(p.name for p in (tmp_path / "clips" / task).iterdir())
+        assert names == [f"{i:03d}_{r['family']}.mp4" for i, r in enumerate(report["rows"]["gt"])], task
     saved = json.loads((tmp_path / "report.json").read_text())
     assert saved["summary"] == report["summary"]
     table = (tmp_path / "report.md").read_text()
@@ -102,9 +111,11 @@ def test_model_eval_runs_on_a_tiny_pipeline(tmp_path) -> None:
     rows[2]["impact"]["f1"] = None  # no impacts and no onsets
     bounce = summarize(rows, 24)
     assert bounce["impact_f1"] == 1.0 and bounce["impact_f1_shuffled"] == 0.0
+    assert bounce["onsets_per_clip"] == bounce["impacts_per_clip"] == 1.33  # (2 + 2 + 0) / 3
     rows[1]["impact"]["onset_times"] = [0.26, 0.99]  # clip 0's impacts against these: both hit
     assert summarize(rows, 24)["impact_f1_shuffled"] == 0.3333  # (1 + 0 + 0) / 3: a clip with no events
     assert "| shuffled pairs |" in summary_markdown({"summary": {"t2av": {"bounce": bounce}}})
+    assert "| onsets / clip | impacts / clip |" in summary_markdown({"summary": {"t2av": {"bounce": bounce}}})
 
 
 def test_model_eval_tunes_on_val_and_passes_sampler_settings() -> None:

@@ -3,8 +3,8 @@
 Path ``x_t = (1 - t) x_0 + t * noise`` (t = 0 clean data, t = 1 pure noise), velocity target
 ``noise - x_0``. Timesteps are per token ``(B, L)``: by default one t per sample shared by all tokens;
 with probability ``independent_prob`` each modality draws its own t; with probability ``clean_prob`` one
-modality (chosen at random) is set to t = 0, "given clean", which teaches audio-to-video and
-video-to-audio in the same model. Clean tokens carry no loss.
+modality (chosen at random, or always ``clean_modality``) is set to t = 0, "given clean", which teaches
+audio-to-video and video-to-audio in the same model. Clean tokens carry no loss.
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ class FlowConfig:
     ``shift`` (times ``sqrt(L / reference_tokens)`` when ``reference_tokens`` is set, so longer
     sequences see more noise). ``uniform_prob``: the share of samples whose times are drawn uniformly
     in [0, 1) instead; logit-normal(0, 1) alone almost never draws t > 0.95 (0.2 %), where sampling starts.
+    ``clean_modality``: which modality a "given clean" sample gives: None picks one at random per sample;
+    "video" always gives the frames (with ``clean_prob`` 1: a video-to-audio / Foley specialist), "audio"
+    always gives the sound (audio-to-video / dubbing).
     """
 
     logit_mean: float = 0.0
@@ -40,6 +43,7 @@ class FlowConfig:
     independent_prob: float = 0.3
     clean_prob: float = 0.1
     uniform_prob: float = 0.0
+    clean_modality: str | None = None
     video_weight: float = 1.0
     audio_weight: float = 1.0
 
@@ -51,6 +55,10 @@ class FlowConfig:
         if not (self.logit_std > 0 and self.shift > 0):
             raise ConfigError(
                 f"FlowConfig: logit_std and shift must be > 0, got {self.logit_std}, {self.shift}"
+            )
+        if self.clean_modality not in (None, "video", "audio"):
+            raise ConfigError(
+                f"FlowConfig.clean_modality must be null, 'video' or 'audio', got {self.clean_modality!r}"
             )
         if self.reference_tokens is not None and self.reference_tokens < 1:
             raise ConfigError(
@@ -107,6 +115,8 @@ def sample_timesteps(
     t[:, AUDIO] = torch.where(independent, t[:, AUDIO], t[:, VIDEO])
     clean = uniform(batch) < cfg.clean_prob
     which = (uniform(batch) < 0.5).long()  # modality given clean, when ``clean``
+    if cfg.clean_modality is not None:  # (drawn all the same: the stream does not depend on it)
+        which = torch.full_like(which, VIDEO if cfg.clean_modality == "video" else AUDIO)
     t[clean, which[clean]] = 0.0
     return t[:, modality.long()]  # (B, L)
 

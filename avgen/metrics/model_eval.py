@@ -14,7 +14,9 @@ next to the ground-truth clips themselves (``gt``). Per task and family the repo
 
 - talk: lip-sync lag (ms, positive = audio late) median and share within one frame of 0, correlation at lag
   0, and the same correlation for shuffled pairs (clip i's mouth against clip i+1's sound) as the floor;
-- bounce: impact F1 and AV-Align, and AV-Align as a ratio of the ground-truth clips' mean;
+- bounce: impact F1 and AV-Align, and AV-Align as a ratio of the ground-truth clips' mean, each next to its
+  chance level (shuffled pairs; peaks shifted at random), and the mean count per clip of audio onsets and of
+  visible impacts: a generator that makes twice the events of real clips scores at chance as well as it;
 - talk, bounce, keys: the share of clips showing the caption's colour(s) (and the asked ball count).
 """
 
@@ -186,6 +188,8 @@ def summarize(rows: list[dict[str, Any]], fps: int, gt_av_align: float | None = 
         out["av_align_chance"] = _mean([r.get("av_align_chance") for r in rows])
         if gt_av_align and out["av_align"] is not None:
             out["av_align_vs_gt"] = round(out["av_align"] / gt_av_align, 4)
+        out["onsets_per_clip"] = round(statistics.mean(len(r["impact"]["onset_times"]) for r in rows), 2)
+        out["impacts_per_clip"] = round(statistics.mean(len(r["impact"]["impact_times"]) for r in rows), 2)
     prompts = [r["prompt"] for r in rows if r.get("prompt")]
     if prompts:
         out["color_ok"] = round(sum(p["color_ok"] for p in prompts) / len(prompts), 4)
@@ -217,8 +221,9 @@ def summary_markdown(report: dict[str, Any]) -> str:
         lines.append("")
     if any("bounce" in summary[t] for t in tasks):
         lines += [
-            "| bounce | clips | impact F1 | shuffled pairs | AV-Align | AV-Align chance | AV-Align / ground truth |",
-            "|---|---|---|---|---|---|---|",
+            "| bounce | clips | impact F1 | shuffled pairs | AV-Align | AV-Align chance | AV-Align / ground truth "
+            "| onsets / clip | impacts / clip |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for t in tasks:
             s = summary[t].get("bounce")
@@ -226,7 +231,8 @@ def summary_markdown(report: dict[str, Any]) -> str:
                 ratio = s.get("av_align_vs_gt", 1.0 if t == "gt" else None)
                 f1s = f"{_fmt(s['impact_f1'])} | {_fmt(s.get('impact_f1_shuffled'))}"
                 align = f"{_fmt(s['av_align'])} | {_fmt(s.get('av_align_chance'))}"
-                lines.append(f"| {t} | {s['clips']} | {f1s} | {align} | {_fmt(ratio)} |")
+                events = f"{_fmt(s.get('onsets_per_clip'))} | {_fmt(s.get('impacts_per_clip'))}"
+                lines.append(f"| {t} | {s['clips']} | {f1s} | {align} | {_fmt(ratio)} | {events} |")
         lines.append("")
     families = [f for f in SCORED_FAMILIES if any(f in summary[t] for t in tasks)]
     lines += [
@@ -294,6 +300,15 @@ def _generate(pipe: Any, task: str, samples: list[Any], cfg: ModelEvalConfig) ->
     return out
 
 
+
+def _save_clip(out: Path, task: str, index: int, family: str, clip: Any) -> None:
+    """``out/clips/TASK/NNN_FAMILY.mp4`` (the ground-truth clips under ``gt``), folders made as needed."""
+    from avgen.io import write_av
+
+    folder = out / "clips" / task
+    folder.mkdir(parents=True, exist_ok=True)
+    write_av(folder / f"{index:03d}_{family}.mp4", clip, overwrite=True)
+
 def evaluate_model(
     pipe: Any, cfg: ModelEvalConfig, out: Path | None = None, *, progress: bool = True
 ) -> dict[str, Any]:
@@ -303,13 +318,14 @@ def evaluate_model(
     """
     from tqdm.auto import tqdm
 
-    from avgen.io import write_av
-
     start = time.perf_counter()
     samples = test_samples(cfg, pipe.audio_codec.sample_rate)
     rows: dict[str, list[dict[str, Any]]] = {"gt": []}
-    for s in samples:
+    save = out is not None and cfg.save_clips
+    for i, s in enumerate(samples):
         rows["gt"].append(score_clip(s.clip.video, cfg.fps, s.clip.audio, s.clip.sample_rate, s.caption))
+        if save:
+            _save_clip(out, "gt", i, rows["gt"][-1]["family"], s.clip)
     timings = {}
     for task in tqdm(cfg.tasks, desc="tasks", disable=not progress):
         t0 = time.perf_counter()
@@ -318,10 +334,8 @@ def evaluate_model(
         rows[task] = []
         for i, (s, clip) in enumerate(zip(samples, clips, strict=True)):
             rows[task].append(score_clip(clip.video, cfg.fps, clip.audio, clip.sample_rate, s.caption))
-            if out is not None and cfg.save_clips:
-                write_av(
-                    out / "clips" / task / f"{i:03d}_{rows[task][-1]['family']}.mp4", clip, overwrite=True
-                )
+            if save:
+                _save_clip(out, task, i, rows[task][-1]["family"], clip)
     summary: dict[str, dict[str, Any]] = {}
     for task, task_rows in rows.items():
         summary[task] = {}

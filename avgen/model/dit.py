@@ -19,6 +19,7 @@ from torch.utils.checkpoint import checkpoint
 
 from avgen.config import from_dict, to_dict
 from avgen.errors import ConfigError
+from avgen.model.bridge import SyncBridge, bridge_mask
 from avgen.model.layers import (
     MLP,
     CrossAttention,
@@ -49,6 +50,8 @@ class DiTConfig:
     ``modulation``: "block" gives each block its own adaLN linear (DiT); "shared" computes one per-token
     modulation for all blocks plus a learned per-block offset (PixArt-alpha's adaLN-single: fewer
     parameters and FLOPs). ``per_modality_mlp`` gives video and audio tokens separate MLPs.
+    ``bridge_window`` > 0 adds a sync bridge to every block (``avgen.model.bridge``): ``bridge_heads``
+    heads of attention from each token to the other modality's tokens within that many seconds.
     """
 
     tokens: TokenSpec = field(default_factory=TokenSpec)
@@ -62,6 +65,8 @@ class DiTConfig:
     rope_time_scale: float = 25.0
     modulation: str = "block"
     per_modality_mlp: bool = False
+    bridge_window: float = 0.0
+    bridge_heads: int = 2
     gradient_checkpointing: bool = False
 
     def __post_init__(self) -> None:
@@ -87,6 +92,11 @@ class DiTConfig:
                 f"DiTConfig: need mlp_ratio > 0, rope_theta > 1, rope_time_scale > 0; got {self.mlp_ratio}, "
                 f"{self.rope_theta}, {self.rope_time_scale}"
             )
+        if not (self.bridge_window >= 0 and self.bridge_heads >= 1):
+            raise ConfigError(
+                f"DiTConfig: need bridge_window >= 0 (seconds; 0 = no sync bridge) and bridge_heads >= 1, got "
+                f"{self.bridge_window}, {self.bridge_heads}"
+            )
         if self.modulation not in MODULATIONS:
             raise ConfigError(f"DiTConfig.modulation must be one of {MODULATIONS}, got {self.modulation!r}")
 
@@ -111,6 +121,7 @@ class SequenceContext:
     video: Tensor  # (L,) bool
     audio: Tensor  # (L,) bool
     runs: list[int] | None = None  # constant_runs: modulation is per run (B, S, .) instead of per token
+    bridge_mask: Tensor | None = None  # (B or 1, 1, L, L) bool, when the blocks have a sync bridge
 
 
 class JointBlock(nn.Module):
@@ -121,6 +132,8 @@ class JointBlock(nn.Module):
         d = cfg.width
         self.norm1 = RMSNorm(d, affine=False)
         self.attn = SelfAttention(d, cfg.heads)
+        if cfg.bridge_window > 0:
+            self.bridge = SyncBridge(d, cfg.bridge_heads, d // cfg.heads)
         self.norm_cross = RMSNorm(d)
         self.cross = CrossAttention(d, cfg.heads)
         self.norm2 = RMSNorm(d, affine=False)
@@ -146,6 +159,8 @@ class JointBlock(nn.Module):
         shift1, scale1, gate1, shift2, scale2, gate2 = mod.chunk(6, dim=-1)  # each (B, S, D)
         runs = ctx.runs
         x = x + gate(self.attn(modulate(self.norm1(x), shift1, scale1, runs), ctx.rope), gate1, runs)
+        if hasattr(self, "bridge"):
+            x = x + self.bridge(x, ctx.rope, ctx.bridge_mask)
         x = x + self.cross(self.norm_cross(x), ctx.text, ctx.text_mask)
         x = x + gate(self._mlp(modulate(self.norm2(x), shift2, scale2, runs), ctx), gate2, runs)
         return x
@@ -199,6 +214,7 @@ class JointDiT(nn.Module):
         zero += [b.modulation[1] for b in self.blocks if hasattr(b, "modulation")]
         zero += [self.shared_modulation[1]] if hasattr(self, "shared_modulation") else []
         zero += [b.cross.proj for b in self.blocks]
+        zero += [b.bridge.proj for b in self.blocks if hasattr(b, "bridge")]
         for lin in zero:
             nn.init.zeros_(lin.weight)
             nn.init.zeros_(lin.bias)
@@ -266,6 +282,9 @@ class JointDiT(nn.Module):
             video=video,
             audio=audio,
             runs=runs,
+            bridge_mask=bridge_mask(positions[..., 0], modality, cfg.bridge_window)
+            if cfg.bridge_window > 0
+            else None,
         )
         for block in self.blocks:
             if cfg.gradient_checkpointing and torch.is_grad_enabled():

@@ -79,7 +79,12 @@ class JointModelConfig:
 @dataclass(frozen=True)
 class JointConfig:
     """The joint task. batch_size is global (all processes and accumulation steps together).
-    pipeline: PipelineConfig overrides for the exported pipeline (steps, sampler, guidance scales)."""
+    pipeline: PipelineConfig overrides for the exported pipeline (steps, sampler, guidance scales).
+    caption_variants: the chance that a training caption (one not dropped) is swapped for one of its
+    ``avgen.data.synth.captions.caption_variants``, the same clip described with one attribute fewer (no
+    size / shape / pace word, or no colour), so each colour is learned apart from the word it came with;
+    validation always uses the caption itself. Meant for avgen-synth captions: on other text it drops the
+    same words where they occur."""
 
     model: JointModelConfig = field(
         default_factory=lambda: JointModelConfig(video_codec="tiny", audio_codec="tiny")
@@ -89,6 +94,7 @@ class JointConfig:
     lora: LoRAConfig = field(default_factory=LoRAConfig)
     batch_size: int = 8
     caption_dropout: float = 0.1
+    caption_variants: float = 0.0
     val_batches: int = 4
     eval_samples: int = 0
     pipeline: dict[str, Any] = field(default_factory=dict)
@@ -96,8 +102,9 @@ class JointConfig:
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.val_batches < 0 or self.eval_samples < 0:
             raise ConfigError("joint: batch_size must be >= 1, val_batches and eval_samples >= 0")
-        if not 0 <= self.caption_dropout <= 1:
-            raise ConfigError(f"joint.caption_dropout must be in [0, 1], got {self.caption_dropout}")
+        for name in ("caption_dropout", "caption_variants"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"joint.{name} must be in [0, 1], got {getattr(self, name)}")
         from avgen.config import from_dict
         from avgen.pipeline import PipelineConfig
 
@@ -185,6 +192,12 @@ class JointTask:
                 "training clips; lower it or add data"
             )
         captions = {*self.train_set.captions, *(self.val_set.captions if self.val_set else []), ""}
+        self.variants: dict[str, list[str]] = {}
+        if cfg.caption_variants > 0:
+            from avgen.data.synth.captions import caption_variants
+
+            self.variants = {c: caption_variants(c) for c in set(self.train_set.captions)}
+            captions |= {v for vs in self.variants.values() for v in vs}
         self.text = self._encode_captions(sorted(captions))
         self.epoch, self.index, self._epoch_batches = 0, 0, None
 
@@ -245,9 +258,16 @@ class JointTask:
         return (self.seed * 1_000_003 + step) * 1_000_033 + slot
 
     def batch_loss(
-        self, model: nn.Module, data: LatentSet, indices: list[int], seeds: list[int], dropout: float
+        self,
+        model: nn.Module,
+        data: LatentSet,
+        indices: list[int],
+        seeds: list[int],
+        dropout: float,
+        variants: float = 0.0,
     ) -> tuple[Tensor, dict[str, Tensor | float]]:
-        """Mean per-sample flow loss of ``data`` items ``indices``; sample i draws from ``seeds[i]``."""
+        """Mean per-sample flow loss of ``data`` items ``indices``; sample i draws from ``seeds[i]``;
+        ``dropout`` / ``variants``: chances of an empty caption / of one of the caption's variants."""
         from avgen.tokens import pack
 
         buckets = {data.buckets[i] for i in indices}
@@ -262,7 +282,13 @@ class JointTask:
         for i, s in zip(indices, seeds):
             g = torch.Generator().manual_seed(s)
             drop = bool(torch.rand((), generator=g) < dropout)
-            captions.append("" if drop else data.captions[i])
+            caption = "" if drop else data.captions[i]
+            if variants > 0:  # (no draws otherwise: older runs keep their random streams)
+                swap, pick = torch.rand(2, generator=g).tolist()
+                options = self.variants.get(caption, [])
+                if swap < variants and options:
+                    caption = options[min(int(pick * len(options)), len(options) - 1)]
+            captions.append(caption)
             ts.append(sample_timesteps(self.cfg.flow, packed.modality.cpu(), 1, g))  # (1, L)
             noises.append(torch.randn((1, *packed.tokens.shape[1:]), generator=g))  # (1, L, F)
         t = torch.cat(ts).to(self.device)  # (B, L)
@@ -283,7 +309,14 @@ class JointTask:
         self, model: nn.Module, batch: dict[str, Any], step: int
     ) -> tuple[Tensor, dict[str, Tensor | float]]:
         seeds = [self._sample_seed(step, s) for s in batch["slots"]]
-        return self.batch_loss(model, self.train_set, batch["indices"], seeds, self.cfg.caption_dropout)
+        return self.batch_loss(
+            model,
+            self.train_set,
+            batch["indices"],
+            seeds,
+            self.cfg.caption_dropout,
+            self.cfg.caption_variants,
+        )
 
     # --- checkpoints, export, evaluation ------------------------------------------------------------
     def checkpoint_keys(self) -> set[str] | None:

@@ -1,0 +1,61 @@
+"""The sync bridge: attention from each token to the other modality's tokens near it in time.
+
+The joint self-attention can already relate a sound to the frames it belongs with, but it has to find them
+among every token of the clip: at the start of training an audio token's attention is spread over all
+video tokens, and the gradient that would teach "the impact sound goes where the ball meets the floor" is
+diluted by their number. The bridge is a second, small attention in every block whose keys are only the
+other modality's tokens within ``window`` seconds (and the token itself, so no row is empty), with the
+same RoPE, so the relative time inside the window is seen. Its output projection starts at zero: a
+bridged model starts as the same function as one without. MM-Diffusion's windowed cross-modal attention
+and MMAudio's frame-aligned conditioning are the published relatives (``../shared/FIELD.md``).
+"""
+
+from __future__ import annotations
+
+import torch
+from einops import rearrange
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from avgen.model.layers import RMSNorm, apply_rope
+
+
+def bridge_mask(times: Tensor, modality: Tensor, window: float) -> Tensor:
+    """Which key each query may attend to: ``(B or 1, 1, L, L)`` bool.
+
+    ``times (L,)`` or ``(B, L)`` token times in seconds (``positions[..., 0]``), ``modality (L,)`` ids.
+    True where the two tokens are of different modalities and at most ``window`` s apart, and on the
+    diagonal (a token far from every token of the other modality then attends to itself alone).
+    """
+    if times.ndim == 1:
+        times = times[None]
+    near = (times[:, :, None] - times[:, None, :]).abs() <= window  # (B, L, L)
+    other = modality[:, None] != modality[None, :]  # (L, L)
+    eye = torch.eye(modality.shape[0], dtype=torch.bool, device=modality.device)
+    return rearrange((near & other) | eye, "b q k -> b 1 q k")
+
+
+class SyncBridge(nn.Module):
+    """Cross-modal attention restricted to a time window: ``(B, L, D) -> (B, L, D)``.
+
+    ``heads`` heads of ``head_dim`` features (the main attention's, so its RoPE tables apply unchanged).
+    """
+
+    def __init__(self, dim: int, heads: int, head_dim: int) -> None:
+        super().__init__()
+        self.heads = heads
+        inner = heads * head_dim
+        self.norm = RMSNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * inner)
+        self.q_norm = RMSNorm(head_dim)
+        self.k_norm = RMSNorm(head_dim)
+        self.proj = nn.Linear(inner, dim)
+
+    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor], mask: Tensor) -> Tensor:
+        """``x (B, L, D)``; ``rope`` as ``SelfAttention``'s; ``mask`` from ``bridge_mask``."""
+        qkv = self.qkv(self.norm(x))
+        q, k, v = rearrange(qkv, "b l (three h d) -> three b h l d", three=3, h=self.heads)
+        q = apply_rope(self.q_norm(q), rope)
+        k = apply_rope(self.k_norm(k), rope)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.proj(rearrange(out, "b h l d -> b l (h d)"))
