@@ -300,7 +300,6 @@ def _generate(pipe: Any, task: str, samples: list[Any], cfg: ModelEvalConfig) ->
     return out
 
 
-
 def _save_clip(out: Path, task: str, index: int, family: str, clip: Any) -> None:
     """``out/clips/TASK/NNN_FAMILY.mp4`` (the ground-truth clips under ``gt``), folders made as needed."""
     from avgen.io import write_av
@@ -308,6 +307,7 @@ def _save_clip(out: Path, task: str, index: int, family: str, clip: Any) -> None
     folder = out / "clips" / task
     folder.mkdir(parents=True, exist_ok=True)
     write_av(folder / f"{index:03d}_{family}.mp4", clip, overwrite=True)
+
 
 def evaluate_model(
     pipe: Any, cfg: ModelEvalConfig, out: Path | None = None, *, progress: bool = True
