@@ -130,7 +130,7 @@ ADJECTIVES = frozenset((*SIZES, *SHAPES, *PACES, *RAIN))
 
 
 def _articles(text: str) -> str:
-    """ "a orange" -> "an orange", "an green" -> "a green", and single spaces."""
+    """Single spaces, and each article agreeing with its next word ("a orange" -> "an orange")."""
     text = re.sub(r"\s+", " ", text).strip()
     return re.sub(r"\b(a|an) (\w)", lambda m: ("an " if m.group(2) in "aeiou" else "a ") + m.group(2), text)
 
