@@ -45,7 +45,7 @@ def test_bridge_output_depends_only_on_the_other_modality_within_the_window() ->
     p = _packed()
     torch.manual_seed(0)
     bridge = SyncBridge(32, heads=2, head_dim=8)
-    torch.nn.init.normal_(bridge.proj.weight)
+    torch.nn.init.normal_(bridge.attn.proj.weight)
     rope = rope_tables(rope_angles(p.positions, (4, 2, 2), 10000.0, (25.0, 1.0, 1.0)))
     mask = bridge_mask(p.positions[:, 0], p.modality, 0.1)
     x = torch.randn(2, p.tokens.shape[1], 32)
@@ -77,9 +77,9 @@ def test_bridged_dit_starts_as_the_unbridged_one_and_learns_through_the_bridge()
     missing, unexpected = bridged.load_state_dict(plain.state_dict(), strict=False)
     assert not unexpected and missing and all(".bridge." in k for k in missing)
     args = (p.tokens, t, p.positions, p.modality, text, mask)
-    assert torch.allclose(plain(*args), bridged(*args), atol=1e-6)  # bridge.proj starts at zero
+    assert torch.allclose(plain(*args), bridged(*args), atol=1e-6)  # bridge.attn.proj starts at zero
     bridged(*args).square().mean().backward()
-    assert bridged.blocks[0].bridge.proj.weight.grad.abs().sum() > 0
+    assert bridged.blocks[0].bridge.attn.proj.weight.grad.abs().sum() > 0
 
 
 def test_config_and_size() -> None:

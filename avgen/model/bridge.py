@@ -19,9 +19,8 @@ from __future__ import annotations
 import torch
 from einops import rearrange
 from torch import Tensor, nn
-from torch.nn import functional as F
 
-from avgen.model.layers import RMSNorm, apply_rope
+from avgen.model.layers import RMSNorm, SelfAttention
 
 
 def bridge_mask(times: Tensor, modality: Tensor, window: float) -> Tensor:
@@ -42,24 +41,15 @@ def bridge_mask(times: Tensor, modality: Tensor, window: float) -> Tensor:
 class SyncBridge(nn.Module):
     """Cross-modal attention restricted to a time window: ``(B, L, D) -> (B, L, D)``.
 
-    ``heads`` heads of ``head_dim`` features (the main attention's, so its RoPE tables apply unchanged).
+    A pre-norm ``SelfAttention`` of ``heads`` heads of ``head_dim`` features (the main attention's, so its
+    RoPE tables apply unchanged), masked by ``bridge_mask``.
     """
 
     def __init__(self, dim: int, heads: int, head_dim: int) -> None:
         super().__init__()
-        self.heads = heads
-        inner = heads * head_dim
         self.norm = RMSNorm(dim)
-        self.qkv = nn.Linear(dim, 3 * inner)
-        self.q_norm = RMSNorm(head_dim)
-        self.k_norm = RMSNorm(head_dim)
-        self.proj = nn.Linear(inner, dim)
+        self.attn = SelfAttention(dim, heads, head_dim)
 
     def forward(self, x: Tensor, rope: tuple[Tensor, Tensor], mask: Tensor) -> Tensor:
         """``x (B, L, D)``; ``rope`` as ``SelfAttention``'s; ``mask`` from ``bridge_mask``."""
-        qkv = self.qkv(self.norm(x))
-        q, k, v = rearrange(qkv, "b l (three h d) -> three b h l d", three=3, h=self.heads)
-        q = apply_rope(self.q_norm(q), rope)
-        k = apply_rope(self.k_norm(k), rope)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        return self.proj(rearrange(out, "b h l d -> b l (h d)"))
+        return self.attn(self.norm(x), rope, mask)

@@ -214,7 +214,7 @@ class JointDiT(nn.Module):
         zero += [b.modulation[1] for b in self.blocks if hasattr(b, "modulation")]
         zero += [self.shared_modulation[1]] if hasattr(self, "shared_modulation") else []
         zero += [b.cross.proj for b in self.blocks]
-        zero += [b.bridge.proj for b in self.blocks if hasattr(b, "bridge")]
+        zero += [b.bridge.attn.proj for b in self.blocks if hasattr(b, "bridge")]
         for lin in zero:
             nn.init.zeros_(lin.weight)
             nn.init.zeros_(lin.bias)

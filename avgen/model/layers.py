@@ -67,22 +67,28 @@ def apply_rope(x: Tensor, rope: tuple[Tensor, Tensor]) -> Tensor:
 
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention over the whole joint sequence with QK RMSNorm and RoPE."""
+    """Multi-head self-attention over the whole joint sequence with QK RMSNorm and RoPE.
 
-    def __init__(self, dim: int, heads: int) -> None:
+    ``head_dim`` defaults to ``dim // heads``; a smaller ``heads * head_dim`` gives a narrower attention
+    (the sync bridge's) that still uses the main attention's RoPE tables.
+    """
+
+    def __init__(self, dim: int, heads: int, head_dim: int | None = None) -> None:
         super().__init__()
         self.heads = heads
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.q_norm = RMSNorm(dim // heads)
-        self.k_norm = RMSNorm(dim // heads)
-        self.proj = nn.Linear(dim, dim)
+        head_dim = head_dim or dim // heads
+        self.qkv = nn.Linear(dim, 3 * heads * head_dim)
+        self.q_norm = RMSNorm(head_dim)
+        self.k_norm = RMSNorm(head_dim)
+        self.proj = nn.Linear(heads * head_dim, dim)
 
-    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor]) -> Tensor:
-        """``x (B, L, D)``, ``rope = rope_tables(angles)`` -> ``(B, L, D)``."""
+    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor], mask: Tensor | None = None) -> Tensor:
+        """``x (B, L, D)``, ``rope = rope_tables(angles)``, optional bool ``mask`` (True = attend),
+        broadcastable to ``(B, H, L, L)`` -> ``(B, L, D)``."""
         q, k, v = rearrange(self.qkv(x), "b l (three h d) -> three b h l d", three=3, h=self.heads)
         q = apply_rope(self.q_norm(q), rope)
         k = apply_rope(self.k_norm(k), rope)
-        out = F.scaled_dot_product_attention(q, k, v)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.proj(rearrange(out, "b h l d -> b l (h d)"))
 
 
