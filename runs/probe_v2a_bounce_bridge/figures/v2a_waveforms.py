@@ -22,7 +22,7 @@ import numpy as np
 from avgen.reader import read_av
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 COLUMNS = [
     ("/tmp/fig_probe_v2a_bounce", "gt", "the real sound"),
@@ -39,12 +39,16 @@ def _audio(folder: str, task: str, i: int) -> tuple[np.ndarray, int]:
 
 
 def main(clips: int = 4) -> None:
-    for folder, task in [("/tmp/fig_defaults", "gt"), ("/tmp/fig_defaults", "v2a"), *[c[:2] for c in COLUMNS]]:
+    for folder, task in [
+        ("/tmp/fig_defaults", "gt"),
+        ("/tmp/fig_defaults", "v2a"),
+        *[c[:2] for c in COLUMNS],
+    ]:
         if Path(folder).exists():
             count = len(list(Path(folder, "clips", task).glob("*_bounce.mp4")))
             rms = [float(np.sqrt((_audio(folder, task, i)[0] ** 2).mean())) for i in range(count)]
             print(f"{folder} {task}: clip RMS", " ".join(f"{r:.3f}" for r in rms))
-    fig, axes = plt.subplots(clips, len(COLUMNS), figsize=(22, 1.9 * clips), sharex=True)
+    _fig, axes = plt.subplots(clips, len(COLUMNS), figsize=(22, 1.9 * clips), sharex=True)
     for j, (folder, task, title) in enumerate(COLUMNS):
         rows = json.loads(Path(folder, "report.json").read_text())["rows"][task]
         for i in range(clips):
