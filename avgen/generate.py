@@ -33,6 +33,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--audio-sync", type=float, help="sync guidance: the sound pulled towards the picture (0 = off)"
     )
+    parser.add_argument(
+        "--order",
+        choices=["joint", "video_first", "audio_first"],
+        help="text-to-AV: both together, or the frames first and the sound made from them (or the other "
+        "way round), at twice the steps (default: the pipeline's)",
+    )
     parser.add_argument("--negative", help="negative prompt for guidance")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -65,6 +71,7 @@ def main(argv: list[str]) -> int:
         audio_guidance=args.audio_guidance,
         video_sync=args.video_sync,
         audio_sync=args.audio_sync,
+        order=args.order,
         seed=args.seed,
         audio=read_av(args.audio, streams="a") if args.audio else None,
         video=read_av(args.video, streams="v") if args.video else None,

@@ -32,7 +32,9 @@ SHIPPED = {"avgen-tiny": "avgen-tiny"}  # name -> folder under avgen/weights/
 
 @dataclasses.dataclass(frozen=True)
 class PipelineConfig:
-    """Generation defaults stored with a pipeline; every one can be overridden per call."""
+    """Generation defaults stored with a pipeline; every one can be overridden per call. ``order``: how
+    text-to-audio-video is sampled (``avgen.diffusion.samplers.ORDERS``): "joint" (both together) or
+    "video_first" / "audio_first" (one finished, then the other made from it, at twice the steps)."""
 
     name: str = "avgen"
     fps: int | str = 24
@@ -46,6 +48,7 @@ class PipelineConfig:
     audio_scale: float = 3.0
     video_sync: float = 0.0
     audio_sync: float = 0.0
+    order: str = "joint"
     negative_prompt: str = ""
     text: TextEncoderConfig = dataclasses.field(default_factory=TextEncoderConfig)
 
@@ -55,6 +58,10 @@ class PipelineConfig:
             raise ConfigError(f"PipelineConfig.steps must be >= 1, got {self.steps}")
         if not self.duration > 0:
             raise ConfigError(f"PipelineConfig.duration must be > 0 seconds, got {self.duration}")
+        from avgen.diffusion.samplers import ORDERS
+
+        if self.order not in ORDERS:
+            raise ConfigError(f"PipelineConfig.order must be one of {ORDERS}, got {self.order!r}")
 
 
 def shipped_path(name: str) -> Path:
@@ -257,6 +264,7 @@ class AVPipeline:
         audio_guidance: float | None = None,
         video_sync: float | None = None,
         audio_sync: float | None = None,
+        order: str | None = None,
         seed: int = 0,
         generator: torch.Generator | None = None,
         audio: AVClip | None = None,
@@ -273,7 +281,9 @@ class AVPipeline:
         and sound are kept and the clip grows to ``seconds``. ``guidance`` / ``audio_guidance``: classifier-free
         guidance scales for video / audio tokens; ``video_sync`` / ``audio_sync``: cross-modal sync guidance
         (picture pulled towards the sound / sound towards the picture; 0 = off, each on costs one more
-        forward per step). ``generator`` (or ``seed``) fixes the noise.
+        forward per step). ``order``: "joint" samples both modalities together; "video_first" finishes the
+        frames, then makes the sound from them as video-to-audio does ("audio_first" the other way round),
+        at twice the steps (only where both are generated). ``generator`` (or ``seed``) fixes the noise.
         """
         from avgen.diffusion.generate import generate_tokens
 
@@ -322,13 +332,15 @@ class AVPipeline:
         cond = self.text_encoder(prompts)
         uncond = self.text_encoder([negative] * batch)
         steps = steps or cfg.steps
+        order = cfg.order if order is None else order
+        passes = 1 if order == "joint" or task in ("a2v", "v2a") else 2
         if generator is None:
             generator = torch.Generator(device=device).manual_seed(int(seed))
         bar = None
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=steps, desc=f"avgen {task}", unit="step", leave=False)
+            bar = tqdm(total=passes * steps, desc=f"avgen {task}", unit="step", leave=False)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
             tokens = generate_tokens(
                 self.dit,
@@ -344,6 +356,7 @@ class AVPipeline:
                 audio_scale=cfg.audio_scale if audio_guidance is None else audio_guidance,
                 video_sync=cfg.video_sync if video_sync is None else video_sync,
                 audio_sync=cfg.audio_sync if audio_sync is None else audio_sync,
+                order=order,
                 generator=generator,
                 callback=(lambda i, x: bar.update(1)) if bar is not None else None,
             )
@@ -357,6 +370,8 @@ class AVPipeline:
         clips = []
         for i, text in enumerate(prompts):
             meta = {"model": cfg.name, "prompt": text, "seed": str(seed), "task": task, "steps": str(steps)}
+            if passes == 2:
+                meta["order"] = order
             clip_frames, clip_fps = (video.video, video.fps) if video is not None else (frames[i], geom.fps)
             sound, rate = (
                 (audio.audio, audio.sample_rate) if audio is not None else (wav[i], geom.sample_rate)

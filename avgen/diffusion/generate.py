@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from avgen.diffusion.guidance import guided_velocity
-from avgen.diffusion.samplers import Callback, get_sampler, hold_given, schedule
+from avgen.diffusion.samplers import Callback, drop_idle, get_sampler, hold_given, ordered, schedule
 from avgen.diffusion.tasks import given_mask, initial_state
 from avgen.model.text import TextStates
 from avgen.tokens import Packed
@@ -31,6 +31,7 @@ def generate_tokens(
     audio_scale: float = 3.0,
     video_sync: float = 0.0,
     audio_sync: float = 0.0,
+    order: str = "joint",
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
 ) -> Tensor:
@@ -40,6 +41,8 @@ def generate_tokens(
     video for "v2a", the first ``seconds`` for "continue"); for "t2av" its values are unused (only its
     shape, positions and layout). ``cond``: B prompts (or 1); ``uncond``: the empty or negative prompt.
     ``video_sync`` / ``audio_sync``: cross-modal sync guidance (``guidance.guided_velocity``; 0 = off).
+    ``order``: "joint" denoises both modalities together; "video_first" / "audio_first" finish one
+    modality, then make the other from it (``samplers.ordered``; twice the steps where both are free).
     Given tokens come back bit-for-bit unchanged.
     """
     layout = packed.layout
@@ -62,6 +65,8 @@ def generate_tokens(
         audio_sync=audio_sync,
         null=null,
     )
-    timesteps = hold_given(schedule(steps, shift).to(device), given)
+    timesteps = drop_idle(
+        hold_given(ordered(schedule(steps, shift), layout.modality(), order).to(device), given)
+    )
     with torch.no_grad():
         return get_sampler(sampler)(velocity_fn, x, timesteps, generator=generator, callback=callback)

@@ -34,13 +34,55 @@ def schedule(steps: int, shift: float = 1.0) -> Tensor:
 
 
 def hold_given(timesteps: Tensor, given: Tensor) -> Tensor:
-    """Per-token schedule ``(S + 1, B, L)``: ``timesteps (S + 1,)`` for free tokens, 0 where ``given (B, L)``."""
-    if timesteps.ndim != 1 or given.ndim != 2 or given.dtype != torch.bool:
+    """Per-token schedule ``(S + 1, B, L)``: ``timesteps`` (``(S + 1,)``, or ``(S + 1, L)`` from ``ordered``)
+    for free tokens, 0 where ``given (B, L)``."""
+    ok = timesteps.ndim == 1 or (timesteps.ndim == 2 and timesteps.shape[1] == given.shape[-1])
+    if not ok or given.ndim != 2 or given.dtype != torch.bool:
         raise ShapeError(
-            f"need timesteps (S+1,) and a bool given (B, L); got {tuple(timesteps.shape)}, {given.dtype}"
+            "need timesteps (S+1,) or (S+1, L) and a bool given (B, L); got "
+            f"{tuple(timesteps.shape)}, {tuple(given.shape)} {given.dtype}"
         )
-    ts = rearrange(timesteps.to(given.device), "s -> s 1 1")
+    ts = timesteps.to(given.device)
+    ts = rearrange(ts, "s -> s 1 1") if ts.ndim == 1 else rearrange(ts, "s l -> s 1 l")
     return torch.where(given, torch.zeros_like(ts), ts)
+
+
+ORDERS = ("joint", "video_first", "audio_first")
+
+
+def ordered(timesteps: Tensor, modality: Tensor, order: str) -> Tensor:
+    """Per-token schedule ``(S' + 1, L)`` for the modality ids ``modality (L,)`` (``avgen.tokens.VIDEO`` /
+    ``AUDIO``): "joint" gives every token ``timesteps (S + 1,)`` (S' = S); "video_first" runs the video
+    tokens through all of ``timesteps`` while the audio tokens stay pure noise (t = 1), then the audio
+    through all of it with the video finished and held (t = 0), so S' = 2 S; "audio_first" the other way
+    round. The second modality is generated from the finished first one, as video-to-audio (or
+    audio-to-video) would from a given clip, at twice the sampling cost.
+    """
+    from avgen.tokens import AUDIO, VIDEO
+
+    if order not in ORDERS:
+        raise ConfigError(f"unknown order {order!r}; choose one of {ORDERS}")
+    if timesteps.ndim != 1 or modality.ndim != 1:
+        raise ShapeError(
+            f"need timesteps (S+1,) and modality (L,); got {tuple(timesteps.shape)}, {tuple(modality.shape)}"
+        )
+    ts = rearrange(timesteps, "s -> s 1").expand(-1, modality.shape[0])
+    if order == "joint":
+        return ts.clone()
+    first = (modality == (VIDEO if order == "video_first" else AUDIO)).to(ts.device)
+    first_pass = torch.where(first, ts, torch.ones_like(ts))  # the other modality waits at t = 1
+    second_pass = torch.where(first, torch.zeros_like(ts[1:]), ts[1:])  # the first one is held finished
+    return torch.cat([first_pass, second_pass])
+
+
+def drop_idle(timesteps: Tensor) -> Tensor:
+    """``timesteps (S + 1, ...)`` without the steps in which no token's time changes (each would cost a
+    velocity evaluation and move nothing, e.g. a pass over a modality that is given). At least one step
+    is kept."""
+    moves = (timesteps[1:] != timesteps[:-1]).flatten(1).any(1)
+    if not moves.any():
+        return timesteps[:2]
+    return timesteps[torch.cat([moves.new_ones(1), moves])]
 
 
 def _check(x: Tensor, timesteps: Tensor) -> None:
@@ -96,7 +138,8 @@ def heun(
     """Heun's second-order method (EDM Algorithm 1): Euler step, then the trapezoid correction.
 
     The last step is plain Euler, as in EDM, so the model is never asked for a velocity at t = 0 for a
-    noisy token. Two velocity evaluations per step otherwise.
+    noisy token; so is any token's step that ends at t = 0 earlier (with an ``ordered`` schedule, the
+    first modality's last step). Two velocity evaluations per step otherwise (one where no token is corrected).
     """
     _check(x, timesteps)
     steps = timesteps.shape[0] - 1
@@ -106,10 +149,11 @@ def heun(
         d_cur = velocity_fn(x, t_cur)
         # Euler step.
         x_next = x + h * d_cur
-        # 2nd order correction.
-        if i < steps - 1:
+        # 2nd order correction, for the tokens that stay noisy (t_next > 0).
+        correct = (t_next > 0) & (t_next != t_cur)
+        if i < steps - 1 and correct.any():
             d_next = velocity_fn(x_next, t_next)
-            x_next = x + h * (0.5 * d_cur + 0.5 * d_next)
+            x_next = torch.where(_col(correct), x + h * (0.5 * d_cur + 0.5 * d_next), x_next)
         x = x_next
         if callback is not None:
             callback(i, x)

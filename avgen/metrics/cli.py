@@ -285,6 +285,7 @@ def model_main(args: argparse.Namespace) -> int:
         audio_guidance=args.audio_guidance,
         video_sync=args.video_sync,
         audio_sync=args.audio_sync,
+        order=args.order,
     )
     pipe = AVPipeline.from_pretrained(args.pipeline, device=args.device)
     report = evaluate_model(pipe, cfg, args.out)
@@ -354,6 +355,12 @@ def main(argv: list[str]) -> int:
     )
     model.add_argument(
         "--audio-sync", type=float, default=None, help="audio sync guidance (default: the pipeline's)"
+    )
+    model.add_argument(
+        "--order",
+        choices=["joint", "video_first", "audio_first"],
+        default=None,
+        help="text-to-audio-video sampling order (default: the pipeline's)",
     )
     model.add_argument("--save-clips", action="store_true", help="also write every generated clip (MP4)")
     model.add_argument("--device", default="cpu")

@@ -44,7 +44,7 @@ class ModelEvalConfig:
     (height, width) and ``fps``.
 
     ``steps``, ``sampler``, ``shift``, ``guidance`` (video), ``audio_guidance``, ``video_sync`` and
-    ``audio_sync``: sampler settings (None: the pipeline's). ``batch``: text-to-audio-video prompts per call. Report on ``split="test"``;
+    ``audio_sync``, ``order``: sampler settings (None: the pipeline's). ``batch``: text-to-audio-video prompts per call. Report on ``split="test"``;
     tune settings on ``"val"`` (its captions differ from the test split's), so test numbers stay held out.
     """
 
@@ -65,6 +65,7 @@ class ModelEvalConfig:
     audio_guidance: float | None = None
     video_sync: float | None = None
     audio_sync: float | None = None
+    order: str | None = None
 
     def __post_init__(self) -> None:
         from avgen.data.synth.spec import SPLITS
@@ -79,6 +80,10 @@ class ModelEvalConfig:
             g = getattr(self, name)
             if g is not None and not math.isfinite(g):
                 raise ConfigError(f"{name} must be a finite number (0 = no sync guidance), got {g}")
+        from avgen.diffusion.samplers import ORDERS
+
+        if self.order is not None and self.order not in ORDERS:
+            raise ConfigError(f"order {self.order!r}: choose from {ORDERS}")
         if self.shift is not None and not (math.isfinite(self.shift) and self.shift > 0):
             raise ConfigError(f"shift must be a finite number > 0, got {self.shift}")
         if self.per_family < 2:
@@ -261,6 +266,7 @@ def _generate(pipe: Any, task: str, samples: list[Any], cfg: ModelEvalConfig) ->
         "audio_guidance": cfg.audio_guidance,
         "video_sync": cfg.video_sync,
         "audio_sync": cfg.audio_sync,
+        "order": cfg.order,
         "progress": False,
     }
     if task == "t2av":
@@ -354,6 +360,7 @@ def evaluate_model(
             "audio_guidance": pipe.config.audio_scale if cfg.audio_guidance is None else cfg.audio_guidance,
             "video_sync": pipe.config.video_sync if cfg.video_sync is None else cfg.video_sync,
             "audio_sync": pipe.config.audio_sync if cfg.audio_sync is None else cfg.audio_sync,
+            "order": getattr(pipe.config, "order", "joint") if cfg.order is None else cfg.order,
         },
         "summary": summary,
         "generation_seconds": timings,
