@@ -91,6 +91,22 @@ def test_prompt_adherence_accepts_the_truth_and_rejects_a_wrong_caption() -> Non
         assert wrong_count is not None and wrong_count["count_ok"] is False
 
 
+def test_keys_colour_is_scored_on_the_lit_bars() -> None:
+    """Unlit bars are 70 % background and lit ones are lightened towards white, so keys clips are scored on
+    the pixels that light up: every clip passes its own colour and fails another."""
+    for seed in range(6):
+        s = _sample("keys", seed)
+        asked = parse_caption(s.caption)["colors"]
+        truth = prompt_adherence(s.clip.video, s.caption, count=False, lit=True)
+        assert truth is not None and truth["color_ok"], (s.caption, truth)
+        other = next(c for c in ("green", "pink", "blue", "orange") if c not in asked)
+        wrong = prompt_adherence(s.clip.video, f"five {other} bars play a slow melody", count=False, lit=True)
+        assert wrong is not None and not wrong["color_ok"], (s.caption, other, wrong)
+        assert score_synth(s.clip.video, float(s.clip.fps), s.clip.audio, s.clip.sample_rate, s.to_json())[
+            "prompt"
+        ]["color_ok"]
+
+
 def test_lip_sync_and_inputs_checked() -> None:
     o = np.array([0, 1, 0, 2, 0, 1, 0, 0, 3, 0], float)
     assert lip_sync(o, np.roll(o, 2), 10)["lag_ms"] == pytest.approx(200.0)

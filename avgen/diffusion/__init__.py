@@ -11,10 +11,11 @@ from avgen.diffusion.flow import (
 )
 from avgen.diffusion.generate import generate_tokens
 from avgen.diffusion.guidance import apply_guidance, guided_velocity, modality_scale
-from avgen.diffusion.samplers import SAMPLERS, get_sampler, hold_given, schedule
+from avgen.diffusion.samplers import ORDERS, SAMPLERS, get_sampler, hold_given, ordered, schedule
 from avgen.diffusion.tasks import TASKS, given_mask, initial_state
 
 __all__ = [
+    "ORDERS",
     "SAMPLERS",
     "TASKS",
     "FlowConfig",
@@ -29,6 +30,7 @@ __all__ = [
     "initial_state",
     "interpolate",
     "modality_scale",
+    "ordered",
     "per_sample_flow_loss",
     "sample_timesteps",
     "schedule",

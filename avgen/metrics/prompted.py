@@ -134,5 +134,5 @@ def score_prompted(
             openness = mouth_openness(video, face[0], face[1])
             out["lip_sync"] = lip_sync(openness, frame_rms(audio, sample_rate, fps, len(video)), fps)
     if family in ("bounce", "talk", "keys"):
-        out["prompt"] = prompt_adherence(video, caption, count=family != "keys")
+        out["prompt"] = prompt_adherence(video, caption, count=family != "keys", lit=family == "keys")
     return out
