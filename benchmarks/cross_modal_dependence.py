@@ -93,7 +93,8 @@ def markdown(result: dict[str, dict], title: str) -> str:
             for name in ("audio", "video"):
                 d = mods[name]
                 cells += [f"{d[k]:.4f}" for k in ("v", "text", "other", "given")]
-                cells.append(f"{d['other'] / d['text']:.2f}")
+                # A stream the caption does not move (e.g. a video-to-audio model's frames) has no ratio.
+                cells.append(f"{d['other'] / d['text']:.2f}" if d["text"] > 0 else "-")
             lines.append(f"| {family} | {t} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
