@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Evaluations of tiny_joint_v5_ft8 quoted in runs/README.md, in the order they ran (session 13, 2-core CPU).
+# Evaluations of tiny_joint_v5_ft8 quoted in runs/README.md, in the order they ran (session 14, 2-core CPU:
+# 2.1, 1.5, 1.8 and 3.0 min, then ~1 min for the dependence benchmark).
 # The val split first, the same settings as tiny_joint_v5_ft/evaluate.sh so the two runs compare directly.
 set -euo pipefail
 P=runs/tiny_joint_v5_ft8/pipeline
