@@ -16,7 +16,7 @@ import sys
 
 import torch
 
-from avgen.diffusion.flow import FlowConfig, flow_loss
+from avgen.diffusion.flow import FlowConfig, flow_loss, interpolate
 from avgen.metrics.model_eval import ModelEvalConfig, test_samples
 from avgen.pipeline import AVPipeline
 from avgen.tokens import VIDEO
@@ -42,8 +42,7 @@ def family_gradient(pipe: AVPipeline, samples: list, gen: torch.Generator) -> tu
             noise = torch.randn(x0.shape, generator=gen) * mask
             t = torch.full(x0.shape[:2], t_val)
             t[:, mod == VIDEO] = 0.0  # frames given clean
-            x = (1 - t[..., None]) * x0 + t[..., None] * noise
-            pred = dit(x, t, pos, mod, states, smask)
+            pred = dit(interpolate(x0, noise, t), t, pos, mod, states, smask)
             loss = flow_loss(pred, x0, noise, t, mod, mask, AUDIO_ONLY).total
             (loss / n).backward()
             total += loss.item() / n
@@ -59,7 +58,7 @@ def main(path: str) -> None:
     grads = {}
     print(f"{path}: val, 8 clips per family, frames clean, audio at t = {TIMES}")
     for fam in FAMILIES:
-        mine = [s for s in samples if s.to_json()["family"] == fam]
+        mine = [s for s in samples if s.family == fam]
         loss, grads[fam] = family_gradient(pipe, mine, gen)
         print(f"{fam:>7}: audio loss {loss:.4f}, gradient norm {grads[fam].norm().item():.4f}")
     for i, a in enumerate(FAMILIES):

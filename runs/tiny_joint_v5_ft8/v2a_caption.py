@@ -10,11 +10,11 @@ scores both against the real caption (``avgen.metrics.model_eval``: impact F1, s
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 
-from avgen.clip import AVClip
-from avgen.metrics.model_eval import ModelEvalConfig, score_clip, summarize, test_samples
+from avgen.metrics.model_eval import ModelEvalConfig, _generate, score_clip, summarize, test_samples
 from avgen.pipeline import AVPipeline
 
 KEYS = ("impact_f1", "impact_f1_shuffled", "av_align", "av_align_chance", "onsets_per_clip")
@@ -22,19 +22,24 @@ KEYS = ("impact_f1", "impact_f1_shuffled", "av_align", "av_align_chance", "onset
 
 def main(path: str) -> None:
     pipe = AVPipeline.from_pretrained(path)
-    cfg = ModelEvalConfig(per_family=32, families=("bounce",), split="val", tasks=("v2a",))
+    cfg = ModelEvalConfig(
+        per_family=32,
+        families=("bounce",),
+        split="val",
+        tasks=("v2a",),
+        steps=50,
+        sampler="euler",
+        audio_guidance=1.0,
+    )
     samples = test_samples(cfg, pipe.audio_codec.sample_rate)
     print(f"{path}: val bounce, {len(samples)} clips, v2a euler 50, audio guidance 1")
     for name in ("caption", "empty caption"):
         t0 = time.perf_counter()
-        rows = []
-        for i, s in enumerate(samples):
-            prompt = s.caption if name == "caption" else ""
-            given = AVClip(video=s.clip.video, fps=s.clip.fps)
-            clip = pipe(
-                prompt, video=given, seed=i, steps=50, sampler="euler", audio_guidance=1.0, progress=False
-            )
-            rows.append(score_clip(clip.video, cfg.fps, clip.audio, clip.sample_rate, s.caption))
+        given = samples if name == "caption" else [dataclasses.replace(s, caption="") for s in samples]
+        clips = _generate(pipe, "v2a", given, cfg)  # what `avgen eval model` runs, seeds included
+        rows = [
+            score_clip(c.video, cfg.fps, c.audio, c.sample_rate, s.caption) for s, c in zip(samples, clips)
+        ]
         got = summarize(rows, cfg.fps)
         print(
             f"{name:>14}: "
