@@ -157,13 +157,20 @@ def per_sample_flow_loss(
     modality: Tensor,
     feature_mask: Tensor,
     cfg: FlowConfig,
+    sample_weights: Tensor | None = None,
 ) -> FlowLoss:
     """``flow_loss`` of each sample on its own, in one pass: ``total, video, audio (B,)``.
 
     ``per_sample_flow_loss(...).total[b] == flow_loss(pred[b:b+1], ...).total`` (shapes as ``flow_loss``);
     the joint trainer averages these, so each sample weighs the same whatever its count of noisy tokens.
+    ``sample_weights (B, 2)``: per-sample factors on the (video, audio) terms of ``total``, on top of
+    ``cfg``'s weights (e.g. per-family loss weights); ``video`` and ``audio`` stay unweighted.
     """
-    return _masked_mse(pred, x0, noise, t, modality, feature_mask, cfg, "b l f -> b")
+    if sample_weights is not None and sample_weights.shape != (x0.shape[0], 2):
+        raise ShapeError(
+            f"sample_weights must be (B, 2) = {(x0.shape[0], 2)}, got {tuple(sample_weights.shape)}"
+        )
+    return _masked_mse(pred, x0, noise, t, modality, feature_mask, cfg, "b l f -> b", sample_weights)
 
 
 def _masked_mse(
@@ -175,8 +182,10 @@ def _masked_mse(
     feature_mask: Tensor,
     cfg: FlowConfig,
     keep: str,
+    sample_weights: Tensor | None = None,
 ) -> FlowLoss:
-    """Per-modality MSE over noisy real features, summed by the einops ``keep`` pattern."""
+    """Per-modality MSE over noisy real features, summed by the einops ``keep`` pattern; ``sample_weights``
+    ``(B, 2)`` scale each sample's (video, audio) part of the total (``keep`` must then keep ``b``)."""
     if pred.shape != x0.shape or noise.shape != x0.shape or pred.ndim != 3:
         raise ShapeError(
             f"pred, x0, noise must share one (B, L, F) shape, got {pred.shape}, {x0.shape}, {noise.shape}"
@@ -194,7 +203,10 @@ def _masked_mse(
         total_err = reduce(err * sel, keep, "sum")
         count = reduce(sel.float(), keep, "sum").clamp(min=1)
         parts.append(total_err / count)
-    total = cfg.video_weight * parts[VIDEO] + cfg.audio_weight * parts[AUDIO]
+    video, audio = cfg.video_weight * parts[VIDEO], cfg.audio_weight * parts[AUDIO]
+    if sample_weights is not None:
+        video, audio = video * sample_weights[:, 0], audio * sample_weights[:, 1]
+    total = video + audio
     return FlowLoss(total, parts[VIDEO].detach(), parts[AUDIO].detach())
 
 

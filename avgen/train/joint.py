@@ -85,7 +85,11 @@ class JointConfig:
     size / shape / pace word, or no colour), so each colour is learned apart from the word it came with;
     validation always uses the caption itself. Meant for avgen-synth captions: on other text it drops the
     same words where they occur. Measured once (runs/README.md, session 10 probes): 0.5 on talk clips for
-    600 steps lowered the asked face colour (test split 0.59 -> 0.25), so it is off by default."""
+    600 steps lowered the asked face colour (test split 0.59 -> 0.25), so it is off by default.
+    group_loss_weights: per-group factors on the training loss's video / audio terms, e.g.
+    ``{keys: {audio: 0.2}}`` (a group is a synth family, or a folder clip's top-level subfolder; see
+    ``avgen.train.latents``); groups and terms not named keep 1. The loss stays the mean over samples, so
+    lowering one group's weight also lowers the loss's scale. The validation loss is never weighted."""
 
     model: JointModelConfig = field(
         default_factory=lambda: JointModelConfig(video_codec="tiny", audio_codec="tiny")
@@ -98,11 +102,19 @@ class JointConfig:
     caption_variants: float = 0.0
     val_batches: int = 4
     eval_samples: int = 0
+    group_loss_weights: dict[str, dict[str, float]] = field(default_factory=dict)
     pipeline: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.val_batches < 0 or self.eval_samples < 0:
             raise ConfigError("joint: batch_size must be >= 1, val_batches and eval_samples >= 0")
+        for group, terms in self.group_loss_weights.items():
+            where = f"joint.group_loss_weights.{group}"
+            if not isinstance(terms, dict) or not terms or not set(terms) <= {"video", "audio"}:
+                raise ConfigError(f"{where} must map 'video' and/or 'audio' to a weight, got {terms!r}")
+            for term, w in terms.items():
+                if isinstance(w, bool) or not isinstance(w, int | float) or not 0 <= w < float("inf"):
+                    raise ConfigError(f"{where}.{term} must be a finite number >= 0, got {w!r}")
         for name in ("caption_dropout", "caption_variants"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"joint.{name} must be in [0, 1], got {getattr(self, name)}")
@@ -201,6 +213,23 @@ class JointTask:
             captions |= {v for vs in self.variants.values() for v in vs}
         self.text = self._encode_captions(sorted(captions))
         self.epoch, self.index, self._epoch_batches = 0, 0, None
+        unknown = set(cfg.group_loss_weights) - set(self.train_set.groups)
+        if unknown:
+            raise ConfigError(
+                f"joint.group_loss_weights names {sorted(unknown)}, which no training clip belongs to; the "
+                f"training set's groups are {sorted(set(self.train_set.groups))}"
+            )
+
+    def group_weights(self, data: LatentSet, indices: list[int]) -> Tensor | None:
+        """``(B, 2)`` (video, audio) loss factors of ``data`` items ``indices`` from ``group_loss_weights``;
+        None when there are none."""
+        if not self.cfg.group_loss_weights:
+            return None
+        rows = []
+        for i in indices:
+            terms = self.cfg.group_loss_weights.get(data.groups[i], {})
+            rows.append([float(terms.get("video", 1.0)), float(terms.get("audio", 1.0))])
+        return torch.tensor(rows, device=self.device)
 
     # --- text ---------------------------------------------------------------------------------------
     def _encode_captions(self, captions: list[str], chunk: int = 64) -> dict[str, tuple[Tensor, Tensor]]:
@@ -266,9 +295,11 @@ class JointTask:
         seeds: list[int],
         dropout: float,
         variants: float = 0.0,
+        weighted: bool = False,
     ) -> tuple[Tensor, dict[str, Tensor | float]]:
         """Mean per-sample flow loss of ``data`` items ``indices``; sample i draws from ``seeds[i]``;
-        ``dropout`` / ``variants``: chances of an empty caption / of one of the caption's variants."""
+        ``dropout`` / ``variants``: chances of an empty caption / of one of the caption's variants;
+        ``weighted``: apply ``group_loss_weights`` (training) or not (validation)."""
         from avgen.tokens import pack
 
         buckets = {data.buckets[i] for i in indices}
@@ -297,7 +328,8 @@ class JointTask:
         x0 = packed.tokens
         text = self._text(captions).to(self.device)
         pred = model(interpolate(x0, noise, t), t, packed.positions, packed.modality, text.states, text.mask)
-        per = per_sample_flow_loss(pred, x0, noise, t, packed.modality, fmask, self.cfg.flow)  # (B,) each
+        weights = self.group_weights(data, indices) if weighted else None  # (B, 2) or None
+        per = per_sample_flow_loss(pred, x0, noise, t, packed.modality, fmask, self.cfg.flow, weights)  # (B,)
         loss = per.total.mean()
         logs = {
             "video_mse": per.video.mean(),
@@ -317,6 +349,7 @@ class JointTask:
             seeds,
             self.cfg.caption_dropout,
             self.cfg.caption_variants,
+            weighted=True,
         )
 
     # --- checkpoints, export, evaluation ------------------------------------------------------------

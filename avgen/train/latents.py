@@ -5,6 +5,8 @@ with captions, through FolderDataset + the latent cache). Either way each item i
 latents ``(Dv, T', H', W')``, audio latents ``(Da, L)``, a caption and a bucket; every item of one bucket
 shares one ``ClipGeometry`` (the same one ``AVPipeline.geometry`` gives), so its latent times are exactly
 what generation uses. Frames are padded to the codec's grid the way the pipeline pads a given video.
+Each item also has a group, for per-group loss weights (``JointConfig.group_loss_weights``): its synth
+family, or for folders the top-level subfolder its file sits in ("" at the root).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -67,11 +69,12 @@ class JointDataConfig:
 @dataclass
 class LatentSet:
     """Encoded clips: ``video[i] (Dv, T', H', W')``, ``audio[i] (Da, L)`` float32, ``captions[i]``,
-    ``buckets[i]`` (a key of ``geometries``)."""
+    ``groups[i]`` (synth family or top-level subfolder), ``buckets[i]`` (a key of ``geometries``)."""
 
     video: list[Tensor]
     audio: list[Tensor]
     captions: list[str]
+    groups: list[str]
     buckets: list[str]
     geometries: dict[str, ClipGeometry]
 
@@ -169,12 +172,16 @@ def _save_set(path: Path, s: LatentSet, what: dict[str, Any]) -> None:
     tensors = {f"video/{i}": v for i, v in enumerate(s.video)} | {
         f"audio/{i}": a for i, a in enumerate(s.audio)
     }
-    meta = {"captions": s.captions, "buckets": s.buckets, "what": what}
+    meta = {"captions": s.captions, "groups": s.groups, "buckets": s.buckets, "what": what}
     path.parent.mkdir(parents=True, exist_ok=True)
     save_safetensors(tensors, path, metadata={"avgen": json.dumps(meta, default=str)})
 
 
-def _load_set(path: Path, geometries: dict[str, ClipGeometry]) -> LatentSet:
+def _load_set(
+    path: Path, geometries: dict[str, ClipGeometry], groups: Callable[[int], list[str]]
+) -> LatentSet:
+    """A set saved by ``_save_set``; ``groups(n)`` gives the groups of caches written before they were
+    stored (synth families are a cheap function of the seed)."""
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
@@ -182,7 +189,9 @@ def _load_set(path: Path, geometries: dict[str, ClipGeometry]) -> LatentSet:
         n = len(meta["captions"])
         video = [f.get_tensor(f"video/{i}") for i in range(n)]
         audio = [f.get_tensor(f"audio/{i}") for i in range(n)]
-    return LatentSet(video, audio, meta["captions"], meta["buckets"], geometries)
+    return LatentSet(
+        video, audio, meta["captions"], meta.get("groups") or groups(n), meta["buckets"], geometries
+    )
 
 
 def _make_sample(job: tuple[int, str, Any]) -> Any:
@@ -217,7 +226,7 @@ def synth_latents(
 
     ``workers`` > 1 renders the clips in that many subprocesses while this one encodes (same result).
     """
-    from avgen.data.synth import SynthConfig
+    from avgen.data.synth import SynthConfig, sample_family
 
     synth_kwargs: dict[str, Any] = {
         "sizes": (tuple(cfg.size),),
@@ -248,10 +257,10 @@ def synth_latents(
     }
     cached = _cache_file(cfg.cache_dir, what)
     if cached is not None and cached.is_file():
-        return _load_set(cached, {key: geom})
+        return _load_set(cached, {key: geom}, lambda m: [sample_family(i, split, synth) for i in range(m)])
     from tqdm import tqdm
 
-    out = LatentSet([], [], [], [], {key: geom})
+    out = LatentSet([], [], [], [], [], {key: geom})
     bar = tqdm(total=n, desc=f"encode synth {split}", disable=not progress, leave=False)
     pending: list[Any] = []
     for i, sample in enumerate(_synth_samples(n, split, synth, workers)):
@@ -270,6 +279,7 @@ def synth_latents(
         out.video += videos
         out.audio += audios
         out.captions += [p.caption for p in pending]
+        out.groups += [p.family for p in pending]
         out.buckets += [key] * len(pending)
         bar.update(len(pending))
         pending = []
@@ -315,14 +325,28 @@ def folder_latents(
     cache = LatentCache(cfg.cache_dir or Path(root) / ".avgen_latents", codecs)
     precompute_latents(dataset, cache, progress=progress)
     latents = LatentDataset(dataset, cache)
-    out = LatentSet([], [], [], [], geometries)
+    out = LatentSet([], [], [], [], [], geometries)
     for i in range(len(latents)):
         item = latents[i]
         out.video.append(item["video_latent"].float())
         out.audio.append(item["audio_latent"].float())
         out.captions.append(item["caption"])
+        out.groups.append(folder_group(root, item["path"]))
         out.buckets.append(bucket_names[tuple(item["bucket"])])
     return out
+
+
+def folder_group(root: str | Path, path: str | Path) -> str:
+    """The group of a folder clip: the top-level subfolder of ``root`` that ``path`` sits in, "" if none.
+
+    >>> folder_group("data", "data/speech/en/a.mp4"), folder_group("data", "data/a.mp4")
+    ('speech', '')
+    """
+    try:
+        parts = Path(path).resolve().relative_to(Path(root).resolve()).parts
+    except ValueError:  # not under root (a symlinked file): no group
+        return ""
+    return parts[0] if len(parts) > 1 else ""
 
 
 def load_latents(

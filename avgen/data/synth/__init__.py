@@ -1,15 +1,15 @@
 """avgen-synth: procedural audio-visual clips (talk, bounce, keys, ambience) with exact ground truth.
 
-``make_sample(seed, split, cfg)`` returns a SynthSample (AVClip, caption, events, per-frame state); the
-CLI ``avgen data synth`` writes datasets. Names are imported on first use, so importing this package is
-cheap.
+``make_sample(seed, split, cfg)`` returns a SynthSample (AVClip, caption, events, per-frame state);
+``sample_family(seed, split, cfg)`` its family alone, without rendering. The CLI ``avgen data synth``
+writes datasets. Names are imported on first use, so importing this package is cheap.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["SynthConfig", "SynthSample", "make_sample", "write_sample"]
+__all__ = ["SynthConfig", "SynthSample", "make_sample", "sample_family", "write_sample"]
 
 
 def __getattr__(name: str) -> Any:
@@ -17,7 +17,7 @@ def __getattr__(name: str) -> Any:
         from avgen.data.synth.spec import SynthConfig
 
         return SynthConfig
-    if name in ("SynthSample", "make_sample", "write_sample"):
+    if name in ("SynthSample", "make_sample", "sample_family", "write_sample"):
         from avgen.data.synth import generate
 
         return getattr(generate, name)

@@ -86,15 +86,24 @@ class SynthSample:
         }
 
 
+def _draw_family(layout_rng: np.random.Generator, cfg: SynthConfig) -> str:
+    names, probs = cfg.family_weights()
+    return names[int(layout_rng.choice(len(names), p=probs))]
+
+
+def sample_family(seed: int, split: str = "train", cfg: SynthConfig | None = None) -> str:
+    """``make_sample(seed, split, cfg).family`` without rendering the clip (microseconds, not a second)."""
+    layout_rng, _ = generators(sample_seed(seed, split), 2)
+    return _draw_family(layout_rng, cfg or SynthConfig())
+
+
 def make_sample(seed: int, split: str = "train", cfg: SynthConfig | None = None) -> SynthSample:
     """Sample ``seed`` (an offset within ``split``'s seed range) under ``cfg``: a pure function of the three."""
     from avgen.clip import AVClip
 
     cfg = cfg or SynthConfig()
-    g = sample_seed(seed, split)
-    layout_rng, content_rng = generators(g, 2)
-    names, probs = cfg.family_weights()
-    family = names[int(layout_rng.choice(len(names), p=probs))]
+    layout_rng, content_rng = generators(sample_seed(seed, split), 2)
+    family = _draw_family(layout_rng, cfg)
     height, width = cfg.sizes[int(layout_rng.integers(len(cfg.sizes)))]
     duration = cfg.durations[int(layout_rng.integers(len(cfg.durations)))]
     scene = Scene.make(height, width, cfg.fps_fraction, cfg.sample_rate, duration)
