@@ -151,3 +151,35 @@ def test_per_sample_flow_loss_checks_the_weight_shape() -> None:
     torch.testing.assert_close(weighted.audio, plain.audio)
     with pytest.raises(ShapeError, match=r"sample_weights must be \(B, 2\)"):
         per_sample_flow_loss(x0, x0, x0 * 0, t, modality, fmask, cfg, torch.ones(2))
+
+
+def test_folder_clips_take_their_top_level_subfolder_as_group(tmp_path: Path) -> None:
+    import numpy as np
+
+    from avgen.clip import AVClip
+    from avgen.io import write_av
+
+    rng = np.random.default_rng(0)
+    files = ["speech/en/a.mp4", "speech/b.mp4", "foley/c.mp4", "d.mp4"]
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        clip = AVClip(
+            video=rng.integers(0, 256, (24, 32, 32, 3), dtype=np.uint8),
+            fps=24,
+            audio=rng.uniform(-0.5, 0.5, (1, 16000)).astype(np.float32),
+            sample_rate=16000,
+        )
+        write_av(tmp_path / name, clip)
+    lines = [json.dumps({"file": f, "caption": f"clip {f}"}) for f in files]
+    (tmp_path / "captions.jsonl").write_text("\n".join(lines) + "\n")
+    data = {"source": "folder", "root": str(tmp_path), "size": [32, 32], "duration": 1.0, "val_n": 0}
+    task = _task(data=data, batch_size=2, group_loss_weights={"foley": {"audio": 3.0}})
+    groups = dict(zip(task.train_set.captions, task.train_set.groups, strict=True))
+    assert groups == {
+        "clip speech/en/a.mp4": "speech",
+        "clip speech/b.mp4": "speech",
+        "clip foley/c.mp4": "foley",
+        "clip d.mp4": "",
+    }
+    weights = task.group_weights(task.train_set, list(range(len(files))))
+    assert sorted(weights[:, 1].tolist()) == [1.0, 1.0, 1.0, 3.0]
