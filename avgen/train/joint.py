@@ -198,6 +198,12 @@ class JointTask:
             self.val_set = load_latents(
                 cfg.data, self.video_codec, self.audio_codec, validation=True, progress=progress
             )
+        unknown = set(cfg.group_loss_weights) - set(self.train_set.groups)
+        if unknown:
+            raise ConfigError(
+                f"joint.group_loss_weights names {sorted(unknown)}, which no training clip belongs to; the "
+                f"training set's groups are {sorted(set(self.train_set.groups))}"
+            )
         self.sampler = BucketBatchSampler(self.train_set.buckets, cfg.batch_size, seed=seed, drop_last=True)
         if len(self.sampler) == 0:
             raise ConfigError(
@@ -213,12 +219,6 @@ class JointTask:
             captions |= {v for vs in self.variants.values() for v in vs}
         self.text = self._encode_captions(sorted(captions))
         self.epoch, self.index, self._epoch_batches = 0, 0, None
-        unknown = set(cfg.group_loss_weights) - set(self.train_set.groups)
-        if unknown:
-            raise ConfigError(
-                f"joint.group_loss_weights names {sorted(unknown)}, which no training clip belongs to; the "
-                f"training set's groups are {sorted(set(self.train_set.groups))}"
-            )
 
     def group_weights(self, data: LatentSet, indices: list[int]) -> Tensor | None:
         """``(B, 2)`` (video, audio) loss factors of ``data`` items ``indices`` from ``group_loss_weights``;
