@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export MPLBACKEND := Agg
 
-.PHONY: install test lint format demo train-default clean
+.PHONY: install test lint format demo train-default avgen-tiny-v4 clean
 
 install: $(STAMP)
 
@@ -87,6 +87,15 @@ $(RUNS)/tiny_joint_v4/eval/report.json: | $(RUNS)/tiny_joint_v4/metrics.json
 $(RUNS)/avgen-tiny/pipeline.json: | $(RUNS)/tiny_joint_v4/eval/report.json
 	$(BIN)/avgen model export $(RUNS)/tiny_joint_v4/pipeline $(RUNS)/avgen-tiny --overwrite
 	@echo "trained, evaluated ($(RUNS)/tiny_joint_v4/eval/report.md) and exported: $(RUNS)/avgen-tiny"
+
+# avgen-tiny v4 (shipped until session 16) from git history, into runs/avgen-tiny-v4: the start of the
+# fine-tunes and probes in configs/*_from_v4.yaml, tiny_joint_v5_ft*.yaml and tiny_joint_v6.yaml (v6 is the
+# shipped avgen-tiny: `avgen train configs/tiny_joint_v6.yaml`, 91 min on the 2-core CPU, after this; or
+# `--set joint.model.init_from=runs/repro/avgen-tiny` to fine-tune what `make train-default` made).
+avgen-tiny-v4:
+	rm -rf runs/avgen-tiny-v4.tmp && mkdir -p runs/avgen-tiny-v4.tmp
+	git archive 88cb76d avgen/weights/avgen-tiny | tar -x -C runs/avgen-tiny-v4.tmp --strip-components=3
+	rm -rf runs/avgen-tiny-v4 && mv runs/avgen-tiny-v4.tmp runs/avgen-tiny-v4
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache
