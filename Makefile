@@ -42,7 +42,8 @@ demo: install
 	$(BIN)/avgen demo --out out/demo.mp4 --overwrite
 
 # The default model's whole training chain, one command: synth data -> frame-wise video autoencoder + audio
-# codec -> joint DiT (tiny_joint_v4) -> held-out evaluation -> an exported model folder. Each stage uses a
+# codec -> joint DiT (tiny_joint_v4; the shipped v6 is its 91-min fine-tune, see avgen-tiny-v4 below) ->
+# held-out evaluation -> an exported model folder. Each stage uses a
 # CUDA GPU when there is one (the shipped joint DiT was trained on one H100: ~8 min) and the CPU otherwise:
 # on the 2-core CPU (run to the end in sessions 8-9) 1 min of synth data, ~22 + 23 min for the two codecs,
 # 21 min to render and encode the joint DiT's 8000 clips, ~1.8 h for the joint DiT (~3.5 s/step with bf16
