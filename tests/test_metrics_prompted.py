@@ -94,6 +94,9 @@ def test_model_eval_runs_on_a_tiny_pipeline(tmp_path) -> None:
     gt = report["summary"]["gt"]
     assert gt["talk"]["clips"] == 2 and gt["talk"]["face_found"] == 1.0 and gt["talk"]["color_ok"] == 1.0
     assert gt["bounce"]["impact_f1"] > 0.5
+    assert gt["bounce"]["ball_area_cv"] < 0.1  # drawn balls keep their size
+    assert 0 < gt["talk"]["frame_change"] < report["summary"]["t2av"]["talk"]["frame_change"]
+    assert "| change between frames (0-255) | talk | bounce | ball area variation |" in table
     assert 0 <= gt["bounce"]["av_align_chance"] < gt["bounce"]["av_align"]  # real clips beat shifted peaks
     # a random model: its talk clips show no face of the asked colour
     assert report["summary"]["t2av"]["talk"]["face_found"] == 0.0
@@ -146,3 +149,26 @@ def test_model_eval_tunes_on_val_and_passes_sampler_settings() -> None:
     assert (
         calls[0]["sampler"] == "euler" and calls[0]["guidance"] == 2.5 and calls[0]["audio_guidance"] == 1.5
     )
+
+
+def test_steadiness_scores() -> None:
+    from avgen.metrics.synth import frame_change, lane_area_variation
+
+    still = np.full((5, 8, 8, 3), 40, np.uint8)
+    assert frame_change(still) == 0.0
+    flicker = still.copy()
+    flicker[1::2] = 50
+    assert frame_change(flicker) == 10.0
+    with pytest.raises(ClipError):
+        frame_change(still[:1])
+    steady = np.zeros((6, 8, 8), bool)
+    for t in range(6):
+        steady[t, t : t + 2, 1:3] = True  # a 2 x 2 ball falling one row a frame
+    assert lane_area_variation([steady]) == 0.0
+    blob = steady.copy()
+    blob[::2, :, :4] = True  # every other frame the blob swells
+    assert lane_area_variation([blob]) > 0.5
+    assert lane_area_variation([np.zeros((6, 8, 8), bool)]) is None  # no track
+    b = _sample("bounce", 0)
+    got = score_prompted(b.clip.video, 24, b.clip.audio, b.clip.sample_rate, b.caption)
+    assert got["ball_area_cv"] < 0.1

@@ -17,7 +17,10 @@ next to the ground-truth clips themselves (``gt``). Per task and family the repo
 - bounce: impact F1 and AV-Align, and AV-Align as a ratio of the ground-truth clips' mean, each next to its
   chance level (shuffled pairs; peaks shifted at random), and the mean count per clip of audio onsets and of
   visible impacts: a generator that makes twice the events of real clips scores at chance as well as it;
-- talk, bounce, keys: the share of clips showing the caption's colour(s) (and the asked ball count).
+- talk, bounce, keys: the share of clips showing the caption's colour(s) (and the asked ball count);
+- every family: how steady the picture is, as the mean change between consecutive frames (8-bit levels),
+  and for bounce how much a tracked ball's area varies from frame to frame (``avgen.metrics.synth``): a
+  generator whose balls flicker as blobs draws spurious impacts, so this is read next to the event counts.
 """
 
 from __future__ import annotations
@@ -125,9 +128,10 @@ def score_clip(
     """Caption-only scores, AV-Align, and the per-frame mouth/sound curves for shuffled lip-sync pairs."""
     from avgen.metrics.av_align import av_align, chance_iou
     from avgen.metrics.prompted import score_prompted
-    from avgen.metrics.synth import frame_rms, mouth_openness
+    from avgen.metrics.synth import frame_change, frame_rms, mouth_openness
 
     row = score_prompted(video, fps, audio, sample_rate, caption)
+    row["frame_change"] = round(frame_change(video), 4)
     align = av_align(video, fps, audio, sample_rate)
     row["av_align"] = align.score
     if row["family"] == "bounce":  # the same peak densities with no sync (random circular shifts)
@@ -194,6 +198,8 @@ def summarize(rows: list[dict[str, Any]], fps: int, gt_av_align: float | None = 
             out["av_align_vs_gt"] = round(out["av_align"] / gt_av_align, 4)
         out["onsets_per_clip"] = round(statistics.mean(len(r["impact"]["onset_times"]) for r in rows), 2)
         out["impacts_per_clip"] = round(statistics.mean(len(r["impact"]["impact_times"]) for r in rows), 2)
+        out["ball_area_cv"] = _mean([r.get("ball_area_cv") for r in rows])
+    out["frame_change"] = _mean([r.get("frame_change") for r in rows])
     prompts = [r["prompt"] for r in rows if r.get("prompt")]
     if prompts:
         out["color_ok"] = round(sum(p["color_ok"] for p in prompts) / len(prompts), 4)
@@ -240,6 +246,15 @@ def summary_markdown(report: dict[str, Any]) -> str:
         lines.append("")
     families = [f for f in SCORED_FAMILIES if any(f in summary[t] for t in tasks)]
     lines += [
+        "| change between frames (0-255) | " + " | ".join(families) + " | ball area variation |",
+        "|---|" + "---|" * (len(families) + 1),
+    ]
+    for t in tasks:
+        cells = [_fmt(summary[t].get(f, {}).get("frame_change")) for f in families]
+        cells.append(_fmt(summary[t].get("bounce", {}).get("ball_area_cv")))
+        lines.append(f"| {t} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
         "| caption colour shown (count right) | " + " | ".join(families) + " |",
         "|---|" + "---|" * len(families),
     ]

@@ -31,6 +31,7 @@ from avgen.metrics.synth import (
     classify_colors,
     frame_rms,
     impact_f1,
+    lane_area_variation,
     lane_impacts,
     lip_sync,
     mouth_openness,
@@ -119,11 +120,13 @@ def score_prompted(
         raise ClipError(f"family {family!r}: expected one of {FAMILIES}")
     out: dict[str, Any] = {"family": family}
     if family == "bounce":
-        impacts = lane_impacts(hue_masks(video, caption_balls(caption)), fps, max_missing=0.2)
+        masks = hue_masks(video, caption_balls(caption))
+        impacts = lane_impacts(masks, fps, max_missing=0.2)
         onsets = audio_onset_times(audio, sample_rate)
         out["impact"] = impact_f1(impacts, onsets, fps)
         out["impact"]["impact_times"] = [round(float(t), 6) for t in impacts]
         out["impact"]["onset_times"] = [round(float(t), 6) for t in onsets]
+        out["ball_area_cv"] = lane_area_variation(masks, max_missing=0.2)
     if family == "talk":
         colours = [w for w in re.findall(r"[a-z]+", re.sub(r'"[^"]*"', " ", caption.lower())) if w in _NAMES]
         face = locate_face(video, colours[0]) if colours else None

@@ -9,6 +9,8 @@ same code as the ground truth:
   audio onset within one frame of an impact is a hit; precision/recall/F1 over impacts and onsets.
 - **lip sync** (talk): mouth openness = mouth-coloured pixels in the mouth box / box width (pixels of
   opening) per frame, correlated with the audio RMS per frame; also the best lag (positive = audio late).
+- **steadiness** (any clip; bounce): the mean change between consecutive frames, and how much a tracked
+  ball's area varies from frame to frame (a drawn ball keeps its size; a flickering blob does not).
 - **prompt adherence** (bounce, talk, keys): the colour(s) and count the caption asks for, against the
   colours (by hue) and the number of coloured objects seen in the frames (count not measured for keys).
 """
@@ -125,6 +127,32 @@ def lane_impacts(
             if y[i] - before.min() >= min_drop and y[i] - after.min() >= min_drop:
                 times.append(i / rate)
     return np.unique(np.asarray(times, dtype=np.float64))  # balls landing on one frame: one sound event
+
+
+def frame_change(video: np.ndarray) -> float:
+    """Mean absolute change between consecutive frames, in 8-bit levels: (T, H, W, 3) uint8 -> float >= 0.
+
+    Real avgen-synth clips move a few objects over a still background (a few levels); a picture that
+    flickers from frame to frame scores many times that."""
+    check_video(video, min_frames=2)
+    v = video.astype(np.int16)
+    return float(np.abs(v[1:] - v[:-1]).mean())
+
+
+def lane_area_variation(masks: list[np.ndarray], *, max_missing: float = 0.2) -> float | None:
+    """How much each tracked ball's area varies over the frames: the mean over tracked lanes (as in
+    ``lane_impacts``) of the standard deviation of the ball's pixel count over its mean, in the frames where
+    it is seen. A drawn ball stays near 0; None when no lane has a track."""
+    cvs = []
+    for b, mask in enumerate(masks):
+        W = mask.shape[2]
+        lo, hi = round(b * W / len(masks)), round((b + 1) * W / len(masks))
+        area = mask[:, :, lo:hi].sum(axis=(1, 2)).astype(np.float64)  # (T,)
+        seen = area > 0
+        if not seen.any() or (~seen).mean() > max_missing:
+            continue
+        cvs.append(float(area[seen].std() / area[seen].mean()))
+    return float(np.mean(cvs)) if cvs else None
 
 
 def mouth_openness(video: np.ndarray, mouth_center: tuple[float, float], face_radius: float) -> np.ndarray:
