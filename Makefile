@@ -42,7 +42,7 @@ demo: install
 	$(BIN)/avgen demo --out out/demo.mp4 --overwrite
 
 # The default model's whole training chain, one command: synth data -> frame-wise video autoencoder + audio
-# codec -> joint DiT (tiny_joint_v4; the shipped v6 is its 91-min fine-tune, see avgen-tiny-v4 below) ->
+# codec -> joint DiT (tiny_joint_v4; the shipped v7 is two fine-tunes of it, 91 + 95 min, see avgen-tiny-v4) ->
 # held-out evaluation -> an exported model folder. Each stage uses a
 # CUDA GPU when there is one (the shipped joint DiT was trained on one H100: ~8 min) and the CPU otherwise:
 # on the 2-core CPU (run to the end in sessions 8-9) 1 min of synth data, ~22 + 23 min for the two codecs,
@@ -90,9 +90,10 @@ $(RUNS)/avgen-tiny/pipeline.json: | $(RUNS)/tiny_joint_v4/eval/report.json
 	@echo "trained, evaluated ($(RUNS)/tiny_joint_v4/eval/report.md) and exported: $(RUNS)/avgen-tiny"
 
 # avgen-tiny v4 (shipped until session 16) from git history, into runs/avgen-tiny-v4: the start of the
-# fine-tunes and probes in configs/*_from_v4.yaml, tiny_joint_v5_ft*.yaml and tiny_joint_v6.yaml (v6 is the
-# shipped avgen-tiny: `avgen train configs/tiny_joint_v6.yaml`, 91 min on the 2-core CPU, after this; or
-# `--set joint.model.init_from=runs/repro/avgen-tiny` to fine-tune what `make train-default` made).
+# fine-tunes and probes in configs/*_from_v4.yaml, tiny_joint_v5_ft*.yaml and tiny_joint_v6.yaml. The shipped
+# avgen-tiny is v7: `avgen train configs/tiny_joint_v6.yaml` (91 min on the 2-core CPU) after this, then
+# `avgen train configs/tiny_joint_v7.yaml` (95 min), which starts from runs/tiny_joint_v6/pipeline; or add
+# `--set joint.model.init_from=runs/repro/avgen-tiny` to the first to fine-tune what `make train-default` made).
 avgen-tiny-v4:
 	rm -rf runs/avgen-tiny-v4.tmp && mkdir -p runs/avgen-tiny-v4.tmp
 	git archive 88cb76d avgen/weights/avgen-tiny | tar -x -C runs/avgen-tiny-v4.tmp --strip-components=3
