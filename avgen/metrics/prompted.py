@@ -110,7 +110,8 @@ def score_prompted(
         video: (T, H, W, 3) uint8; audio: (C, N) float at ``sample_rate``.
     Returns:
         ``{"family", "impact"?, "lip_sync"?, "prompt"?}`` as ``score_synth``; ``lip_sync`` is None when no
-        face of the caption's colour is found (the clip fails lip sync), ``impact`` counts no track as F1 0.
+        face of the caption's colour is found (the clip fails lip sync), ``impact`` counts no track as F1 0;
+        bounce adds ``ball_area_cv`` (``lane_area_variation``; None with no track).
     """
     from avgen.metrics.av_align import audio_onset_times
 
