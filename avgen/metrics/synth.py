@@ -101,6 +101,21 @@ def visible_impacts(
     return lane_impacts(lanes, fps, min_drop=min_drop)
 
 
+def _tracked_lanes(masks: list[np.ndarray], max_missing: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(near (T, H, w) bool, area (T,) int)`` of each lane b of ``len(masks)`` equal vertical strips whose
+    ball ``masks[b] (T, H, W)`` is tracked: seen at all, and missing in at most ``max_missing`` of the frames
+    (more missing: the ball leaves its lane or is not drawn, no track)."""
+    out = []
+    for b, mask in enumerate(masks):
+        W = mask.shape[2]
+        near = mask[:, :, round(b * W / len(masks)) : round((b + 1) * W / len(masks))]
+        area = near.sum(axis=(1, 2))
+        seen = area > 0
+        if seen.any() and (~seen).mean() <= max_missing:
+            out.append((near, area))
+    return out
+
+
 def lane_impacts(
     masks: list[np.ndarray], fps: float, *, min_drop: float = 0.5, max_missing: float = 0.0
 ) -> np.ndarray:
@@ -109,15 +124,9 @@ def lane_impacts(
     show no ball has no track; fewer missing frames are filled by linear interpolation of the centroid."""
     rate = check_rate(fps, "fps")
     times: list[float] = []
-    for b, mask in enumerate(masks):
-        T, _, W = mask.shape
-        lo, hi = round(b * W / len(masks)), round((b + 1) * W / len(masks))
-        near = mask[:, :, lo:hi]  # (T, H, w)
+    for near, area in _tracked_lanes(masks, max_missing):
+        T, seen = len(area), area > 0
         rows = np.arange(near.shape[1], dtype=np.float64)[None, :, None]
-        area = near.sum(axis=(1, 2))
-        seen = area > 0
-        if not seen.any() or (~seen).mean() > max_missing:
-            continue  # the ball leaves its lane or is not drawn: no track
         y = (near * rows).sum(axis=(1, 2)) / np.maximum(area, 1)  # (T,) centroid row, larger = lower
         y = np.interp(np.arange(T), np.flatnonzero(seen), y[seen])
         for i in range(1, T - 1):
@@ -143,15 +152,7 @@ def lane_area_variation(masks: list[np.ndarray], *, max_missing: float = 0.2) ->
     """How much each tracked ball's area varies over the frames: the mean over tracked lanes (as in
     ``lane_impacts``) of the standard deviation of the ball's pixel count over its mean, in the frames where
     it is seen. A drawn ball stays near 0; None when no lane has a track."""
-    cvs = []
-    for b, mask in enumerate(masks):
-        W = mask.shape[2]
-        lo, hi = round(b * W / len(masks)), round((b + 1) * W / len(masks))
-        area = mask[:, :, lo:hi].sum(axis=(1, 2)).astype(np.float64)  # (T,)
-        seen = area > 0
-        if not seen.any() or (~seen).mean() > max_missing:
-            continue
-        cvs.append(float(area[seen].std() / area[seen].mean()))
+    cvs = [float(a[a > 0].std() / a[a > 0].mean()) for _, a in _tracked_lanes(masks, max_missing)]
     return float(np.mean(cvs)) if cvs else None
 
 
