@@ -1,12 +1,15 @@
-"""Frames of real val clips next to v6's and v7's text-to-audio-video clips for the same captions (seed 0).
+"""Frames of real val clips next to runs' text-to-audio-video clips for the same captions (seed 0).
 
-    OMP_NUM_THREADS=2 python runs/tiny_joint_v7/figures/steadiness.py   # -> runs/tiny_joint_v7/figures/steadiness.png
+    OMP_NUM_THREADS=2 python runs/tiny_joint_v7/figures/steadiness.py   # v6, v7 -> runs/tiny_joint_v7/figures/steadiness.png
+    OMP_NUM_THREADS=2 python runs/tiny_joint_v7/figures/steadiness.py --out runs/tiny_joint_v8/figures/steadiness.png \
+        v7=runs/tiny_joint_v7/pipeline v8=runs/tiny_joint_v8/pipeline
 
 Each row: every 4th frame of a 2-s clip, with its mean change between frames (8-bit levels) in the label.
 """
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import matplotlib
@@ -24,9 +27,14 @@ OUT = Path(__file__).with_name("steadiness.png")
 
 
 def main() -> None:
-    pipes = {k: AVPipeline.from_pretrained(v) for k, v in RUNS.items()}
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", nargs="*", metavar="NAME=PIPELINE", help="runs to show (default: v6 and v7)")
+    ap.add_argument("--out", type=Path, default=OUT, help="PNG to write")
+    args = ap.parse_args()
+    runs = dict(r.split("=", 1) for r in args.runs) if args.runs else RUNS
+    pipes = {k: AVPipeline.from_pretrained(v) for k, v in runs.items()}
     cfg = ModelEvalConfig(per_family=2, split="val", families=("talk", "bounce", "keys"))
-    found = test_samples(cfg, pipes["v7"].audio_codec.sample_rate)
+    found = test_samples(cfg, next(iter(pipes.values())).audio_codec.sample_rate)
     samples = [next(s for s in found if s.family == f) for f in cfg.families]  # the first clip of each
     rows = []
     for s in samples:
@@ -41,8 +49,9 @@ def main() -> None:
         ax.set_axis_off()
         ax.set_title(f"{label}   (change between frames {frame_change(video):.1f})", fontsize=8, loc="left")
     fig.tight_layout()
-    fig.savefig(OUT, dpi=110)
-    print(f"wrote {OUT}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.out, dpi=110)
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Evaluations of tiny_joint_v8 quoted in runs/README.md, in the order they ran (session 18, 2-core CPU).
+# v7's numbers beside them are runs/tiny_joint_v7/sweep/{val_t2av,val_v2a_bounce_euler50_ag1} and eval_test.
+set -euo pipefail
+P=runs/tiny_joint_v8/pipeline
+S=runs/tiny_joint_v8/sweep
+E="env OMP_NUM_THREADS=2 avgen eval model --per-family 32 --split val"
+# 1. text-to-audio-video at the shipped settings (heun 8, guidance 7 / 8, joint).
+$E --pipeline $P --tasks t2av --out $S/val_t2av
+# 2. video-to-audio, bounce, the probes' setting.
+$E --pipeline $P --families bounce --tasks v2a --audio-guidance 1 --sampler euler --steps 50 \
+    --out $S/val_v2a_bounce_euler50_ag1
+# 3. the frames figure: real val clips, v7 and v8 for the same captions.
+OMP_NUM_THREADS=2 python runs/tiny_joint_v7/figures/steadiness.py --out runs/tiny_joint_v8/figures/steadiness.png \
+    v7=runs/tiny_joint_v7/pipeline v8=$P
+# 4. the test split at the exported settings (heun 8, guidance 7 / 8, joint).
+OMP_NUM_THREADS=2 avgen eval model --pipeline $P --per-family 32 --split test --out runs/tiny_joint_v8/eval_test
