@@ -42,15 +42,16 @@ demo: install
 	$(BIN)/avgen demo --out out/demo.mp4 --overwrite
 
 # The default model's whole training chain, one command: synth data -> frame-wise video autoencoder + audio
-# codec -> joint DiT (tiny_joint_v4; the shipped v7 is two fine-tunes of it, 91 + 95 min, see avgen-tiny-v4) ->
-# held-out evaluation -> an exported model folder. Each stage uses a
-# CUDA GPU when there is one (the shipped joint DiT was trained on one H100: ~8 min) and the CPU otherwise:
-# on the 2-core CPU (run to the end in sessions 8-9) 1 min of synth data, ~22 + 23 min for the two codecs,
-# 21 min to render and encode the joint DiT's 8000 clips, ~1.8 h for the joint DiT (~3.5 s/step with bf16
-# autocast and compiled blocks; 4.1 s without compiling, 5.8 s in fp32) and 6.5 min to evaluate: ~3.0-3.1 h
-# (runs/README.md says how the committed runs went). A stage whose run finished (its metrics.json) is
-# skipped and an interrupted one continues with --resume, so rerun the same command after any stop.
-# Everything goes under RUNS (default runs/repro), never into the committed runs/tiny_* folders.
+# codec -> joint DiT (tiny_joint_v4) -> its fine-tunes up to the shipped one (tiny_joint_v6, then v7: SHIPPED)
+# -> held-out evaluation -> an exported model folder. Each stage uses a CUDA GPU when there is one (v4's joint
+# DiT was once trained on one H100: ~8 min) and the CPU otherwise: on the 2-core CPU (sessions 8-17) 1 min of
+# synth data, ~22 + 23 min for the two codecs, 21 min to render and encode the joint DiT's 8000 clips, ~1.8 h
+# for v4 (~3.5 s/step with bf16 autocast and compiled blocks; 4.1 s without compiling, 5.8 s in fp32), 91 +
+# 95 min for the two fine-tunes and 7 min to evaluate: ~6.2 h, twice the issue's 3-h bound (runs/README.md says
+# how the committed runs went). `make train-default SHIPPED=tiny_joint_v4` stops after v4 (~3.0-3.1 h).
+# A stage whose run finished (its metrics.json) is skipped and an interrupted one continues with --resume, so
+# rerun the same command after any stop. Everything goes under RUNS (default runs/repro), never into the
+# committed runs/tiny_* folders.
 RUNS ?= runs/repro
 TRAIN := OMP_NUM_THREADS=2 $(BIN)/avgen train
 SYNTH_N_train := 2000
@@ -82,18 +83,28 @@ $(RUNS)/tiny_joint_v4/metrics.json: | $(RUNS)/tiny_video_vae_2d/metrics.json $(R
 	$(TRAIN) configs/tiny_joint_v4.yaml --out $(RUNS)/tiny_joint_v4 --resume $(JOINT_CPU_SET) \
 		--set joint.model.video_codec=$(RUNS)/tiny_video_vae_2d/codec --set joint.model.audio_codec=$(RUNS)/tiny_audio_codec/codec
 
-$(RUNS)/tiny_joint_v4/eval/report.json: | $(RUNS)/tiny_joint_v4/metrics.json
-	OMP_NUM_THREADS=2 $(BIN)/avgen eval model --pipeline $(RUNS)/tiny_joint_v4/pipeline --per-family 32 --out $(RUNS)/tiny_joint_v4/eval
+# The fine-tunes, each from the stage before it (configs/tiny_joint_v6.yaml and v7.yaml say why each exists).
+$(RUNS)/tiny_joint_v6/metrics.json: | $(RUNS)/tiny_joint_v4/metrics.json
+	$(TRAIN) configs/tiny_joint_v6.yaml --out $(RUNS)/tiny_joint_v6 --resume $(JOINT_CPU_SET) \
+		--set joint.model.init_from=$(RUNS)/tiny_joint_v4/pipeline
 
-$(RUNS)/avgen-tiny/pipeline.json: | $(RUNS)/tiny_joint_v4/eval/report.json
-	$(BIN)/avgen model export $(RUNS)/tiny_joint_v4/pipeline $(RUNS)/avgen-tiny --overwrite
-	@echo "trained, evaluated ($(RUNS)/tiny_joint_v4/eval/report.md) and exported: $(RUNS)/avgen-tiny"
+$(RUNS)/tiny_joint_v7/metrics.json: | $(RUNS)/tiny_joint_v6/metrics.json
+	$(TRAIN) configs/tiny_joint_v7.yaml --out $(RUNS)/tiny_joint_v7 --resume $(JOINT_CPU_SET) \
+		--set joint.model.init_from=$(RUNS)/tiny_joint_v6/pipeline
+
+SHIPPED ?= tiny_joint_v7
+
+$(RUNS)/$(SHIPPED)/eval/report.json: | $(RUNS)/$(SHIPPED)/metrics.json
+	OMP_NUM_THREADS=2 $(BIN)/avgen eval model --pipeline $(RUNS)/$(SHIPPED)/pipeline --per-family 32 --split test \
+		--out $(RUNS)/$(SHIPPED)/eval
+
+$(RUNS)/avgen-tiny/pipeline.json: | $(RUNS)/$(SHIPPED)/eval/report.json
+	$(BIN)/avgen model export $(RUNS)/$(SHIPPED)/pipeline $(RUNS)/avgen-tiny --overwrite
+	@echo "trained, evaluated ($(RUNS)/$(SHIPPED)/eval/report.md) and exported: $(RUNS)/avgen-tiny"
 
 # avgen-tiny v4 (shipped until session 16) from git history, into runs/avgen-tiny-v4: the start of the
-# fine-tunes and probes in configs/*_from_v4.yaml, tiny_joint_v5_ft*.yaml and tiny_joint_v6.yaml. The shipped
-# avgen-tiny is v7: `avgen train configs/tiny_joint_v6.yaml` (91 min on the 2-core CPU) after this, then
-# `avgen train configs/tiny_joint_v7.yaml` (95 min), which starts from runs/tiny_joint_v6/pipeline; or add
-# `--set joint.model.init_from=runs/repro/avgen-tiny` to the first to fine-tune what `make train-default` made).
+# fine-tunes and probes in configs/*_from_v4.yaml, tiny_joint_v5_ft*.yaml and tiny_joint_v6.yaml, which
+# `avgen train configs/tiny_joint_v6.yaml` then continues into the committed runs/tiny_joint_v6 (and v7 from it).
 avgen-tiny-v4:
 	rm -rf runs/avgen-tiny-v4.tmp && mkdir -p runs/avgen-tiny-v4.tmp
 	git archive 88cb76d avgen/weights/avgen-tiny | tar -x -C runs/avgen-tiny-v4.tmp --strip-components=3
