@@ -44,11 +44,11 @@ demo: install
 # The default model's whole training chain, one command: synth data -> frame-wise video autoencoder + audio
 # codec -> joint DiT (tiny_joint_v4) -> its fine-tunes up to the shipped one (tiny_joint_v6, v7, then v8: SHIPPED)
 # -> held-out evaluation -> an exported model folder. Each stage uses a CUDA GPU when there is one (v4's joint
-# DiT was once trained on one H100: ~8 min) and the CPU otherwise: on the 2-core CPU (sessions 8-17) 1 min of
+# DiT was once trained on one H100: ~8 min) and the CPU otherwise: on the 2-core CPU (sessions 8-18) 1 min of
 # synth data, ~22 + 23 min for the two codecs, 21 min to render and encode the joint DiT's 8000 clips, ~1.8 h
 # for v4 (~3.5 s/step with bf16 autocast and compiled blocks; 4.1 s without compiling, 5.8 s in fp32), 91 +
-# 95 + 108 min for the three fine-tunes and 7 min to evaluate: ~8 h, over twice the issue's 3-h bound (runs/README.md says
-# how the committed runs went). `make train-default SHIPPED=tiny_joint_v4` stops after v4 (~3.0-3.1 h).
+# 95 + 119 min for the three fine-tunes and 7 min to evaluate: ~8 h, over twice the issue's 3-h bound
+# (runs/README.md says how the committed runs went). `make train-default SHIPPED=tiny_joint_v4` stops after v4 (~3.0-3.1 h).
 # A stage whose run finished (its metrics.json) is skipped and an interrupted one continues with --resume, so
 # rerun the same command after any stop. Everything goes under RUNS (default runs/repro), never into the
 # committed runs/tiny_* folders.

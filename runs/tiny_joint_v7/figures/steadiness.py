@@ -50,7 +50,9 @@ def main() -> None:
         ax.set_title(f"{label}   (change between frames {frame_change(video):.1f})", fontsize=8, loc="left")
     fig.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=110)
+    tmp = args.out.with_name(f".{args.out.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    tmp.replace(args.out)  # atomic: a stopped run leaves the old figure, never half of a new one
     print(f"wrote {args.out}")
 
 
