@@ -15,3 +15,9 @@ OMP_NUM_THREADS=2 python runs/tiny_joint_v7/figures/steadiness.py --out runs/tin
     v7=runs/tiny_joint_v7/pipeline v8=$P
 # 4. the test split at the exported settings (heun 8, guidance 7 / 8, joint).
 OMP_NUM_THREADS=2 avgen eval model --pipeline $P --per-family 32 --split test --out runs/tiny_joint_v8/eval_test
+# 5. does the sampler make the flicker? The shipped settings with 16 heun steps instead of 8, and with video
+#    guidance 5 instead of 7 (text-to-audio-video, val).
+$E --pipeline $P --tasks t2av --steps 16 --out $S/val_t2av_steps16
+$E --pipeline $P --tasks t2av --guidance 5 --out $S/val_t2av_g5
+# 6. the test split at video guidance 5 (step 5: steadier on val, colour kept).
+OMP_NUM_THREADS=2 avgen eval model --pipeline $P --per-family 32 --split test --guidance 5 --out runs/tiny_joint_v8/eval_test_g5
