@@ -21,3 +21,8 @@ $E --pipeline $P --tasks t2av --steps 16 --out $S/val_t2av_steps16
 $E --pipeline $P --tasks t2av --guidance 5 --out $S/val_t2av_g5
 # 6. the test split at video guidance 5 (step 5: steadier on val, colour kept).
 OMP_NUM_THREADS=2 avgen eval model --pipeline $P --per-family 32 --split test --guidance 5 --out runs/tiny_joint_v8/eval_test_g5
+# 7. video guidance 4 and 3 on val (t2av), for the next choice of default.
+$E --pipeline $P --tasks t2av --guidance 4 --out $S/val_t2av_g4
+$E --pipeline $P --tasks t2av --guidance 3 --out $S/val_t2av_g3
+# 8. the test split at video guidance 4 (recorded for the next choice; the default stayed 5 in session 18).
+OMP_NUM_THREADS=2 avgen eval model --pipeline $P --per-family 32 --split test --guidance 4 --out runs/tiny_joint_v8/eval_test_g4
