@@ -171,6 +171,16 @@ def build_parts(cfg: JointConfig) -> tuple[nn.Module, Any, Any, Any, Any]:
     return dit, vc, ac, te, pcfg
 
 
+# Validation's fixed flow settings, one per task: one t per sample from logit-normal(0, 1), shift 1, for
+# every run whatever it trained with; "v2a" gives the frames clean and scores the sound, "a2v" the reverse.
+# The random draws do not depend on these settings, so every task sees the same t and noise per clip.
+VALIDATION_FLOWS: dict[str, tuple[FlowConfig, tuple[str, ...]]] = {
+    "t2av": (FlowConfig(independent_prob=0.0, clean_prob=0.0), ("video", "audio")),
+    "v2a": (FlowConfig(independent_prob=0.0, clean_prob=1.0, clean_modality="video"), ("audio",)),
+    "a2v": (FlowConfig(independent_prob=0.0, clean_prob=1.0, clean_modality="audio"), ("video",)),
+}
+
+
 class JointTask:
     """See the module docstring; ``avgen.train.loop.Task`` is the protocol."""
 
@@ -296,10 +306,13 @@ class JointTask:
         dropout: float,
         variants: float = 0.0,
         weighted: bool = False,
+        flow: FlowConfig | None = None,
     ) -> tuple[Tensor, dict[str, Tensor | float]]:
         """Mean per-sample flow loss of ``data`` items ``indices``; sample i draws from ``seeds[i]``;
         ``dropout`` / ``variants``: chances of an empty caption / of one of the caption's variants;
-        ``weighted``: apply ``group_loss_weights`` (training) or not (validation)."""
+        ``weighted``: apply ``group_loss_weights`` (training) or not (validation); ``flow``: timestep and
+        loss settings (default: the run's ``cfg.flow``)."""
+        flow = flow or self.cfg.flow
         from avgen.tokens import pack
 
         buckets = {data.buckets[i] for i in indices}
@@ -321,7 +334,7 @@ class JointTask:
                 if swap < variants and options:
                     caption = options[min(int(pick * len(options)), len(options) - 1)]
             captions.append(caption)
-            ts.append(sample_timesteps(self.cfg.flow, packed.modality.cpu(), 1, g))  # (1, L)
+            ts.append(sample_timesteps(flow, packed.modality.cpu(), 1, g))  # (1, L)
             noises.append(torch.randn((1, *packed.tokens.shape[1:]), generator=g))  # (1, L, F)
         t = torch.cat(ts).to(self.device)  # (B, L)
         noise = torch.cat(noises).to(self.device) * fmask  # (B, L, F)
@@ -329,7 +342,7 @@ class JointTask:
         text = self._text(captions).to(self.device)
         pred = model(interpolate(x0, noise, t), t, packed.positions, packed.modality, text.states, text.mask)
         weights = self.group_weights(data, indices) if weighted else None  # (B, 2) or None
-        per = per_sample_flow_loss(pred, x0, noise, t, packed.modality, fmask, self.cfg.flow, weights)  # (B,)
+        per = per_sample_flow_loss(pred, x0, noise, t, packed.modality, fmask, flow, weights)  # (B,)
         loss = per.total.mean()
         logs = {
             "video_mse": per.video.mean(),
@@ -381,24 +394,54 @@ class JointTask:
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, step: int, out: Path) -> dict[str, Any]:
-        """Validation loss on fixed noise (no caption dropout), and ``eval_samples`` clips as MP4 with
-        their sync metrics under ``out/samples/step_N/``."""
+        """``validation_losses`` and ``eval_samples`` clips as MP4 with their sync metrics under
+        ``out/samples/step_N/``."""
         metrics: dict[str, Any] = {}
-        val = self.val_set
-        if val is not None and self.cfg.val_batches:
-            model = model.to(self.device).eval()
-            losses, bs = [], self.cfg.batch_size
-            by_bucket: dict[str, list[int]] = {}
-            for i, b in enumerate(val.buckets):
-                by_bucket.setdefault(b, []).append(i)
-            chunks = [idx[s : s + bs] for idx in by_bucket.values() for s in range(0, len(idx), bs)]
-            for chunk in chunks[: self.cfg.val_batches]:
-                loss, _ = self.batch_loss(model, val, chunk, [self._sample_seed(-1, i) for i in chunk], 0.0)
-                losses.append(float(loss) * len(chunk))
-            metrics["val_loss"] = sum(losses) / max(1, sum(len(c) for c in chunks[: self.cfg.val_batches]))
-        if self.cfg.eval_samples and val is not None:
+        if self.val_set is not None and self.cfg.val_batches:
+            metrics |= self.validation_losses(model)
+        if self.cfg.eval_samples and self.val_set is not None:
             metrics["samples"] = self._write_samples(model, step, out)
         return metrics
+
+    @torch.no_grad()
+    def validation_losses(self, model: nn.Module) -> dict[str, Any]:
+        """Flow losses on the first ``val_batches`` validation batches, fixed noise, no caption dropout.
+
+        ``val_loss``: the run's own flow settings (its clean share, timestep law and loss weights), so it
+        tracks one run but does not compare runs trained with other settings. ``val_mse``: per task and
+        modality, under ``VALIDATION_FLOWS`` (the same timesteps and noise for every run and task), e.g.
+        ``{"t2av": {"video": .., "audio": ..}, "v2a": {"audio": ..}, "a2v": {"video": ..}}``: these compare
+        any two runs on the same validation clips. ``val_clips``: how many clips were scored.
+        """
+        val = self.val_set
+        if val is None:
+            raise ConfigError("joint.data has no validation clips (val_n is 0); set joint.data.val_n")
+        model = model.to(self.device).eval()
+        bs = self.cfg.batch_size
+        by_bucket: dict[str, list[int]] = {}
+        for i, b in enumerate(val.buckets):
+            by_bucket.setdefault(b, []).append(i)
+        chunks = [idx[s : s + bs] for idx in by_bucket.values() for s in range(0, len(idx), bs)]
+        chunks = chunks[: self.cfg.val_batches]
+        if not chunks:
+            raise ConfigError("joint.val_batches is 0: set it above 0 to score validation clips")
+        count = sum(len(c) for c in chunks)
+        sums: dict[str, float] = {}
+        for chunk in chunks:
+            seeds = [self._sample_seed(-1, i) for i in chunk]
+            loss, _ = self.batch_loss(model, val, chunk, seeds, 0.0)
+            sums["val_loss"] = sums.get("val_loss", 0.0) + float(loss) * len(chunk)
+            for task, (flow, terms) in VALIDATION_FLOWS.items():
+                _, logs = self.batch_loss(model, val, chunk, seeds, 0.0, flow=flow)
+                for term in terms:
+                    key = f"{task}.{term}"
+                    sums[key] = sums.get(key, 0.0) + float(logs[f"{term}_mse"]) * len(chunk)
+        mse: dict[str, dict[str, float]] = {}
+        for key, total in sums.items():
+            if key != "val_loss":
+                task, term = key.split(".")
+                mse.setdefault(task, {})[term] = total / count
+        return {"val_loss": sums["val_loss"] / count, "val_mse": mse, "val_clips": count}
 
     def _write_samples(self, model: nn.Module, step: int, out: Path) -> list[dict[str, Any]]:
         from avgen.io import write_av
