@@ -191,7 +191,7 @@ class JointTask:
     ) -> None:
         from avgen.data.buckets import BucketBatchSampler
 
-        self.cfg, self.seed = cfg, seed
+        self.cfg, self.seed, self.progress = cfg, seed, progress
         self.device = device or torch.device("cpu")
         self.model, self.video_codec, self.audio_codec, self.text_encoder, self.pipeline_config = build_parts(
             cfg
@@ -312,8 +312,9 @@ class JointTask:
         ``dropout`` / ``variants``: chances of an empty caption / of one of the caption's variants;
         ``weighted``: apply ``group_loss_weights`` (training) or not (validation); ``flow``: timestep and
         loss settings (default: the run's ``cfg.flow``)."""
-        flow = flow or self.cfg.flow
         from avgen.tokens import pack
+
+        flow = flow or self.cfg.flow
 
         buckets = {data.buckets[i] for i in indices}
         if len(buckets) != 1:
@@ -413,6 +414,8 @@ class JointTask:
         ``{"t2av": {"video": .., "audio": ..}, "v2a": {"audio": ..}, "a2v": {"video": ..}}``: these compare
         any two runs on the same validation clips. ``val_clips``: how many clips were scored.
         """
+        from tqdm import tqdm
+
         val = self.val_set
         if val is None:
             raise ConfigError("joint.data has no validation clips (val_n is 0); set joint.data.val_n")
@@ -427,7 +430,7 @@ class JointTask:
             raise ConfigError("joint.val_batches is 0: set it above 0 to score validation clips")
         count = sum(len(c) for c in chunks)
         sums: dict[str, float] = {}
-        for chunk in chunks:
+        for chunk in tqdm(chunks, desc="validation", disable=not self.progress, leave=False):
             seeds = [self._sample_seed(-1, i) for i in chunk]
             loss, _ = self.batch_loss(model, val, chunk, seeds, 0.0)
             sums["val_loss"] = sums.get("val_loss", 0.0) + float(loss) * len(chunk)
