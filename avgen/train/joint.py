@@ -173,7 +173,9 @@ def build_parts(cfg: JointConfig) -> tuple[nn.Module, Any, Any, Any, Any]:
 
 # Validation's fixed flow settings, one per task: one t per sample from logit-normal(0, 1), shift 1, for
 # every run whatever it trained with; "v2a" gives the frames clean and scores the sound, "a2v" the reverse.
-# The random draws do not depend on these settings, so every task sees the same t and noise per clip.
+# The random draws do not depend on these settings, so every task sees the same t and noise per clip; they
+# come from VALIDATION_SEED, not the run's seed, so every run sees them too.
+VALIDATION_SEED = 0
 VALIDATION_FLOWS: dict[str, tuple[FlowConfig, tuple[str, ...]]] = {
     "t2av": (FlowConfig(independent_prob=0.0, clean_prob=0.0), ("video", "audio")),
     "v2a": (FlowConfig(independent_prob=0.0, clean_prob=1.0, clean_modality="video"), ("audio",)),
@@ -294,8 +296,9 @@ class JointTask:
         return out
 
     # --- loss ---------------------------------------------------------------------------------------
-    def _sample_seed(self, step: int, slot: int) -> int:
-        return (self.seed * 1_000_003 + step) * 1_000_033 + slot
+    def _sample_seed(self, step: int, slot: int, seed: int | None = None) -> int:
+        seed = self.seed if seed is None else seed
+        return (seed * 1_000_003 + step) * 1_000_033 + slot
 
     def batch_loss(
         self,
@@ -410,7 +413,8 @@ class JointTask:
 
         ``val_loss``: the run's own flow settings (its clean share, timestep law and loss weights), so it
         tracks one run but does not compare runs trained with other settings. ``val_mse``: per task and
-        modality, under ``VALIDATION_FLOWS`` (the same timesteps and noise for every run and task), e.g.
+        modality, under ``VALIDATION_FLOWS`` with draws from ``VALIDATION_SEED`` (the same timesteps and
+        noise for every run, whatever its seed, and every task), e.g.
         ``{"t2av": {"video": .., "audio": ..}, "v2a": {"audio": ..}, "a2v": {"video": ..}}``: these compare
         any two runs on the same validation clips. ``val_clips``: how many clips were scored.
         """
@@ -431,11 +435,12 @@ class JointTask:
         count = sum(len(c) for c in chunks)
         sums: dict[str, float] = {}
         for chunk in tqdm(chunks, desc="validation", disable=not self.progress, leave=False):
-            seeds = [self._sample_seed(-1, i) for i in chunk]
+            seeds = [self._sample_seed(-1, i) for i in chunk]  # the run's seed: val_loss as it always was
             loss, _ = self.batch_loss(model, val, chunk, seeds, 0.0)
             sums["val_loss"] = sums.get("val_loss", 0.0) + float(loss) * len(chunk)
+            fixed = [self._sample_seed(-1, i, seed=VALIDATION_SEED) for i in chunk]  # the same for every run
             for task, (flow, terms) in VALIDATION_FLOWS.items():
-                _, logs = self.batch_loss(model, val, chunk, seeds, 0.0, flow=flow)
+                _, logs = self.batch_loss(model, val, chunk, fixed, 0.0, flow=flow)
                 for term in terms:
                     key = f"{task}.{term}"
                     sums[key] = sums.get(key, 0.0) + float(logs[f"{term}_mse"]) * len(chunk)
