@@ -7,3 +7,8 @@ OMP_NUM_THREADS=2 avgen eval model --pipeline runs/tiny_joint_v9/pipeline --per-
     --out runs/tiny_joint_v9/eval_test_g4
 # 2. validation losses under the fixed per-task settings, v9 beside v4-v8 (256 val clips).
 bash runs/val_losses/run.sh
+# 3. text-to-audio-video on val at video guidance 4 and 6 (v8: tiny_joint_v8/sweep/val_t2av_g4): does v9 want
+#    another guidance?
+E="env OMP_NUM_THREADS=2 avgen eval model --per-family 32 --split val --pipeline runs/tiny_joint_v9/pipeline --tasks t2av"
+$E --guidance 4 --out runs/tiny_joint_v9/sweep/val_t2av_g4
+$E --guidance 6 --out runs/tiny_joint_v9/sweep/val_t2av_g6
