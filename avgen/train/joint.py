@@ -433,23 +433,19 @@ class JointTask:
         if not chunks:
             raise ConfigError("joint.val_batches is 0: set it above 0 to score validation clips")
         count = sum(len(c) for c in chunks)
-        sums: dict[str, float] = {}
+        val_loss = 0.0
+        mse = {task: dict.fromkeys(terms, 0.0) for task, (_, terms) in VALIDATION_FLOWS.items()}
         for chunk in tqdm(chunks, desc="validation", disable=not self.progress, leave=False):
             seeds = [self._sample_seed(-1, i) for i in chunk]  # the run's seed: val_loss as it always was
             loss, _ = self.batch_loss(model, val, chunk, seeds, 0.0)
-            sums["val_loss"] = sums.get("val_loss", 0.0) + float(loss) * len(chunk)
+            val_loss += float(loss) * len(chunk)
             fixed = [self._sample_seed(-1, i, seed=VALIDATION_SEED) for i in chunk]  # the same for every run
             for task, (flow, terms) in VALIDATION_FLOWS.items():
                 _, logs = self.batch_loss(model, val, chunk, fixed, 0.0, flow=flow)
                 for term in terms:
-                    key = f"{task}.{term}"
-                    sums[key] = sums.get(key, 0.0) + float(logs[f"{term}_mse"]) * len(chunk)
-        mse: dict[str, dict[str, float]] = {}
-        for key, total in sums.items():
-            if key != "val_loss":
-                task, term = key.split(".")
-                mse.setdefault(task, {})[term] = total / count
-        return {"val_loss": sums["val_loss"] / count, "val_mse": mse, "val_clips": count}
+                    mse[task][term] += float(logs[f"{term}_mse"]) * len(chunk)
+        mse = {task: {term: total / count for term, total in terms.items()} for task, terms in mse.items()}
+        return {"val_loss": val_loss / count, "val_mse": mse, "val_clips": count}
 
     def _write_samples(self, model: nn.Module, step: int, out: Path) -> list[dict[str, Any]]:
         from avgen.io import write_av
