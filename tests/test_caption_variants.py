@@ -76,3 +76,27 @@ def test_trainer_swaps_captions_for_variants_and_leaves_the_stream_alone_when_of
     assert float(loss_default.detach()) == loss_off
     with pytest.raises(ConfigError, match="caption_variants"):
         from_dict(JointConfig, {**CFG, "caption_variants": 1.5})
+
+
+def test_drops_pick_which_variants_and_unknown_ones_are_refused() -> None:
+    caption = "a big white ball bounces slowly"
+    assert caption_variants(caption, ("adjectives",)) == ["a white ball bounces slowly"]
+    assert caption_variants(caption, ("colours",)) == ["a big ball bounces slowly"]
+    assert caption_variants(caption, ("colours", "adjectives")) == caption_variants(caption)
+    with pytest.raises(ValueError, match="sizes"):
+        caption_variants(caption, ("sizes",))
+
+
+def test_trainer_with_colour_keeping_variants_never_drops_a_colour() -> None:
+    cfg = {**CFG, "caption_variants": 1.0, "caption_variant_drops": ["adjectives"]}
+    task = JointTask(from_dict(JointConfig, cfg))
+    used: list[str] = []
+    encode = task._text
+    task._text = lambda captions: used.extend(captions) or encode(captions)  # type: ignore[method-assign]
+    task.loss(task.model, {"indices": list(range(8)), "slots": list(range(8))}, step=0)
+    for u, o in zip(used, task.train_set.captions, strict=True):
+        assert u != o and not any(w in ADJECTIVES for w in u.split())
+        assert parse_caption(u)["colors"] == parse_caption(o)["colors"]
+    for bad in (["sizes"], [], "adjectives"):
+        with pytest.raises(ConfigError, match="caption_variant_drops"):
+            from_dict(JointConfig, {**cfg, "caption_variant_drops": bad})

@@ -86,6 +86,8 @@ class JointConfig:
     validation always uses the caption itself. Meant for avgen-synth captions: on other text it drops the
     same words where they occur. Measured once (runs/README.md, session 10 probes): 0.5 on talk clips for
     600 steps lowered the asked face colour (test split 0.59 -> 0.25), so it is off by default.
+    caption_variant_drops: which variants to swap in: "adjectives" (keeps the colour: 'a white ball
+    bounces') and/or "colours" (keeps the size / shape / pace word: 'a big ball bounces').
     group_loss_weights: per-group factors on the training loss's video / audio terms, e.g.
     ``{keys: {audio: 0.2}}`` (a group is a synth family, or a folder clip's top-level subfolder; see
     ``avgen.train.latents``); groups and terms not named keep 1. The loss stays the mean over samples, so
@@ -100,6 +102,7 @@ class JointConfig:
     batch_size: int = 8
     caption_dropout: float = 0.1
     caption_variants: float = 0.0
+    caption_variant_drops: tuple[str, ...] = ("adjectives", "colours")
     val_batches: int = 4
     eval_samples: int = 0
     group_loss_weights: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -118,6 +121,13 @@ class JointConfig:
         for name in ("caption_dropout", "caption_variants"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"joint.{name} must be in [0, 1], got {getattr(self, name)}")
+        from avgen.data.synth.captions import VARIANT_DROPS
+
+        drops = self.caption_variant_drops
+        if isinstance(drops, str) or not drops or not set(drops) <= set(VARIANT_DROPS):
+            raise ConfigError(
+                f"joint.caption_variant_drops must be a non-empty list of {list(VARIANT_DROPS)}, got {drops!r}"
+            )
         from avgen.config import from_dict
         from avgen.pipeline import PipelineConfig
 
@@ -227,7 +237,8 @@ class JointTask:
         if cfg.caption_variants > 0:
             from avgen.data.synth.captions import caption_variants
 
-            self.variants = {c: caption_variants(c) for c in set(self.train_set.captions)}
+            drops = tuple(cfg.caption_variant_drops)
+            self.variants = {c: caption_variants(c, drops) for c in set(self.train_set.captions)}
             captions |= {v for vs in self.variants.values() for v in vs}
         self.text = self._encode_captions(sorted(captions))
         self.epoch, self.index, self._epoch_batches = 0, 0, None

@@ -81,6 +81,17 @@ class LatentSet:
     def __len__(self) -> int:
         return len(self.captions)
 
+    def head(self, n: int) -> LatentSet:
+        """The first ``n`` items."""
+        return LatentSet(
+            self.video[:n],
+            self.audio[:n],
+            self.captions[:n],
+            self.groups[:n],
+            self.buckets[:n],
+            self.geometries,
+        )
+
 
 def geometry_for(
     video_codec: Any, audio_codec: Any, num_frames: int, fps: Any, height: int, width: int
@@ -194,16 +205,47 @@ def _load_set(
     )
 
 
+def _cached_what(path: Path) -> dict[str, Any] | None:
+    """The ``what`` a cache file was saved under (its metadata only; None if unreadable or too old)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return json.loads((f.metadata() or {}).get("avgen", "{}")).get("what")
+    except Exception:  # a damaged or foreign file is not a usable cache, never an error
+        return None
+
+
+def _nearest_cache(cache_dir: str | None, what: dict[str, Any]) -> tuple[Path, int] | None:
+    """The cache of the same synth clips under another ``n`` that saves the most rendering: the smallest
+    one with ``n`` or more samples (cut to the first ``n``), else the largest with fewer (extended)."""
+    if cache_dir is None or not Path(cache_dir).is_dir():
+        return None
+    rest = {k: v for k, v in what.items() if k != "n"}
+    found = []
+    for path in sorted(Path(cache_dir).glob("latents-*.safetensors")):
+        other = _cached_what(path)
+        if isinstance(other, dict) and isinstance(other.get("n"), int):
+            if json.dumps({k: v for k, v in other.items() if k != "n"}, sort_keys=True, default=str) == (
+                json.dumps(rest, sort_keys=True, default=str)
+            ):
+                found.append((path, other["n"]))
+    if not found:
+        return None
+    larger = [f for f in found if f[1] >= what["n"]]
+    return min(larger, key=lambda f: f[1]) if larger else max(found, key=lambda f: f[1])
+
+
 def _make_sample(job: tuple[int, str, Any]) -> Any:
     from avgen.data.synth import make_sample
 
     return make_sample(*job)
 
 
-def _synth_samples(n: int, split: str, synth: Any, workers: int) -> Iterator[Any]:
-    """Samples ``0..n-1`` of ``split`` in order; ``workers`` > 1 renders them in subprocesses meanwhile."""
-    jobs = ((seed, split, synth) for seed in range(n))
-    if workers <= 1 or n < 8:
+def _synth_samples(n: int, split: str, synth: Any, workers: int, start: int = 0) -> Iterator[Any]:
+    """Samples ``start..n-1`` of ``split`` in order; ``workers`` > 1 renders them in subprocesses meanwhile."""
+    jobs = ((seed, split, synth) for seed in range(start, n))
+    if workers <= 1 or n - start < 8:
         yield from map(_make_sample, jobs)
         return
     import multiprocessing as mp
@@ -224,7 +266,9 @@ def synth_latents(
 ) -> LatentSet:
     """``n`` avgen-synth samples of ``split`` (seeds 0..n-1) encoded; cached in ``cfg.cache_dir`` if set.
 
-    ``workers`` > 1 renders the clips in that many subprocesses while this one encodes (same result).
+    ``workers`` > 1 renders the clips in that many subprocesses while this one encodes (same result). A
+    cache of the same clips under another ``n`` is reused: cut to its first ``n``, or extended by
+    rendering only seeds it lacks (the set is then saved under this ``n`` too).
     """
     from avgen.data.synth import SynthConfig, sample_family
 
@@ -256,14 +300,24 @@ def synth_latents(
         "codecs": _codec_ids(video_codec, audio_codec),
     }
     cached = _cache_file(cfg.cache_dir, what)
+
+    def families(m: int) -> list[str]:
+        return [sample_family(i, split, synth) for i in range(m)]
+
     if cached is not None and cached.is_file():
-        return _load_set(cached, {key: geom}, lambda m: [sample_family(i, split, synth) for i in range(m)])
+        return _load_set(cached, {key: geom}, families)
+    out = LatentSet([], [], [], [], [], {key: geom})
+    nearest = _nearest_cache(cfg.cache_dir, what)
+    if nearest is not None:
+        out = _load_set(nearest[0], {key: geom}, families)
+        if nearest[1] >= n:
+            return out.head(n)
     from tqdm import tqdm
 
-    out = LatentSet([], [], [], [], [], {key: geom})
-    bar = tqdm(total=n, desc=f"encode synth {split}", disable=not progress, leave=False)
+    start = len(out)
+    bar = tqdm(total=n, initial=start, desc=f"encode synth {split}", disable=not progress, leave=False)
     pending: list[Any] = []
-    for i, sample in enumerate(_synth_samples(n, split, synth, workers)):
+    for i, sample in enumerate(_synth_samples(n, split, synth, workers, start), start=start):
         if sample.clip.num_frames != geom.num_frames:
             raise ConfigError(
                 f"synth clip has {sample.clip.num_frames} frames, geometry expects {geom.num_frames}"

@@ -135,19 +135,27 @@ def _articles(text: str) -> str:
     return re.sub(r"\b(a|an) (\w)", lambda m: ("an " if m.group(2) in "aeiou" else "a ") + m.group(2), text)
 
 
-def caption_variants(caption: str) -> list[str]:
+VARIANT_DROPS = ("adjectives", "colours")
+
+
+def caption_variants(caption: str, drops: tuple[str, ...] = VARIANT_DROPS) -> list[str]:
     """Other true captions of the same clip, each naming one attribute fewer; [] if there is none.
 
     The first drops every size / shape / pace / rain-strength word and keeps the colours ("a big white ball
     bounces slowly" -> "a white ball bounces slowly"), the second drops every colour and keeps the rest ("a big
     ball bounces slowly"). Training on them teaches "white" apart from the size word it came with, which is
-    what the test split's held-out pairs ask for. Quoted speech is left as it is.
+    what the test split's held-out pairs ask for. ``drops`` picks which of the two to make ("adjectives",
+    "colours"). Quoted speech is left as it is.
     """
+    unknown = set(drops) - set(VARIANT_DROPS)
+    if unknown:
+        raise ValueError(f"caption variants can drop {VARIANT_DROPS}, got {sorted(unknown)}")
     quote = caption.find('"')
     head, tail = (caption, "") if quote < 0 else (caption[:quote], caption[quote:])
     words = head.split()
     variants = []
-    for drop in (ADJECTIVES, frozenset(COLORS)):
+    words_of = {"adjectives": ADJECTIVES, "colours": frozenset(COLORS)}
+    for drop in (words_of[d] for d in VARIANT_DROPS if d in drops):
         kept = [w for w in words if w not in drop]
         if len(kept) < len(words):
             variants.append(_articles(" ".join(kept) + " " + tail))
