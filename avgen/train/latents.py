@@ -81,17 +81,6 @@ class LatentSet:
     def __len__(self) -> int:
         return len(self.captions)
 
-    def head(self, n: int) -> LatentSet:
-        """The first ``n`` items."""
-        return LatentSet(
-            self.video[:n],
-            self.audio[:n],
-            self.captions[:n],
-            self.groups[:n],
-            self.buckets[:n],
-            self.geometries,
-        )
-
 
 def geometry_for(
     video_codec: Any, audio_codec: Any, num_frames: int, fps: Any, height: int, width: int
@@ -170,10 +159,14 @@ def _codec_ids(video_codec: Any, audio_codec: Any) -> dict[str, str]:
     return {"video": video_codec.codec_id, "audio": audio_codec.codec_id}
 
 
+def _what_text(what: dict[str, Any]) -> str:
+    return json.dumps(what, sort_keys=True, default=str)
+
+
 def _cache_file(cache_dir: str | None, what: dict[str, Any]) -> Path | None:
     if cache_dir is None:
         return None
-    digest = hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(_what_text(what).encode()).hexdigest()[:16]
     return Path(cache_dir) / f"latents-{digest}.safetensors"
 
 
@@ -189,19 +182,29 @@ def _save_set(path: Path, s: LatentSet, what: dict[str, Any]) -> None:
 
 
 def _load_set(
-    path: Path, geometries: dict[str, ClipGeometry], groups: Callable[[int], list[str]]
+    path: Path,
+    geometries: dict[str, ClipGeometry],
+    groups: Callable[[int], list[str]],
+    limit: int | None = None,
 ) -> LatentSet:
-    """A set saved by ``_save_set``; ``groups(n)`` gives the groups of caches written before they were
-    stored (synth families are a cheap function of the seed)."""
+    """A set saved by ``_save_set``, or its first ``limit`` items (only those are read); ``groups(n)``
+    gives the groups of caches written before they were stored (synth families are a cheap function of the
+    seed)."""
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
         meta = json.loads(f.metadata()["avgen"])
-        n = len(meta["captions"])
+        n = len(meta["captions"]) if limit is None else min(limit, len(meta["captions"]))
         video = [f.get_tensor(f"video/{i}") for i in range(n)]
         audio = [f.get_tensor(f"audio/{i}") for i in range(n)]
+    stored = meta.get("groups")
     return LatentSet(
-        video, audio, meta["captions"], meta.get("groups") or groups(n), meta["buckets"], geometries
+        video,
+        audio,
+        meta["captions"][:n],
+        stored[:n] if stored else groups(n),
+        meta["buckets"][:n],
+        geometries,
     )
 
 
@@ -221,15 +224,16 @@ def _nearest_cache(cache_dir: str | None, what: dict[str, Any]) -> tuple[Path, i
     one with ``n`` or more samples (cut to the first ``n``), else the largest with fewer (extended)."""
     if cache_dir is None or not Path(cache_dir).is_dir():
         return None
-    rest = {k: v for k, v in what.items() if k != "n"}
+    same = _what_text({**what, "n": None})
     found = []
     for path in sorted(Path(cache_dir).glob("latents-*.safetensors")):
         other = _cached_what(path)
-        if isinstance(other, dict) and isinstance(other.get("n"), int):
-            if json.dumps({k: v for k, v in other.items() if k != "n"}, sort_keys=True, default=str) == (
-                json.dumps(rest, sort_keys=True, default=str)
-            ):
-                found.append((path, other["n"]))
+        if (
+            isinstance(other, dict)
+            and isinstance(other.get("n"), int)
+            and _what_text({**other, "n": None}) == same
+        ):
+            found.append((path, other["n"]))
     if not found:
         return None
     larger = [f for f in found if f[1] >= what["n"]]
@@ -309,9 +313,9 @@ def synth_latents(
     out = LatentSet([], [], [], [], [], {key: geom})
     nearest = _nearest_cache(cfg.cache_dir, what)
     if nearest is not None:
-        out = _load_set(nearest[0], {key: geom}, families)
-        if nearest[1] >= n:
-            return out.head(n)
+        out = _load_set(nearest[0], {key: geom}, families, limit=n)
+        if len(out) == n:
+            return out
     from tqdm import tqdm
 
     start = len(out)
