@@ -17,18 +17,14 @@ import numpy as np
 from tqdm import tqdm
 
 from avgen.data.synth.captions import COLORS
-from avgen.metrics.synth import HUES, classify_colors
+from avgen.metrics.synth import HUES, classify_colors, sampled_foreground
 
 NAMES = [*HUES, "white"]
 
 
 def drawn_shares(video: np.ndarray, max_frames: int = 12) -> np.ndarray:
     """``(len(NAMES),)`` share of coloured foreground pixels in each colour class; uint8 ``video (T, H, W, 3)``."""
-    idx = np.unique(np.linspace(0, len(video) - 1, min(max_frames, len(video))).round().astype(int))
-    frames = video[idx].astype(np.float64) / 255.0  # (F, H, W, 3)
-    edges = np.concatenate([frames[:, :, :1], frames[:, :, -1:]], axis=2)  # (F, H, 2, 3)
-    background = np.median(edges, axis=(0, 2))  # (H, 3)
-    fg = np.abs(frames - background[None, :, None]).max(axis=-1) > 0.12  # (F, H, W)
+    frames, _, fg = sampled_foreground(video, min(max_frames, len(video)))
     classes = classify_colors(frames)[fg]
     counts = np.bincount(classes[classes >= 0], minlength=len(NAMES)).astype(np.float64)
     return counts / max(counts.sum(), 1.0)

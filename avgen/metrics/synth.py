@@ -261,6 +261,18 @@ def classify_colors(rgb: np.ndarray, min_saturation: float = 0.35) -> np.ndarray
     return np.where((sat < 0.2) & (mx > 0.8), len(HUES), out)
 
 
+def sampled_foreground(video: np.ndarray, frames_used: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``frames_used`` evenly spaced frames of uint8 ``video (T, H, W, 3)`` as float ``(F, H, W, 3)`` in
+    [0, 1], their background ``(H, 3)`` (per-row median of the two edge columns over time) and the
+    foreground mask ``(F, H, W)``: pixels more than 0.12 from that background in some channel."""
+    idx = np.unique(np.linspace(0, len(video) - 1, frames_used).round().astype(int))
+    frames = _rgb01(video[idx])  # (F, H, W, 3)
+    edges = np.concatenate([frames[:, :, :1], frames[:, :, -1:]], axis=2)  # (F, H, 2, 3)
+    background = np.median(edges, axis=(0, 2))  # (H, 3)
+    fg = np.abs(frames - background[None, :, None]).max(axis=-1) > 0.12  # (F, H, W)
+    return frames, background, fg
+
+
 def _median_count(fg: np.ndarray, coloured: np.ndarray, min_area: int) -> int:
     """Median over frames of the foreground components (>= min_area px) that are >= 25% coloured."""
     cv2 = require("cv2")
@@ -303,16 +315,12 @@ def prompt_adherence(
     if not asked["colors"]:
         return None
     frames_used = len(video) if lit else min(max_frames, len(video))
-    idx = np.unique(np.linspace(0, len(video) - 1, frames_used).round().astype(int))
-    frames = _rgb01(video[idx])  # (F, H, W, 3)
-    edges = np.concatenate([frames[:, :, :1], frames[:, :, -1:]], axis=2)  # (F, H, 2, 3)
-    background = np.median(edges, axis=(0, 2))  # (H, 3)
+    frames, background, fg = sampled_foreground(video, frames_used)  # (F, H, W, 3), (H, 3), (F, H, W)
     names = [*HUES, "white"]
     if lit:
         frames, fg = _lit_state(frames, background)  # (1, H, W, 3), (1, H, W)
         classes = classify_colors(frames, min_saturation=0.25)
     else:
-        fg = np.abs(frames - background[None, :, None]).max(axis=-1) > 0.12  # (F, H, W)
         classes = classify_colors(frames)  # (F, H, W)
     coloured = fg & (classes >= 0)
     total = max(int(coloured.sum()), 1)
