@@ -158,19 +158,28 @@ def per_sample_flow_loss(
     feature_mask: Tensor,
     cfg: FlowConfig,
     sample_weights: Tensor | None = None,
+    token_weights: Tensor | None = None,
 ) -> FlowLoss:
     """``flow_loss`` of each sample on its own, in one pass: ``total, video, audio (B,)``.
 
     ``per_sample_flow_loss(...).total[b] == flow_loss(pred[b:b+1], ...).total`` (shapes as ``flow_loss``);
     the joint trainer averages these, so each sample weighs the same whatever its count of noisy tokens.
     ``sample_weights (B, 2)``: per-sample factors on the (video, audio) terms of ``total``, on top of
-    ``cfg``'s weights (e.g. per-family loss weights); ``video`` and ``audio`` stay unweighted.
+    ``cfg``'s weights (e.g. per-family loss weights). ``token_weights (B, L)``: per-token factors on each
+    element's squared error in ``total`` (e.g. ``avgen.train.foreground``'s, mean 1 over a sample's video
+    tokens, which keeps the loss's scale). ``video`` and ``audio`` stay unweighted.
     """
     if sample_weights is not None and sample_weights.shape != (x0.shape[0], 2):
         raise ShapeError(
             f"sample_weights must be (B, 2) = {(x0.shape[0], 2)}, got {tuple(sample_weights.shape)}"
         )
-    return _masked_mse(pred, x0, noise, t, modality, feature_mask, cfg, "b l f -> b", sample_weights)
+    if token_weights is not None and token_weights.shape != x0.shape[:2]:
+        raise ShapeError(
+            f"token_weights must be (B, L) = {tuple(x0.shape[:2])}, got {tuple(token_weights.shape)}"
+        )
+    return _masked_mse(
+        pred, x0, noise, t, modality, feature_mask, cfg, "b l f -> b", sample_weights, token_weights
+    )
 
 
 def _masked_mse(
@@ -183,9 +192,11 @@ def _masked_mse(
     cfg: FlowConfig,
     keep: str,
     sample_weights: Tensor | None = None,
+    token_weights: Tensor | None = None,
 ) -> FlowLoss:
     """Per-modality MSE over noisy real features, summed by the einops ``keep`` pattern; ``sample_weights``
-    ``(B, 2)`` scale each sample's (video, audio) part of the total (``keep`` must then keep ``b``)."""
+    ``(B, 2)`` scale each sample's (video, audio) part of the total and ``token_weights (B, L)`` each
+    token's squared error in it (``keep`` must then keep ``b``); the returned MSEs are unweighted."""
     if pred.shape != x0.shape or noise.shape != x0.shape or pred.ndim != 3:
         raise ShapeError(
             f"pred, x0, noise must share one (B, L, F) shape, got {pred.shape}, {x0.shape}, {noise.shape}"
@@ -197,13 +208,14 @@ def _masked_mse(
         )
     err = (pred.float() - velocity_target(x0, noise).float()).pow(2)  # (B, L, F)
     noisy = rearrange(t > 0, "b l -> b l 1") & feature_mask  # (B, L, F)
-    parts = []
+    scaled = err if token_weights is None else err * rearrange(token_weights.float(), "b l -> b l 1")
+    parts, weighted = [], []
     for m in (VIDEO, AUDIO):
         sel = noisy & rearrange(modality == m, "l -> 1 l 1")  # (B, L, F)
-        total_err = reduce(err * sel, keep, "sum")
         count = reduce(sel.float(), keep, "sum").clamp(min=1)
-        parts.append(total_err / count)
-    video, audio = cfg.video_weight * parts[VIDEO], cfg.audio_weight * parts[AUDIO]
+        parts.append(reduce(err * sel, keep, "sum") / count)
+        weighted.append(parts[-1] if token_weights is None else reduce(scaled * sel, keep, "sum") / count)
+    video, audio = cfg.video_weight * weighted[VIDEO], cfg.audio_weight * weighted[AUDIO]
     if sample_weights is not None:
         video, audio = video * sample_weights[:, 0], audio * sample_weights[:, 1]
     total = video + audio

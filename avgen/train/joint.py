@@ -91,7 +91,11 @@ class JointConfig:
     group_loss_weights: per-group factors on the training loss's video / audio terms, e.g.
     ``{keys: {audio: 0.2}}`` (a group is a synth family, or a folder clip's top-level subfolder; see
     ``avgen.train.latents``); groups and terms not named keep 1. The loss stays the mean over samples, so
-    lowering one group's weight also lowers the loss's scale. The validation loss is never weighted."""
+    lowering one group's weight also lowers the loss's scale. The validation loss is never weighted.
+    foreground_weight: weighs each training video token's error by ``1 + foreground_weight * share`` (the
+    share of its pixels that show an object, from the decoded clip), over the clip's mean, so small objects
+    weigh more and the loss keeps its scale (``avgen.train.foreground``); 0 (default) weighs tokens alike.
+    foreground_stride: decode every n-th latent frame for those maps (exact for per-frame codecs)."""
 
     model: JointModelConfig = field(
         default_factory=lambda: JointModelConfig(video_codec="tiny", audio_codec="tiny")
@@ -106,6 +110,8 @@ class JointConfig:
     val_batches: int = 4
     eval_samples: int = 0
     group_loss_weights: dict[str, dict[str, float]] = field(default_factory=dict)
+    foreground_weight: float = 0.0
+    foreground_stride: int = 1
     pipeline: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -118,6 +124,15 @@ class JointConfig:
             for term, w in terms.items():
                 if isinstance(w, bool) or not isinstance(w, int | float) or not 0 <= w < float("inf"):
                     raise ConfigError(f"{where}.{term} must be a finite number >= 0, got {w!r}")
+        fw = self.foreground_weight
+        if isinstance(fw, bool) or not isinstance(fw, int | float) or not 0 <= fw < float("inf"):
+            raise ConfigError(f"joint.foreground_weight must be a finite number >= 0, got {fw!r}")
+        if isinstance(self.foreground_stride, bool) or not isinstance(self.foreground_stride, int):
+            raise ConfigError(
+                f"joint.foreground_stride must be an integer >= 1, got {self.foreground_stride!r}"
+            )
+        if self.foreground_stride < 1:
+            raise ConfigError(f"joint.foreground_stride must be >= 1, got {self.foreground_stride}")
         for name in ("caption_dropout", "caption_variants"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"joint.{name} must be in [0, 1], got {getattr(self, name)}")
@@ -220,6 +235,17 @@ class JointTask:
             self.val_set = load_latents(
                 cfg.data, self.video_codec, self.audio_codec, validation=True, progress=progress
             )
+            self.foreground: list[Tensor] | None = None
+            if cfg.foreground_weight > 0:
+                from avgen.train.foreground import cached_foreground_maps
+
+                self.foreground = cached_foreground_maps(
+                    self.video_codec,
+                    self.train_set.video,
+                    cfg.data.cache_dir,
+                    stride=cfg.foreground_stride,
+                    progress=progress,
+                )
         unknown = set(cfg.group_loss_weights) - set(self.train_set.groups)
         if unknown:
             raise ConfigError(
@@ -324,7 +350,8 @@ class JointTask:
     ) -> tuple[Tensor, dict[str, Tensor | float]]:
         """Mean per-sample flow loss of ``data`` items ``indices``; sample i draws from ``seeds[i]``;
         ``dropout`` / ``variants``: chances of an empty caption / of one of the caption's variants;
-        ``weighted``: apply ``group_loss_weights`` (training) or not (validation); ``flow``: timestep and
+        ``weighted``: apply ``group_loss_weights`` and ``foreground_weight`` (training) or not (validation);
+        ``flow``: timestep and
         loss settings (default: the run's ``cfg.flow``)."""
         from avgen.tokens import pack
 
@@ -357,7 +384,15 @@ class JointTask:
         text = self._text(captions).to(self.device)
         pred = model(interpolate(x0, noise, t), t, packed.positions, packed.modality, text.states, text.mask)
         weights = self.group_weights(data, indices) if weighted else None  # (B, 2) or None
-        per = per_sample_flow_loss(pred, x0, noise, t, packed.modality, fmask, flow, weights)  # (B,)
+        token_w = None
+        if weighted and self.foreground is not None and data is self.train_set:
+            from avgen.train.foreground import token_weights
+
+            maps = torch.stack([self.foreground[i] for i in indices]).to(self.device)  # (B, T', H', W')
+            token_w = token_weights(
+                maps, self.model.config.tokens, packed.modality, self.cfg.foreground_weight
+            )
+        per = per_sample_flow_loss(pred, x0, noise, t, packed.modality, fmask, flow, weights, token_w)  # (B,)
         loss = per.total.mean()
         logs = {
             "video_mse": per.video.mean(),
