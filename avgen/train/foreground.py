@@ -1,7 +1,7 @@
 """Foreground maps of encoded clips, and the per-token loss weights the joint trainer makes of them.
 
-A small ball fills about one video token in sixteen of a 64x64 avgen-tiny frame, so the plain flow loss
-spends nearly all of its weight on the backdrop. ``joint.foreground_weight`` weighs each video token's
+A small ball covers ~1.8 % of a 64x64 avgen-tiny frame (under a third of one of the sixteen 16x16-pixel
+tokens of a frame), so the plain flow loss spends nearly all of its weight on the backdrop. ``joint.foreground_weight`` weighs each video token's
 error by the share of its pixels that show an object: ``1 + foreground_weight * share``, divided by the
 clip's mean over its video tokens, so each clip's video loss keeps its scale.
 
