@@ -1,9 +1,10 @@
 """Foreground maps of encoded clips, and the per-token loss weights the joint trainer makes of them.
 
 A small ball covers ~1.8 % of a 64x64 avgen-tiny frame (under a third of one of the sixteen 16x16-pixel
-tokens of a frame), so the plain flow loss spends nearly all of its weight on the backdrop. ``joint.foreground_weight`` weighs each video token's
-error by the share of its pixels that show an object: ``1 + foreground_weight * share``, divided by the
-clip's mean over its video tokens, so each clip's video loss keeps its scale.
+tokens of a frame), so the plain flow loss spends nearly all of its weight on the backdrop.
+``joint.foreground_weight`` weighs each video token's error by the share of its pixels that show an
+object: ``1 + foreground_weight * share``, divided by the clip's mean over its video tokens, so each clip's
+video loss keeps its scale.
 
 A clip's map: its latents decoded by the run's video codec, each pixel foreground as in
 ``avgen.metrics.synth.sampled_foreground`` (more than 0.12 from the per-row backdrop of the edge columns),
@@ -36,7 +37,8 @@ FORMAT = "avgen.foreground/1"
 def foreground_maps(
     video_codec: Any, latents: list[Tensor], *, stride: int = 1, batch: int = 16, progress: bool = False
 ) -> list[Tensor]:
-    """``(T', H', W')`` float32 share of foreground pixels per latent cell of each ``latents[i] (C, T', H', W')``."""
+    """``(T', H', W')`` float32 share of foreground pixels per latent cell of each ``latents[i]``
+    ``(C, T', H', W')``; clips of one shape are decoded ``batch`` at a time."""
     from tqdm import tqdm
 
     from avgen.metrics.synth import sampled_foreground

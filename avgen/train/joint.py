@@ -76,6 +76,11 @@ class JointModelConfig:
         )
 
 
+def _finite_weight(w: Any) -> bool:
+    """A loss weight: a finite int or float >= 0 (not a bool)."""
+    return not isinstance(w, bool) and isinstance(w, int | float) and 0 <= w < float("inf")
+
+
 @dataclass(frozen=True)
 class JointConfig:
     """The joint task. batch_size is global (all processes and accumulation steps together).
@@ -122,11 +127,12 @@ class JointConfig:
             if not isinstance(terms, dict) or not terms or not set(terms) <= {"video", "audio"}:
                 raise ConfigError(f"{where} must map 'video' and/or 'audio' to a weight, got {terms!r}")
             for term, w in terms.items():
-                if isinstance(w, bool) or not isinstance(w, int | float) or not 0 <= w < float("inf"):
+                if not _finite_weight(w):
                     raise ConfigError(f"{where}.{term} must be a finite number >= 0, got {w!r}")
-        fw = self.foreground_weight
-        if isinstance(fw, bool) or not isinstance(fw, int | float) or not 0 <= fw < float("inf"):
-            raise ConfigError(f"joint.foreground_weight must be a finite number >= 0, got {fw!r}")
+        if not _finite_weight(self.foreground_weight):
+            raise ConfigError(
+                f"joint.foreground_weight must be a finite number >= 0, got {self.foreground_weight!r}"
+            )
         if isinstance(self.foreground_stride, bool) or not isinstance(self.foreground_stride, int):
             raise ConfigError(
                 f"joint.foreground_stride must be an integer >= 1, got {self.foreground_stride!r}"
