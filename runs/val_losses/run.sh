@@ -12,3 +12,4 @@ $L --pipeline runs/tiny_joint_v8/pipeline --out runs/val_losses/v8.json
 $L --pipeline avgen-tiny --out runs/val_losses/avgen-tiny.json         # the shipped float16 export of v8
 $L --pipeline runs/tiny_joint_v9/pipeline --out runs/val_losses/v9.json
 $L --pipeline runs/tiny_joint_v10/pipeline --out runs/val_losses/v10.json     # session 20
+$L --pipeline runs/tiny_joint_v11/pipeline --out runs/val_losses/v11.json     # session 21
