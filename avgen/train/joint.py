@@ -357,8 +357,7 @@ class JointTask:
         """Mean per-sample flow loss of ``data`` items ``indices``; sample i draws from ``seeds[i]``;
         ``dropout`` / ``variants``: chances of an empty caption / of one of the caption's variants;
         ``weighted``: apply ``group_loss_weights`` and ``foreground_weight`` (training) or not (validation);
-        ``flow``: timestep and
-        loss settings (default: the run's ``cfg.flow``)."""
+        ``flow``: timestep and loss settings (default: the run's ``cfg.flow``)."""
         from avgen.tokens import pack
 
         flow = flow or self.cfg.flow
