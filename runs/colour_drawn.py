@@ -1,11 +1,15 @@
 """What colour avgen-tiny draws when a caption asks for each ball colour (session 20, issue 8).
 
     OMP_NUM_THREADS=2 python runs/colour_drawn.py [--pipeline avgen-tiny] [--seeds 8] [--out FILE.json]
+    OMP_NUM_THREADS=2 python runs/colour_drawn.py --real [--pipeline avgen-tiny] [--seeds 8] [--out FILE.json]
 
 For every colour word, 'a medium COLOUR ball bounces slowly' (a size/colour pair seen in training) is
 generated with ``--seeds`` seeds at the pipeline's own settings, and the foreground pixels (the same
 foreground and colour classes as ``avgen.metrics.synth.prompt_adherence``) are split by the colour they
 show. Real clips score their asked colour in all 32 test bounce clips (`gt` rows of any eval report).
+``--real`` (session 21) scores real train-split clips of one ball of each colour (any size; the first
+``--seeds`` such clips by seed) as rendered ("gt") and after a round trip through the pipeline's video
+autoencoder ("codec"): what the picture codec alone keeps of each colour.
 """
 
 from __future__ import annotations
@@ -30,15 +34,62 @@ def drawn_shares(video: np.ndarray, max_frames: int = 12) -> np.ndarray:
     return counts / max(counts.sum(), 1.0)
 
 
+def real_shares(pipe, per_colour: int) -> dict[str, dict[str, list[float]]]:
+    """``{"gt": {colour: shares}, "codec": {...}}`` over the first ``per_colour`` one-ball train clips of
+    each colour."""
+    import torch
+
+    from avgen.data.synth import SynthConfig, make_sample
+    from avgen.pipeline import from_pixels, to_pixels
+
+    synth = SynthConfig(families={"bounce": 1.0})
+    codec = pipe.video_codec.float().eval()
+    found: dict[str, list[np.ndarray]] = {c: [] for c in COLORS}
+    seed = 0
+    bar = tqdm(total=len(COLORS) * per_colour, desc="real clips")
+    while any(len(v) < per_colour for v in found.values()):
+        sample = make_sample(seed, "train", synth)
+        seed += 1
+        words = sample.caption.split()
+        if not sample.caption.startswith("a ") or words[3:4] != ["ball"] or words[2] not in found:
+            continue
+        if len(found[words[2]]) < per_colour:
+            found[words[2]].append(np.asarray(sample.clip.video))
+            bar.update()
+    bar.close()
+    out: dict[str, dict[str, list[float]]] = {"gt": {}, "codec": {}}
+    with torch.no_grad():
+        for colour, clips in found.items():
+            round_trip = [to_pixels(codec.decode(codec.encode(from_pixels(v))))[0] for v in clips]
+            out["gt"][colour] = np.mean([drawn_shares(v) for v in clips], axis=0).round(3).tolist()
+            out["codec"][colour] = np.mean([drawn_shares(v) for v in round_trip], axis=0).round(3).tolist()
+    return out
+
+
+def _print(title: str, table: dict[str, list[float]]) -> None:
+    print(f"{title:7s} | {' | '.join(f'{n:>6s}' for n in NAMES)}")
+    for colour, row in table.items():
+        print(f"{colour:7s} | {' | '.join(f'{v:6.2f}' for v in row)}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--pipeline", default="avgen-tiny")
     p.add_argument("--seeds", type=int, default=8)
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--real", action="store_true", help="real clips and their autoencoder round trip")
     args = p.parse_args()
+    from avgen.atomic import write_json
     from avgen.pipeline import AVPipeline
 
     pipe = AVPipeline.from_pretrained(args.pipeline)
+    if args.real:
+        tables = real_shares(pipe, args.seeds)
+        for name, table in tables.items():
+            _print(name, table)
+        if args.out is not None:
+            write_json(args.out, {"pipeline": args.pipeline, "classes": NAMES, **tables}, mkdir_parents=True)
+        return
     table: dict[str, list[float]] = {}
     bar = tqdm(total=len(COLORS) * args.seeds, desc="generate")
     for colour in COLORS:
@@ -50,12 +101,8 @@ def main() -> None:
             bar.update()
         table[colour] = np.mean(shares, axis=0).round(3).tolist()
     bar.close()
-    print(f"asked   | {' | '.join(f'{n:>6s}' for n in NAMES)}")
-    for colour, row in table.items():
-        print(f"{colour:7s} | {' | '.join(f'{v:6.2f}' for v in row)}")
+    _print("asked", table)
     if args.out is not None:
-        from avgen.atomic import write_json
-
         write_json(
             args.out, {"pipeline": args.pipeline, "classes": NAMES, "shares": table}, mkdir_parents=True
         )
