@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -34,9 +35,9 @@ def drawn_shares(video: np.ndarray, max_frames: int = 12) -> np.ndarray:
     return counts / max(counts.sum(), 1.0)
 
 
-def real_shares(pipe, per_colour: int) -> dict[str, dict[str, list[float]]]:
+def real_shares(pipe: Any, per_colour: int, max_seeds: int = 20000) -> dict[str, dict[str, list[float]]]:
     """``{"gt": {colour: shares}, "codec": {...}}`` over the first ``per_colour`` one-ball train clips of
-    each colour."""
+    each colour (searching at most ``max_seeds`` seeds)."""
     import torch
 
     from avgen.data.synth import SynthConfig, make_sample
@@ -48,6 +49,10 @@ def real_shares(pipe, per_colour: int) -> dict[str, dict[str, list[float]]]:
     seed = 0
     bar = tqdm(total=len(COLORS) * per_colour, desc="real clips")
     while any(len(v) < per_colour for v in found.values()):
+        if seed == max_seeds:
+            raise SystemExit(
+                f"fewer than {per_colour} one-ball clips of some colour in {max_seeds} train seeds"
+            )
         sample = make_sample(seed, "train", synth)
         seed += 1
         words = sample.caption.split()
