@@ -11,8 +11,9 @@ A clip's map: its latents decoded by the run's video codec, each pixel foregroun
 averaged over each latent cell's pixels: ``(T', H', W')`` in [0, 1]. ``stride`` decodes every
 ``stride``-th latent frame and lets it stand for the next ``stride - 1``: exact where the codec decodes
 each frame on its own (avgen-tiny's: temporal kernel 1, no temporal down-sampling), an approximation
-otherwise. Decoding costs ~0.18 s a clip on the 2-core CPU (avgen-tiny's codec, stride 1), so maps are
-cached beside the latents, keyed by the latents' bytes, the codec and the stride.
+otherwise. Decoding is the costly part (8000 avgen-tiny training clips: 5.0 min on the 2-core CPU at
+stride 4, in tiny_joint_v11's run), so maps are cached beside the latents, keyed by the latents' bytes,
+the codec and the stride.
 """
 
 from __future__ import annotations
