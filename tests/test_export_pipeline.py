@@ -36,3 +36,34 @@ def test_export_halves_weights_and_loads_close(tmp_path, capsys: pytest.CaptureF
         export_pipeline(src, tmp_path / "other", card=tmp_path / "missing.md")
     assert not (tmp_path / "other").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+def test_export_swaps_in_a_fine_tuned_decoder_only(tmp_path) -> None:
+    pipe = tiny_pipeline()
+    src = pipe.save_pretrained(tmp_path / "src")
+    codec = pipe.video_codec
+    with torch.no_grad():
+        for name, p in codec.named_parameters():
+            if name.startswith("decoder."):
+                p.add_(0.01)
+    codec.save_pretrained(tmp_path / "decoder")
+    assert (
+        model_cli(["export", str(src), str(tmp_path / "ship"), "--video-decoder", str(tmp_path / "decoder")])
+        == 0
+    )
+    shipped = AVPipeline.from_pretrained(tmp_path / "ship").video_codec.state_dict()
+    original = AVPipeline.from_pretrained(src).video_codec.state_dict()
+    for name, tensor in codec.state_dict().items():
+        assert torch.allclose(shipped[name], tensor.float(), atol=1e-3)  # float16 storage
+        if name.startswith("decoder.") and tensor.is_floating_point():
+            assert not torch.allclose(shipped[name], original[name], atol=1e-3)
+
+    with torch.no_grad():
+        next(p for n, p in codec.named_parameters() if n.startswith("encoder.")).add_(0.01)
+    codec.save_pretrained(tmp_path / "encoder")
+    with pytest.raises(CheckpointError, match="encoder or latent stats differ"):
+        export_pipeline(src, tmp_path / "bad", video_decoder=tmp_path / "encoder")
+    pipe.audio_codec.save_pretrained(tmp_path / "audio")
+    with pytest.raises(CheckpointError, match="architecture"):
+        export_pipeline(src, tmp_path / "bad", video_decoder=tmp_path / "audio")
+    assert not (tmp_path / "bad").exists()

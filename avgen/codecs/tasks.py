@@ -221,7 +221,8 @@ class _CropTask:
 
 
 class VideoTask(_CropTask):
-    """Causal VAE training: L1 + SSIM + KL on random (crop_frames, crop_size, crop_size) crops."""
+    """Causal VAE training: L1 + SSIM + KL on random (crop_frames, crop_size, crop_size) crops.
+    ``fit_stats``: refit the latent mean/std at export (off when the encoder is frozen)."""
 
     name = "video_codec"
 
@@ -235,6 +236,7 @@ class VideoTask(_CropTask):
         crop_frames: int,
         crop_size: int,
         weights: VideoLossWeights,
+        fit_stats: bool = True,
         eval_clips: int = 32,
         stats_clips: int = 64,
         seed: int = 0,
@@ -252,6 +254,7 @@ class VideoTask(_CropTask):
         self.train, self.held_out = list(train), list(held_out)
         self.batch_size, self.crop_frames, self.crop_size = batch_size, crop_frames, crop_size
         self.weights, self.eval_clips, self.stats_clips = weights, eval_clips, stats_clips
+        self.fit_stats = fit_stats
         self.samples_per_step = batch_size
         self.aux_modules: dict[str, nn.Module] = {}
         self.aux_optimizers: dict[str, torch.optim.Optimizer] = {}
@@ -289,10 +292,14 @@ class VideoTask(_CropTask):
 
     @torch.no_grad()
     def export(self, model: nn.Module, folder: Path) -> None:
-        """Fit latent mean/std on (up to ``stats_clips``) training clips, write ``folder/codec``."""
+        """Fit latent mean/std on (up to ``stats_clips``) training clips, write ``folder/codec``. Without
+        ``fit_stats`` (a frozen encoder) the codec's own stats are kept, so its latents stay exactly those a
+        DiT was trained on."""
         vae = model.vae.eval()
         ts, ss = vae.temporal_downsample, vae.spatial_downsample
-        vae.stats.fit(vae.encode_dist(whole_clip(v, ts, ss))[0] for v in self.train[: self.stats_clips])
+        if self.fit_stats:
+            clips = self.train[: self.stats_clips]
+            vae.stats.fit(vae.encode_dist(whole_clip(v, ts, ss))[0] for v in clips)
         vae.save_pretrained(folder / "codec")
         self.exported_id = vae.codec_id
 

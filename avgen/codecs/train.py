@@ -13,7 +13,7 @@ Run folder layout (``out``)::
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,8 @@ class CodecTrainConfig:
     stats_clips: int = 64
     seed: int = 0
     num_threads: int = 0
+    init_from: str | None = None
+    freeze_encoder: bool = False
     audio: EncodecCodecConfig = field(default_factory=EncodecCodecConfig)
     video: VideoVAEConfig = field(default_factory=VideoVAEConfig)
     audio_loss: AudioLossWeights = field(default_factory=AudioLossWeights)
@@ -72,6 +74,11 @@ class CodecTrainConfig:
             raise ConfigError(f"CodecTrainConfig: need lr > 0, 0 <= min_lr_ratio <= 1, warmup >= 0 ({self})")
         if self.crop_seconds <= 0 or self.crop_frames < 1 or self.crop_size < 1:
             raise ConfigError("CodecTrainConfig: crop_seconds, crop_frames and crop_size must be positive")
+        if self.freeze_encoder and (self.kind != "video" or self.init_from is None):
+            raise ConfigError(
+                "CodecTrainConfig.freeze_encoder fine-tunes a trained video codec's decoder: it needs "
+                f"kind 'video' and init_from (a codec folder), got kind {self.kind!r}, init_from {self.init_from!r}"
+            )
 
     def loop_config(self) -> train_loop.LoopConfig:
         """The generic loop's settings of this run."""
@@ -97,8 +104,35 @@ def lr_at(step: int, cfg: CodecTrainConfig) -> float:
 
 
 def build_codec(cfg: CodecTrainConfig) -> EncodecCodec | CausalVideoVAE:
+    """A fresh codec of ``cfg``'s architecture, or the trained one in ``cfg.init_from`` (encoder frozen
+    with ``freeze_encoder``)."""
     torch.manual_seed(cfg.seed)
-    return EncodecCodec(cfg.audio) if cfg.kind == "audio" else CausalVideoVAE(cfg.video)
+    if cfg.init_from is None:
+        return EncodecCodec(cfg.audio) if cfg.kind == "audio" else CausalVideoVAE(cfg.video)
+    codec = (EncodecCodec if cfg.kind == "audio" else CausalVideoVAE).from_pretrained(cfg.init_from)
+    codec.train()
+    if cfg.freeze_encoder:
+        codec.encoder.requires_grad_(False)
+    return codec
+
+
+def resolve_init(cfg: CodecTrainConfig) -> CodecTrainConfig:
+    """``cfg`` with the architecture of ``init_from``'s codec (the run's config.json then names what was
+    trained). A recipe that also sets the architecture must agree with the folder."""
+    if cfg.init_from is None:
+        return cfg
+    from avgen.codecs.base import read_codec_config
+
+    name, config_type = ("audio", EncodecCodecConfig) if cfg.kind == "audio" else ("video", VideoVAEConfig)
+    _, data = read_codec_config(cfg.init_from)
+    found = from_dict(config_type, data, where=f"{cfg.init_from} (init_from)")
+    given = getattr(cfg, name)
+    if given != config_type() and given != found:
+        raise ConfigError(
+            f"init_from {cfg.init_from} holds a different {name} architecture than the recipe's {name}: "
+            f"section; remove that section (the folder's is used) or point init_from at a matching codec"
+        )
+    return replace(cfg, **{name: found})
 
 
 def build_task(
@@ -126,6 +160,7 @@ def build_task(
             crop_frames=cfg.crop_frames,
             crop_size=cfg.crop_size,
             weights=cfg.video_loss,
+            fit_stats=not cfg.freeze_encoder,
             **common,
         )
     assert isinstance(codec, EncodecCodec)
@@ -164,6 +199,7 @@ def train_codec(
     ``loop`` replaces the loop settings derived from ``cfg`` (recipes set EMA, accumulation, precision).
     """
     ctx = ctx or DistContext()
+    cfg = resolve_init(cfg)
     if cfg.adversarial and ctx.world_size > 1:
         raise ConfigError("adversarial codec training runs on one process (the discriminator is not synced)")
     task = build_task(

@@ -18,6 +18,11 @@ def main(argv: list[str]) -> int:
     export.add_argument("dst", help="output folder, e.g. avgen/weights/avgen-tiny")
     export.add_argument("--card", default=None, help="markdown model card copied in as MODEL_CARD.md")
     export.add_argument("--fp32", action="store_true", help="keep float32 weights")
+    export.add_argument(
+        "--video-decoder",
+        default=None,
+        help="video codec folder to ship instead of SRC's: a decoder fine-tuned with its encoder frozen",
+    )
     export.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
     args = parser.parse_args(argv)
     if args.command == "export":
@@ -30,6 +35,7 @@ def main(argv: list[str]) -> int:
             args.dst,
             dtype=torch.float32 if args.fp32 else torch.float16,
             card=args.card,
+            video_decoder=args.video_decoder,
             overwrite=args.overwrite,
         )
         for name, size in sizes.items():
