@@ -42,7 +42,7 @@ def test_weighted_l1_matches_hand_computed_weights():
     g = torch.Generator().manual_seed(0)
     pred = target + 0.1 * torch.randn(target.shape, generator=g)
     err = (pred - target).abs()
-    assert float(weighted_l1(pred, target, 0.0)) == pytest.approx(float(err.mean()), rel=1e-6)
+    assert float(weighted_l1(pred, target, 0.0, on="target")) == pytest.approx(float(err.mean()), rel=1e-6)
     share = 16 / 256  # the square's share of each frame
     w_obj, w_bg = 1 + 10.0, 1.0
     mean_w = share * w_obj + (1 - share) * w_bg
@@ -53,7 +53,28 @@ def test_weighted_l1_matches_hand_computed_weights():
     first[:, :, :6, 5:9] /= mean_w
     first[:, :, 10:, 5:9] /= mean_w
     expected = (first.sum() + err[1].sum()) / err.numel()  # the empty clip keeps weight 1 everywhere
-    assert float(weighted_l1(pred, target, 10.0)) == pytest.approx(float(expected), rel=1e-5)
+    assert float(weighted_l1(pred, target, 10.0, on="target")) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_a_spurious_object_costs_as_much_as_a_missed_one_with_either():
+    target = _square_clip()
+    missed, spurious = target.clone(), target.clone()
+    missed[:, :, :, 6:10, 5:9] = target[:, :, :, 6:10, :1]  # the square painted over with the backdrop
+    spurious[:, :, :, 1:5, 10:14] = torch.tensor([0.9, 0.2, 0.5]).view(1, 3, 1, 1, 1)  # a second square
+    err_missed = (missed - target).abs().sum()
+    err_spurious = (spurious - target).abs().sum()
+    for on in ("target", "either"):
+        per_unit = [
+            float(weighted_l1(x, target, 10.0, on=on)) / float(e)
+            for x, e in ((missed, err_missed), (spurious, err_spurious))
+        ]
+        if on == "target":
+            assert per_unit[0] > 5 * per_unit[1]  # missing is 11x dearer than drawing a blob
+        else:  # both weigh 11 per unit error, over the clip's mean weight (one square vs two of 16 px)
+            mean_missed, mean_spurious = 1 + 10 * 16 / 256, 1 + 10 * 32 / 256
+            assert per_unit[0] * mean_missed == pytest.approx(per_unit[1] * mean_spurious, rel=1e-5)
+    mask = foreground_mask(spurious, reference=target)
+    assert mask[:, :, 1:5, 10:14].all() and mask.sum() == 2 * 4 * 16
 
 
 def test_video_loss_reports_the_plain_l1_and_weighs_only_the_fit():
@@ -72,6 +93,8 @@ def test_video_loss_reports_the_plain_l1_and_weighs_only_the_fit():
 def test_bad_foreground_weight_is_named(bad):
     with pytest.raises(ConfigError, match="VideoLossWeights"):
         VideoLossWeights(foreground=bad)
+    with pytest.raises(ConfigError, match="foreground_on"):
+        VideoLossWeights(foreground=1.0, foreground_on="pred")
 
 
 def test_freeze_encoder_needs_a_trained_video_codec():
