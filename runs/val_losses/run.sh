@@ -13,3 +13,4 @@ $L --pipeline avgen-tiny --out runs/val_losses/avgen-tiny.json         # the shi
 $L --pipeline runs/tiny_joint_v9/pipeline --out runs/val_losses/v9.json
 $L --pipeline runs/tiny_joint_v10/pipeline --out runs/val_losses/v10.json     # session 20
 $L --pipeline runs/tiny_joint_v11/pipeline --out runs/val_losses/v11.json     # session 21
+$L --pipeline runs/tiny_joint_v12/pipeline --out runs/val_losses/v12.json     # session 22
