@@ -8,3 +8,5 @@ out=runs/tiny_video_decoder_fg_either
 avgen model export runs/tiny_joint_v11/pipeline "$out/v11_fp16" --overwrite
 avgen model export "$out/v11_fp16" "$out/v11_pipeline" --fp32 --overwrite --video-decoder "$out/codec"
 avgen eval model --pipeline "$out/v11_pipeline" --per-family 32 --split test --guidance 4 --out "$out/eval_v11_test_g4"
+# the same pair at video guidance 3 (v11 alone: runs/tiny_joint_v11/eval_test_g3)
+avgen eval model --pipeline "$out/v11_pipeline" --per-family 32 --split test --guidance 3 --out "$out/eval_v11_test_g3"
