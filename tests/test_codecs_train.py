@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -25,8 +27,10 @@ from avgen.codecs.losses import (
     si_snr,
     ssim,
 )
-from avgen.codecs.train import CodecTrainConfig, lr_at, train_codec
+from avgen.codecs.train import CodecTrainConfig, lr_at, resolve_init, train_codec
 from avgen.codecs.train_state import latest_checkpoint
+from avgen.codecs.video_vae import VideoVAEConfig
+from avgen.config import to_dict
 from avgen.errors import CheckpointError, ConfigError
 
 TINY_AUDIO_CFG = {
@@ -111,7 +115,7 @@ def _video_clips(n: int, seed: int) -> list[torch.Tensor]:
     return [torch.randint(0, 256, (3, 9, 16, 24), generator=g, dtype=torch.uint8) for _ in range(n)]
 
 
-def _video_cfg(steps: int) -> CodecTrainConfig:
+def _video_cfg(steps: int, **extra: Any) -> CodecTrainConfig:
     from avgen.config import from_dict
 
     return from_dict(
@@ -128,6 +132,7 @@ def _video_cfg(steps: int) -> CodecTrainConfig:
             "ckpt_every": 2,
             "stats_clips": 2,
             "video": TINY_VIDEO_CFG,
+            **extra,
         },
     )
 
@@ -155,10 +160,6 @@ def test_existing_run_needs_resume_and_same_model(tmp_path):
     train_codec(_video_cfg(2), train, [], tmp_path / "r", progress=False)
     with pytest.raises(CheckpointError, match="--resume"):
         train_codec(_video_cfg(2), train, [], tmp_path / "r", progress=False)
-    from dataclasses import replace
-
-    from avgen.codecs.video_vae import VideoVAEConfig
-
     other = replace(_video_cfg(3), video=VideoVAEConfig(latent_channels=8, channels=(4, 8, 8)))
     with pytest.raises(CheckpointError, match="different model config"):
         train_codec(other, train, [], tmp_path / "r", resume=True, progress=False)
@@ -218,3 +219,66 @@ def test_audio_eval_reports_si_snr_per_synth_family(tmp_path):
     metrics = evaluate_audio(codec, clips, families)
     assert set(metrics) >= {"si_snr", "si_snr_talk", "si_snr_ambience", "mel_distance"}
     assert "si_snr_None" not in metrics
+
+
+# --- fine-tuning a trained codec (init_from, freeze_encoder) ---
+
+
+def test_freeze_encoder_needs_a_trained_video_codec():
+    with pytest.raises(ConfigError, match="init_from"):
+        CodecTrainConfig(kind="video", freeze_encoder=True)
+    with pytest.raises(ConfigError, match="kind 'video'"):
+        CodecTrainConfig(kind="audio", freeze_encoder=True, init_from="somewhere")
+
+
+def test_resolve_init_takes_the_folders_architecture(tmp_path):
+    train = _video_clips(3, 0)
+    train_codec(_video_cfg(1), train, [], tmp_path / "base", progress=False)
+    folder = str(tmp_path / "base" / "codec")
+    found = load_codec(folder).config
+    assert resolve_init(replace(_video_cfg(1), init_from=folder)).video == found
+    assert resolve_init(CodecTrainConfig(kind="video", init_from=folder)).video == found  # no section
+    other = replace(
+        _video_cfg(1), init_from=folder, video=VideoVAEConfig(latent_channels=8, channels=(4, 8, 8))
+    )
+    with pytest.raises(ConfigError, match="different video architecture"):
+        resolve_init(other)
+    with pytest.raises(Exception, match="nowhere"):
+        resolve_init(replace(_video_cfg(1), init_from=str(tmp_path / "nowhere")))
+
+
+def test_decoder_finetune_keeps_the_latents_exactly(tmp_path):
+    train, held = _video_clips(3, 0), _video_clips(2, 1)
+    train_codec(_video_cfg(2), train, held, tmp_path / "base", progress=False)
+    base = load_codec(tmp_path / "base" / "codec")
+    tuned_cfg = _video_cfg(
+        3,
+        init_from=str(tmp_path / "base" / "codec"),
+        freeze_encoder=True,
+        video_loss={"foreground": 4.0},
+        lr=1e-2,
+    )
+    train_codec(
+        tuned_cfg, _video_clips(3, 5), held, tmp_path / "tuned", progress=False
+    )  # other clips: stats kept
+    tuned = load_codec(tmp_path / "tuned" / "codec")
+    a, b = base.state_dict(), tuned.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a if k.startswith(("encoder.", "stats.")))
+    assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("decoder."))
+    clip = held[0][:, :5].float().div(127.5).sub(1).unsqueeze(0)
+    with torch.no_grad():
+        assert torch.equal(base.encode(clip), tuned.encode(clip))  # a DiT trained on base's latents fits
+    saved = json.loads((tmp_path / "tuned" / "config.json").read_text())  # names what was trained
+    assert saved["video"] == to_dict(base.config) and saved["freeze_encoder"] is True
+    log = [json.loads(line) for line in (tmp_path / "tuned" / "log.jsonl").read_text().splitlines()]
+    assert all("l1_weighted" in r for r in log if "loss" in r)
+
+
+def test_full_finetune_from_a_codec_starts_from_its_weights(tmp_path):
+    train = _video_clips(3, 0)
+    train_codec(_video_cfg(2), train, [], tmp_path / "base", progress=False)
+    cfg = _video_cfg(1, init_from=str(tmp_path / "base" / "codec"), lr=1e-9, warmup=0)
+    train_codec(cfg, train, [], tmp_path / "more", progress=False)
+    a = load_codec(tmp_path / "base" / "codec").state_dict()
+    b = load_codec(tmp_path / "more" / "codec").state_dict()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a if not k.startswith("stats."))

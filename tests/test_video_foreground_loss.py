@@ -1,21 +1,12 @@
-"""Video autoencoder: the object-weighted L1 and the decoder-only fine-tune of a trained codec."""
+"""Video autoencoder: the object-weighted L1 (``video_loss.foreground``) and its object mask."""
 
 from __future__ import annotations
-
-import json
-from dataclasses import replace
 
 import pytest
 import torch
 
-from avgen.codecs import load_codec
 from avgen.codecs.losses import VideoLossWeights, foreground_mask, video_vae_loss, weighted_l1
-from avgen.codecs.train import CodecTrainConfig, resolve_init, train_codec
-from avgen.codecs.video_vae import VideoVAEConfig
-from avgen.config import from_dict, to_dict
 from avgen.errors import ConfigError
-
-TINY_VIDEO_CFG = {"latent_channels": 4, "channels": [4, 8, 8]}
 
 
 def _square_clip() -> torch.Tensor:
@@ -95,81 +86,3 @@ def test_bad_foreground_weight_is_named(bad):
         VideoLossWeights(foreground=bad)
     with pytest.raises(ConfigError, match="foreground_on"):
         VideoLossWeights(foreground=1.0, foreground_on="pred")
-
-
-def test_freeze_encoder_needs_a_trained_video_codec():
-    with pytest.raises(ConfigError, match="init_from"):
-        CodecTrainConfig(kind="video", freeze_encoder=True)
-    with pytest.raises(ConfigError, match="kind 'video'"):
-        CodecTrainConfig(kind="audio", freeze_encoder=True, init_from="somewhere")
-
-
-def _clips(n: int, seed: int) -> list[torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    return [torch.randint(0, 256, (3, 9, 16, 24), generator=g, dtype=torch.uint8) for _ in range(n)]
-
-
-def _cfg(steps: int, **extra) -> CodecTrainConfig:
-    base = {
-        "kind": "video",
-        "steps": steps,
-        "batch_size": 2,
-        "crop_frames": 5,
-        "crop_size": 16,
-        "warmup": 1,
-        "log_every": 1,
-        "eval_every": 100,
-        "ckpt_every": 100,
-        "stats_clips": 2,
-        "video": TINY_VIDEO_CFG,
-    }
-    return from_dict(CodecTrainConfig, {**base, **extra})
-
-
-def test_resolve_init_takes_the_folders_architecture(tmp_path):
-    train = _clips(3, 0)
-    train_codec(_cfg(1), train, [], tmp_path / "base", progress=False)
-    folder = str(tmp_path / "base" / "codec")
-    found = load_codec(folder).config
-    assert resolve_init(replace(_cfg(1), init_from=folder)).video == found
-    assert resolve_init(CodecTrainConfig(kind="video", init_from=folder)).video == found  # no section
-    other = replace(_cfg(1), init_from=folder, video=VideoVAEConfig(latent_channels=8, channels=(4, 8, 8)))
-    with pytest.raises(ConfigError, match="different video architecture"):
-        resolve_init(other)
-    with pytest.raises(Exception, match="nowhere"):
-        resolve_init(replace(_cfg(1), init_from=str(tmp_path / "nowhere")))
-
-
-def test_decoder_finetune_keeps_the_latents_exactly(tmp_path):
-    train, held = _clips(3, 0), _clips(2, 1)
-    train_codec(_cfg(2), train, held, tmp_path / "base", progress=False)
-    base = load_codec(tmp_path / "base" / "codec")
-    tuned_cfg = _cfg(
-        3,
-        init_from=str(tmp_path / "base" / "codec"),
-        freeze_encoder=True,
-        video_loss={"foreground": 4.0},
-        lr=1e-2,
-    )
-    train_codec(tuned_cfg, _clips(3, 5), held, tmp_path / "tuned", progress=False)  # other clips: stats kept
-    tuned = load_codec(tmp_path / "tuned" / "codec")
-    a, b = base.state_dict(), tuned.state_dict()
-    assert all(torch.equal(a[k], b[k]) for k in a if k.startswith(("encoder.", "stats.")))
-    assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("decoder."))
-    clip = held[0][:, :5].float().div(127.5).sub(1).unsqueeze(0)
-    with torch.no_grad():
-        assert torch.equal(base.encode(clip), tuned.encode(clip))  # a DiT trained on base's latents fits
-    saved = json.loads((tmp_path / "tuned" / "config.json").read_text())  # names what was trained
-    assert saved["video"] == to_dict(base.config) and saved["freeze_encoder"] is True
-    log = [json.loads(line) for line in (tmp_path / "tuned" / "log.jsonl").read_text().splitlines()]
-    assert all("l1_weighted" in r for r in log if "loss" in r)
-
-
-def test_full_finetune_from_a_codec_starts_from_its_weights(tmp_path):
-    train = _clips(3, 0)
-    train_codec(_cfg(2), train, [], tmp_path / "base", progress=False)
-    cfg = _cfg(1, init_from=str(tmp_path / "base" / "codec"), lr=1e-9, warmup=0)
-    train_codec(cfg, train, [], tmp_path / "more", progress=False)
-    a = load_codec(tmp_path / "base" / "codec").state_dict()
-    b = load_codec(tmp_path / "more" / "codec").state_dict()
-    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a if not k.startswith("stats."))
