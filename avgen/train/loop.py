@@ -22,6 +22,7 @@ import json
 import math
 import signal
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,6 +145,29 @@ def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContex
     if bf16:
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def cpu_has_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool | None:
+    """Whether this CPU has bf16 matmul instructions (avx512_bf16 or amx_bf16); None where unknown."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return None
+    flags = {
+        f for line in text.splitlines() if line.startswith("flags") for f in line.split(":", 1)[1].split()
+    }
+    return bool(flags & {"avx512_bf16", "amx_bf16"}) if flags else None
+
+
+def _warn_slow_bf16(device: torch.device, precision: str) -> None:
+    if device.type == "cpu" and precision == "bf16" and cpu_has_bf16() is False:
+        warnings.warn(
+            "loop.precision=bf16 on a CPU without bf16 instructions (no avx512_bf16 or amx_bf16 in "
+            "/proc/cpuinfo): its bf16 matmuls are emulated, ~30x slower than fp32 on a 2-core AVX2 EPYC "
+            "(runs/README.md, probe_a2v_talk_from_v8); set loop.precision=fp32 (or auto)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 @contextlib.contextmanager
@@ -341,6 +365,7 @@ def train(
     """
     ctx = ctx or D.DistContext()
     out = Path(out)
+    _warn_slow_bf16(ctx.device, cfg.precision)
     if cfg.num_threads > 0:
         torch.set_num_threads(cfg.num_threads)
     if ctx.is_main:
