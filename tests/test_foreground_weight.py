@@ -64,6 +64,33 @@ def test_maps_of_clips_of_different_sizes_keep_their_shapes() -> None:
         foreground_maps(codec, zs, stride=0)
 
 
+MOUTH = torch.tensor([-0.44, -0.94, -0.88])  # MOUTH_RGB (0.28, 0.03, 0.06) in [-1, 1]
+
+
+def test_mouth_maps_hold_each_cells_largest_mouth_share_over_the_clip() -> None:
+    """A mouth 4 px wide, shut (1 row) for t < 4 and open (4 rows) after; the red objects are no mouth."""
+    video = _clip()
+    video[:, :4, 6:7, 4:8] = MOUTH[:, None, None, None]
+    video[:, 4:, 4:8, 4:8] = MOUTH[:, None, None, None]
+    codec = PixelCodec(PixelCodecConfig(patch_h=4, patch_w=4))
+    z = codec.encode(video[None])[0]
+    (m,) = foreground_maps(codec, [z], kind="mouth")
+    expected = torch.zeros(8, 4, 4)
+    expected[:, 1, 1] = 1.0  # fully covered once open, so weighed as much while shut
+    torch.testing.assert_close(m, expected)
+    (s,) = foreground_maps(codec, [z], kind="mouth", stride=4)  # frames 0 and 4 decoded: the same
+    torch.testing.assert_close(s, expected)
+    (shut,) = foreground_maps(codec, [codec.encode(video[None, :, :4])[0]], kind="mouth")
+    expected = torch.zeros(4, 4, 4)
+    expected[:, 1, 1] = 0.25  # only ever shut: one row of the cell's four
+    torch.testing.assert_close(shut, expected)
+    backdrop = torch.zeros(3, 8, 16, 16) + MOUTH[:, None, None, None]  # a mouth-coloured backdrop: no mouth
+    (none,) = foreground_maps(codec, [codec.encode(backdrop[None])[0]], kind="mouth")
+    assert not none.any()
+    with pytest.raises(ConfigError, match="kind 'lips'"):
+        foreground_maps(codec, [z], kind="lips")
+
+
 def test_maps_are_cached_by_latents_codec_and_stride(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     codec = PixelCodec(PixelCodecConfig(patch_h=4, patch_w=4))
     zs = [codec.encode(_clip()[None])[0], codec.encode(-_clip()[None])[0]]
@@ -84,12 +111,13 @@ def test_maps_are_cached_by_latents_codec_and_stride(tmp_path: Path, monkeypatch
 
     cached_foreground_maps(codec, zs, str(tmp_path), stride=2)  # another stride: its own file
     cached_foreground_maps(codec, zs[:1], str(tmp_path))  # other latents: their own file
-    assert calls == [2, 1] and len(list(tmp_path.glob("foreground-*.safetensors"))) == 3
+    cached_foreground_maps(codec, zs, str(tmp_path), kind="mouth")  # another kind: its own file
+    assert calls == [2, 1, 1] and len(list(tmp_path.glob("foreground-*.safetensors"))) == 4
 
     files[0].write_bytes(b"not a safetensors file")  # damaged: computed again and replaced
     fixed = cached_foreground_maps(codec, zs, str(tmp_path))
-    assert len(calls) == 3 and all(torch.equal(a, b) for a, b in zip(first, fixed))
-    assert cached_foreground_maps(codec, zs, str(tmp_path)) is not None and len(calls) == 3
+    assert len(calls) == 4 and all(torch.equal(a, b) for a, b in zip(first, fixed))
+    assert cached_foreground_maps(codec, zs, str(tmp_path)) is not None and len(calls) == 4
 
 
 SPEC = TokenSpec(video_channels=4, audio_channels=4, video_patch=(2, 2, 2), audio_patch=1)
@@ -195,6 +223,7 @@ def test_the_joint_trainer_weighs_training_tokens_by_foreground_and_never_valida
         ({"foreground_weight": True}, "foreground_weight must be a finite number >= 0"),
         ({"foreground_stride": 0}, "foreground_stride must be >= 1"),
         ({"foreground_stride": 1.5}, "foreground_stride must be an integer >= 1"),
+        ({"foreground_map": "lips"}, "foreground_map must be 'objects' or 'mouth'"),
     ],
 )
 def test_bad_foreground_settings_are_named(extra: dict, match: str) -> None:

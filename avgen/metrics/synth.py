@@ -175,9 +175,13 @@ def mouth_openness(video: np.ndarray, mouth_center: tuple[float, float], face_ra
         raise ClipError(
             f"mouth_center {mouth_center}: the mouth box lies outside the {video.shape[1:3]} frame"
         )
-    box = _rgb01(video[:, r0:r1, c0:c1])
-    mouth = np.linalg.norm(box - np.asarray(MOUTH_RGB, np.float32), axis=-1) < 0.2  # (T, h, w)
+    mouth = mouth_pixels(video[:, r0:r1, c0:c1])  # (T, h, w)
     return mouth.sum(axis=(1, 2)).astype(np.float64) / (c1 - c0)
+
+
+def mouth_pixels(video: np.ndarray) -> np.ndarray:
+    """(..., H, W, 3) uint8 -> (..., H, W) bool: pixels within 0.2 (RGB in [0, 1]) of the mouth colour."""
+    return np.linalg.norm(_rgb01(video) - np.asarray(MOUTH_RGB, np.float32), axis=-1) < 0.2
 
 
 def frame_rms(audio: np.ndarray, sample_rate: int, fps: float, num_frames: int) -> np.ndarray:

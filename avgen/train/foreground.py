@@ -11,7 +11,11 @@ A clip's map: its latents decoded by the run's video codec, each pixel foregroun
 averaged over each latent cell's pixels: ``(T', H', W')`` in [0, 1]. ``stride`` decodes every
 ``stride``-th latent frame and lets it stand for the next ``stride - 1``: exact where the codec decodes
 each frame on its own (avgen-tiny's: temporal kernel 1, no temporal down-sampling), an approximation
-otherwise. Decoding is the costly part (8000 avgen-tiny training clips: 5.0 min on the 2-core CPU at
+otherwise. ``kind="mouth"`` maps the talking face's mouth instead: each pixel within 0.2 of the mouth
+colour (``avgen.metrics.synth.mouth_pixels``, the rule lip sync is scored by) that is also foreground (a
+backdrop of about the mouth's colour is no mouth), and each cell's largest share
+over the clip's decoded frames, held for every latent frame, so the tokens the mouth ever covers weigh more
+whether it is open or shut in a given frame. Decoding is the costly part (8000 avgen-tiny training clips: 5.0 min on the 2-core CPU at
 stride 4, in tiny_joint_v11's run), so maps are cached beside the latents, keyed by the latents' bytes,
 the codec and the stride.
 """
@@ -32,21 +36,31 @@ from avgen.errors import ConfigError
 from avgen.tokens import VIDEO, ShapeError, TokenSpec
 
 FORMAT = "avgen.foreground/1"
+KINDS = ("objects", "mouth")
 
 
 @torch.no_grad()
 def foreground_maps(
-    video_codec: Any, latents: list[Tensor], *, stride: int = 1, batch: int = 16, progress: bool = False
+    video_codec: Any,
+    latents: list[Tensor],
+    *,
+    stride: int = 1,
+    batch: int = 16,
+    kind: str = "objects",
+    progress: bool = False,
 ) -> list[Tensor]:
     """``(T', H', W')`` float32 share of foreground pixels per latent cell of each ``latents[i]``
-    ``(C, T', H', W')``; clips of one shape are decoded ``batch`` at a time."""
+    ``(C, T', H', W')``; clips of one shape are decoded ``batch`` at a time. ``kind``: "objects" or
+    "mouth" (the module docstring)."""
     from tqdm import tqdm
 
-    from avgen.metrics.synth import sampled_foreground
+    from avgen.metrics.synth import mouth_pixels, sampled_foreground
     from avgen.train.latents import _device_of
 
     if stride < 1:
         raise ConfigError(f"foreground stride must be >= 1, got {stride}")
+    if kind not in KINDS:
+        raise ConfigError(f"foreground map kind {kind!r}: choose from {KINDS}")
     device = _device_of(video_codec)
     maps: list[Tensor] = []
     bar = tqdm(total=len(latents), desc="foreground maps", unit="clip", disable=not progress)
@@ -73,10 +87,14 @@ def foreground_maps(
             rearrange(((frames + 1) * 127.5).round().to(torch.uint8), "b c t h w -> b t h w c").cpu().numpy()
         )
         for clip in video:
-            _, _, fg = sampled_foreground(clip, len(clip))  # (Tf, H, W) bool
+            fg = sampled_foreground(clip, len(clip))[2]  # (Tf, H, W) bool
+            if kind == "mouth":  # foreground too, so a backdrop of the mouth's colour is no mouth
+                fg = fg & mouth_pixels(clip)
             share = reduce(
                 torch.from_numpy(fg).float(), "(t r) (h a) (w c) -> t h w", "mean", r=r, a=a, c=a
             )  # (t, H', W')
+            if kind == "mouth":
+                share = share.amax(dim=0, keepdim=True).expand_as(share)
             maps.append(share.repeat_interleave(stride, dim=0)[: shape[1]].contiguous())
         bar.update(end - start)
         start = end
@@ -84,9 +102,10 @@ def foreground_maps(
     return maps
 
 
-def _cache_key(video_codec: Any, latents: list[Tensor], stride: int) -> str:
+def _cache_key(video_codec: Any, latents: list[Tensor], stride: int, kind: str = "objects") -> str:
     digest = hashlib.blake2b(digest_size=8)
-    digest.update(json.dumps([FORMAT, video_codec.codec_id, stride, len(latents)]).encode())
+    head = [FORMAT, video_codec.codec_id, stride, len(latents)] + ([kind] if kind != "objects" else [])
+    digest.update(json.dumps(head).encode())  # "objects" keeps the keys of the caches made before kinds
     for z in latents:
         digest.update(str(tuple(z.shape)).encode())
         digest.update(z.detach().cpu().contiguous().numpy().tobytes())
@@ -94,7 +113,13 @@ def _cache_key(video_codec: Any, latents: list[Tensor], stride: int) -> str:
 
 
 def cached_foreground_maps(
-    video_codec: Any, latents: list[Tensor], cache_dir: str | None, *, stride: int = 1, progress: bool = False
+    video_codec: Any,
+    latents: list[Tensor],
+    cache_dir: str | None,
+    *,
+    stride: int = 1,
+    kind: str = "objects",
+    progress: bool = False,
 ) -> list[Tensor]:
     """``foreground_maps``, read from / saved to ``cache_dir`` (None: always computed; float16 on disk).
     A damaged cache file is computed again and replaced."""
@@ -104,7 +129,7 @@ def cached_foreground_maps(
 
     path = None
     if cache_dir is not None:
-        path = Path(cache_dir) / f"foreground-{_cache_key(video_codec, latents, stride)}.safetensors"
+        path = Path(cache_dir) / f"foreground-{_cache_key(video_codec, latents, stride, kind)}.safetensors"
         if path.exists():
             try:
                 with safe_open(str(path), framework="pt") as f:
@@ -113,7 +138,7 @@ def cached_foreground_maps(
                     return maps
             except Exception:  # a damaged cache is computed again, never an error
                 pass
-    maps = foreground_maps(video_codec, latents, stride=stride, progress=progress)
+    maps = foreground_maps(video_codec, latents, stride=stride, kind=kind, progress=progress)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {f"map/{i}": m.half() for i, m in enumerate(maps)}

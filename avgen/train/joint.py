@@ -100,7 +100,9 @@ class JointConfig:
     foreground_weight: weighs each training video token's error by ``1 + foreground_weight * share`` (the
     share of its pixels that show an object, from the decoded clip), over the clip's mean, so small objects
     weigh more and the loss keeps its scale (``avgen.train.foreground``); 0 (default) weighs tokens alike.
-    foreground_stride: decode every n-th latent frame for those maps (exact for per-frame codecs)."""
+    foreground_stride: decode every n-th latent frame for those maps (exact for per-frame codecs).
+    foreground_map: what those maps show: "objects" (default) or "mouth" (the region a talking face's
+    mouth covers in the clip, to weigh lip movement)."""
 
     model: JointModelConfig = field(
         default_factory=lambda: JointModelConfig(video_codec="tiny", audio_codec="tiny")
@@ -117,6 +119,7 @@ class JointConfig:
     group_loss_weights: dict[str, dict[str, float]] = field(default_factory=dict)
     foreground_weight: float = 0.0
     foreground_stride: int = 1
+    foreground_map: str = "objects"
     pipeline: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -139,6 +142,10 @@ class JointConfig:
             )
         if self.foreground_stride < 1:
             raise ConfigError(f"joint.foreground_stride must be >= 1, got {self.foreground_stride}")
+        if self.foreground_map not in ("objects", "mouth"):
+            raise ConfigError(
+                f"joint.foreground_map must be 'objects' or 'mouth', got {self.foreground_map!r}"
+            )
         for name in ("caption_dropout", "caption_variants"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"joint.{name} must be in [0, 1], got {getattr(self, name)}")
@@ -250,6 +257,7 @@ class JointTask:
                     self.train_set.video,
                     cfg.data.cache_dir,
                     stride=cfg.foreground_stride,
+                    kind=cfg.foreground_map,
                     progress=progress,
                 )
         unknown = set(cfg.group_loss_weights) - set(self.train_set.groups)
