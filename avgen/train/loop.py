@@ -163,8 +163,8 @@ def _warn_slow_bf16(device: torch.device, precision: str) -> None:
     if device.type == "cpu" and precision == "bf16" and cpu_has_bf16() is False:
         warnings.warn(
             "loop.precision=bf16 on a CPU without bf16 instructions (no avx512_bf16 or amx_bf16 in "
-            "/proc/cpuinfo): its bf16 matmuls are emulated, ~30x slower than fp32 on a 2-core AVX2 EPYC "
-            "(runs/README.md, probe_a2v_talk_from_v8); set loop.precision=fp32 (or auto)",
+            "/proc/cpuinfo): its bf16 matmuls are emulated, many times slower than fp32 "
+            "(benchmarks/TRAIN.md); set loop.precision=fp32 (or auto)",
             RuntimeWarning,
             stacklevel=3,
         )
