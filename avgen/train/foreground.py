@@ -13,11 +13,11 @@ averaged over each latent cell's pixels: ``(T', H', W')`` in [0, 1]. ``stride`` 
 each frame on its own (avgen-tiny's: temporal kernel 1, no temporal down-sampling), an approximation
 otherwise. ``kind="mouth"`` maps the talking face's mouth instead: each pixel within 0.2 of the mouth
 colour (``avgen.metrics.synth.mouth_pixels``, the rule lip sync is scored by) that is also foreground (a
-backdrop of about the mouth's colour is no mouth), and each cell's largest share
-over the clip's decoded frames, held for every latent frame, so the tokens the mouth ever covers weigh more
-whether it is open or shut in a given frame. Decoding is the costly part (8000 avgen-tiny training clips: 5.0 min on the 2-core CPU at
-stride 4, in tiny_joint_v11's run), so maps are cached beside the latents, keyed by the latents' bytes,
-the codec and the stride.
+backdrop of about the mouth's colour is no mouth), and each cell's largest share over the clip's decoded
+frames, held for every latent frame, so the tokens the mouth ever covers weigh more whether it is open or
+shut in a given frame. Decoding is the costly part (8000 avgen-tiny training clips: 5.0 min on the 2-core
+CPU at stride 4, in tiny_joint_v11's run), so maps are cached beside the latents, keyed by the latents'
+bytes, the codec, the stride and the kind ("objects" adds none, so older caches still match).
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def foreground_maps(
 def _cache_key(video_codec: Any, latents: list[Tensor], stride: int, kind: str = "objects") -> str:
     digest = hashlib.blake2b(digest_size=8)
     head = [FORMAT, video_codec.codec_id, stride, len(latents)] + ([kind] if kind != "objects" else [])
-    digest.update(json.dumps(head).encode())  # "objects" keeps the keys of the caches made before kinds
+    digest.update(json.dumps(head).encode())
     for z in latents:
         digest.update(str(tuple(z.shape)).encode())
         digest.update(z.detach().cpu().contiguous().numpy().tobytes())

@@ -142,10 +142,10 @@ class JointConfig:
             )
         if self.foreground_stride < 1:
             raise ConfigError(f"joint.foreground_stride must be >= 1, got {self.foreground_stride}")
-        if self.foreground_map not in ("objects", "mouth"):
-            raise ConfigError(
-                f"joint.foreground_map must be 'objects' or 'mouth', got {self.foreground_map!r}"
-            )
+        from avgen.train.foreground import KINDS
+
+        if self.foreground_map not in KINDS:
+            raise ConfigError(f"joint.foreground_map must be one of {KINDS}, got {self.foreground_map!r}")
         for name in ("caption_dropout", "caption_variants"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"joint.{name} must be in [0, 1], got {getattr(self, name)}")
