@@ -58,11 +58,13 @@ SYNTH_N_train := 2000
 SYNTH_N_val := 64
 SYNTH_N_test := 200
 # Without a GPU the joint recipe's 8 threads and 14 renderers would only fight over the CPU's cores; a CPU
-# with bf16 instructions trains the joint DiT under bf16 autocast, 1.6x faster, and with the DiT's blocks
-# compiled, another 1.24-1.33x (benchmarks/TRAIN.md), where torch.compile works: its CPU backend builds C++
-# (g++ or $CXX), so a one-line probe decides (~15 s). It checkpoints every 100 steps so a stop loses little.
+# with bf16 instructions (the loop's own test, avgen.train.loop.cpu_has_bf16) trains the joint DiT under bf16
+# autocast, 1.6x faster (without them bf16 is emulated, ~30x slower), and with the DiT's blocks compiled,
+# another 1.24-1.33x (benchmarks/TRAIN.md), where torch.compile works: its CPU backend builds C++ (g++ or
+# $CXX), so a one-line probe decides (~15 s). It checkpoints every 100 steps so a stop loses little.
 ON_CPU = $(shell $(BIN)/python -c "import torch; print(int(not torch.cuda.is_available()))")
-CPU_BF16 = $(shell grep -qsE 'avx512_bf16|amx_bf16' /proc/cpuinfo && echo --set loop.precision=bf16)
+CPU_BF16 = $(shell $(BIN)/python -c "from avgen.train.loop import cpu_has_bf16; print(cpu_has_bf16())" \
+	2>/dev/null | grep -qx True && echo --set loop.precision=bf16)
 CPU_COMPILE = $(shell $(BIN)/python -c "import torch; torch.compile(lambda x: x + 1)(torch.zeros(1))" \
 	>/dev/null 2>&1 && echo --set loop.compile=true)
 JOINT_CPU_SET = $(if $(filter 1,$(ON_CPU)),--set loop.num_threads=2 --set joint.data.workers=1 \
