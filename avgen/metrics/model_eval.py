@@ -14,6 +14,9 @@ next to the ground-truth clips themselves (``gt``). Per task and family the repo
 
 - talk: lip-sync lag (ms, positive = audio late) median and share within one frame of 0, correlation at lag
   0, and the same correlation for shuffled pairs (clip i's mouth against clip i+1's sound) as the floor;
+  and whether the found faces draw a mouth that moves at all: the share of frames with a mouth-coloured
+  pixel in the mouth box, and the standard deviation of the opening over the clip (pixels), each a mean
+  over the clips with a face. A face drawn without a mouth has no lip sync to find, whatever its sound;
 - bounce: impact F1 and AV-Align, and AV-Align as a ratio of the ground-truth clips' mean, each next to its
   chance level (shuffled pairs; peaks shifted at random), and the mean count per clip of audio onsets and of
   visible impacts: a generator that makes twice the events of real clips scores at chance as well as it;
@@ -164,6 +167,16 @@ def _shuffled_correlation(rows: list[dict[str, Any]], fps: int) -> float | None:
     )
 
 
+def _mouth_drawn(rows: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Over the clips with a face: ``mouth_shown``, the mean share of frames with any mouth-coloured pixel
+    in the mouth box, and ``mouth_opening_std``, the mean standard deviation of the opening (pixels)."""
+    curves = [np.asarray(r["openness"], np.float64) for r in rows if r.get("openness") is not None]
+    return {
+        "mouth_shown": _mean([float((c > 0).mean()) for c in curves if len(c)]),
+        "mouth_opening_std": _mean([float(c.std()) for c in curves if len(c)]),
+    }
+
+
 def _shuffled_impact_f1(rows: list[dict[str, Any]], fps: int) -> float | None:
     """Mean impact F1 of clip i's impacts against clip i+1's onsets (cyclic): what events as dense as
     these reach by chance. A ball with no track still scores 0, as in ``impact_f1``."""
@@ -188,6 +201,7 @@ def summarize(rows: list[dict[str, Any]], fps: int, gt_av_align: float | None = 
             within_one_frame=round(sum(abs(lag) <= frame_ms + 1e-6 for lag in lags) / len(rows), 4),
             correlation=_mean([s["correlation"] if s else None for s in syncs]),
             shuffled_correlation=_shuffled_correlation(rows, fps),
+            **_mouth_drawn(rows),
         )
     if family == "bounce":
         out["impact_f1"] = _mean([r["impact"]["f1"] for r in rows])
@@ -218,15 +232,17 @@ def summary_markdown(report: dict[str, Any]) -> str:
     lines = []
     if any("talk" in summary[t] for t in tasks):
         lines += [
-            "| talk | clips | face found | lag median (ms) | within 1 frame | corr. at lag 0 | shuffled pairs |",
-            "|---|---|---|---|---|---|---|",
+            "| talk | clips | face found | lag median (ms) | within 1 frame | corr. at lag 0 | shuffled pairs "
+            "| mouth shown | opening std (px) |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for t in tasks:
             s = summary[t].get("talk")
             if s:
                 lines.append(
                     f"| {t} | {s['clips']} | {_fmt(s['face_found'])} | {_fmt(s['lag_ms_median'])} | "
-                    f"{_fmt(s['within_one_frame'])} | {_fmt(s['correlation'])} | {_fmt(s['shuffled_correlation'])} |"
+                    f"{_fmt(s['within_one_frame'])} | {_fmt(s['correlation'])} | {_fmt(s['shuffled_correlation'])} | "
+                    f"{_fmt(s.get('mouth_shown'))} | {_fmt(s.get('mouth_opening_std'))} |"
                 )
         lines.append("")
     if any("bounce" in summary[t] for t in tasks):
