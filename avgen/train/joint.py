@@ -32,7 +32,8 @@ from avgen.train.lora import LoRAConfig, adapter_keys, apply_lora, save_adapters
 @dataclass(frozen=True)
 class JointModelConfig:
     """What is trained. ``init_from``: a pipeline folder to fine-tune (its DiT, codecs and text encoder;
-    the other fields then only matter where noted). Otherwise a new DiT of ``preset`` (+ ``dit`` field
+    the other fields then only matter where noted: ``dit`` may still set ``GROWABLE_DIT_FIELDS``, e.g.
+    ``bridge_window`` adds a sync bridge, zero-initialised, to the pretrained DiT). Otherwise a new DiT of ``preset`` (+ ``dit`` field
     overrides) over the codec folders ``video_codec`` / ``audio_codec`` and ``text_encoder`` (None: the
     offline MiniLM; a local folder). "tiny" for a codec or the text encoder builds a small random one in
     process (tests and smoke runs). ``video_patch`` (pt, ph, pw): latent frames/rows/columns per video
@@ -172,6 +173,50 @@ def _codec(spec: str, kind: str, seed: int) -> Any:
     return load_codec(spec)
 
 
+# DiT fields a fine-tune (init_from) may set: the pretrained weights load unchanged into the new model, and
+# what they add starts as a no-op (the sync bridge's output projection is zero), so step 0 samples as before.
+GROWABLE_DIT_FIELDS = ("bridge_window", "bridge_heads", "gradient_checkpointing")
+
+
+def grow_dit(dit: nn.Module, overrides: dict[str, Any], source: str, seed: int = 0) -> nn.Module:
+    """``dit`` (a pretrained ``JointDiT`` from ``source``) with ``overrides`` of ``GROWABLE_DIT_FIELDS``: the
+    same model where nothing changes, else a new one holding all of its weights plus freshly initialised
+    (``seed``) modules that start as no-ops. Anything that would change or drop trained weights is a
+    ``ConfigError`` naming the field."""
+    from dataclasses import replace
+
+    from avgen.model.dit import JointDiT
+
+    old = dit.config
+    fixed = sorted(set(overrides) - set(GROWABLE_DIT_FIELDS))
+    if fixed:
+        raise ConfigError(
+            f"joint.model.dit.{fixed[0]}: init_from {source} fixes the DiT's architecture; a fine-tune can "
+            f"only set {', '.join(GROWABLE_DIT_FIELDS)} (remove {', '.join(fixed)}, or train a new DiT "
+            "without init_from)"
+        )
+    new = replace(old, **overrides)
+    if new == old:
+        return dit
+    if old.bridge_window > 0 and new.bridge_window == 0:
+        raise ConfigError(
+            f"joint.model.dit.bridge_window: 0 would drop the trained sync bridge of init_from {source} "
+            f"(its window is {old.bridge_window} s); leave bridge_window out to keep it"
+        )
+    if old.bridge_window > 0 and new.bridge_heads != old.bridge_heads:
+        raise ConfigError(
+            f"joint.model.dit.bridge_heads: init_from {source} has a trained sync bridge of "
+            f"{old.bridge_heads} heads; its weights do not fit {new.bridge_heads}"
+        )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        grown = JointDiT(new)
+    missing, unexpected = grown.load_state_dict(dit.state_dict(), strict=False)
+    if unexpected or any(".bridge." not in k for k in missing):  # (a bug, not a user error)
+        raise AVGenError(f"growing the DiT of {source}: missing {missing}, unexpected {unexpected}")
+    return grown.to(next(dit.parameters()).device)
+
+
 def build_parts(cfg: JointConfig) -> tuple[nn.Module, Any, Any, Any, Any]:
     """(dit, video codec, audio codec, text encoder, PipelineConfig) of the run, codecs/text frozen."""
     from avgen.config import from_dict, to_dict
@@ -183,6 +228,7 @@ def build_parts(cfg: JointConfig) -> tuple[nn.Module, Any, Any, Any, Any]:
     if m.init_from is not None:
         pipe = AVPipeline.from_pretrained(m.init_from)
         dit, vc, ac, te, base = pipe.dit, pipe.video_codec, pipe.audio_codec, pipe.text_encoder, pipe.config
+        dit = grow_dit(dit, m.dit, m.init_from, m.seed)
         dit.train().requires_grad_(True)
     else:
         vc, ac = _codec(m.video_codec, "video", m.seed), _codec(m.audio_codec, "audio", m.seed)
