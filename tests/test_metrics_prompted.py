@@ -108,15 +108,17 @@ def test_model_eval_runs_on_a_tiny_pipeline(tmp_path) -> None:
     talk = summarize(rows, 24)
     assert talk["shuffled_correlation"] == -1.0
     # mouth statistics over the clips with a face: a mouth in half the frames, opening std 0.5 px
-    assert talk["mouth_shown"] == 0.5 and talk["mouth_opening_std"] == 0.5
+    assert talk["mouth_shown"] == 0.5 and talk["mouth_opening_std"] == 0.5 and talk["mouth_moving"] == 1.0
     mouthless = {"family": "talk", "lip_sync": None, "openness": [0.0] * 6, "envelope": [1.0] * 6}
     faceless = {"family": "talk", "lip_sync": None, "envelope": [1.0] * 6}  # no face: not counted
     drawn = summarize([*rows, mouthless, faceless], 24)
     assert drawn["mouth_shown"] == 0.3333 and drawn["mouth_opening_std"] == 0.3333
-    assert drawn["face_found"] == 0.5
+    assert drawn["face_found"] == 0.5 and drawn["mouth_moving"] == 0.6667  # the still mouth: no correlation
     assert summarize([faceless, faceless], 24)["mouth_shown"] is None
     table = summary_markdown({"summary": {"a2v": {"talk": drawn}}})
-    assert "| mouth shown | opening std (px) |" in table and "| 0.333 | 0.333 |" in table
+    assert (
+        "| mouth shown | opening std (px) | mouth moves |" in table and "| 0.333 | 0.333 | 0.667 |" in table
+    )
     # ... and each clip's impacts with another clip's onsets: in-sync clips score 1, swapped pairs 0 here
     rows = [
         {"family": "bounce", "av_align": 0.5, "impact": {"f1": 1.0, "impact_times": t, "onset_times": t}}

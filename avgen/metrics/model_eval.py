@@ -16,7 +16,8 @@ next to the ground-truth clips themselves (``gt``). Per task and family the repo
   0, and the same correlation for shuffled pairs (clip i's mouth against clip i+1's sound) as the floor;
   and whether the found faces draw a mouth that moves at all: the share of frames with a mouth-coloured
   pixel in the mouth box, and the standard deviation of the opening over the clip (pixels), each a mean
-  over the clips with a face. A face drawn without a mouth has no lip sync to find, whatever its sound;
+  over the clips with a face, and the share of those whose opening changes at all (the correlation is a
+  mean over these alone). A face drawn without a mouth has no lip sync to find, whatever its sound;
 - bounce: impact F1 and AV-Align, and AV-Align as a ratio of the ground-truth clips' mean, each next to its
   chance level (shuffled pairs; peaks shifted at random), and the mean count per clip of audio onsets and of
   visible impacts: a generator that makes twice the events of real clips scores at chance as well as it;
@@ -169,11 +170,15 @@ def _shuffled_correlation(rows: list[dict[str, Any]], fps: int) -> float | None:
 
 def _mouth_drawn(rows: list[dict[str, Any]]) -> dict[str, float | None]:
     """Over the clips with a face: ``mouth_shown``, the mean share of frames with any mouth-coloured pixel
-    in the mouth box, and ``mouth_opening_std``, the mean standard deviation of the opening (pixels)."""
+    in the mouth box; ``mouth_opening_std``, the mean standard deviation of the opening (pixels); and
+    ``mouth_moving``, the share of them whose opening changes at all: the clips the lip-sync correlation
+    is a mean over (a constant opening has none)."""
     curves = [np.asarray(r["openness"], np.float64) for r in rows if r.get("openness") is not None]
+    curves = [c for c in curves if len(c)]
     return {
-        "mouth_shown": _mean([float((c > 0).mean()) for c in curves if len(c)]),
-        "mouth_opening_std": _mean([float(c.std()) for c in curves if len(c)]),
+        "mouth_shown": _mean([float((c > 0).mean()) for c in curves]),
+        "mouth_opening_std": _mean([float(c.std()) for c in curves]),
+        "mouth_moving": round(sum(bool(np.ptp(c) > 0) for c in curves) / len(curves), 4) if curves else None,
     }
 
 
@@ -233,8 +238,8 @@ def summary_markdown(report: dict[str, Any]) -> str:
     if any("talk" in summary[t] for t in tasks):
         lines += [
             "| talk | clips | face found | lag median (ms) | within 1 frame | corr. at lag 0 | shuffled pairs "
-            "| mouth shown | opening std (px) |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| mouth shown | opening std (px) | mouth moves |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for t in tasks:
             s = summary[t].get("talk")
@@ -242,7 +247,8 @@ def summary_markdown(report: dict[str, Any]) -> str:
                 lines.append(
                     f"| {t} | {s['clips']} | {_fmt(s['face_found'])} | {_fmt(s['lag_ms_median'])} | "
                     f"{_fmt(s['within_one_frame'])} | {_fmt(s['correlation'])} | {_fmt(s['shuffled_correlation'])} | "
-                    f"{_fmt(s.get('mouth_shown'))} | {_fmt(s.get('mouth_opening_std'))} |"
+                    f"{_fmt(s.get('mouth_shown'))} | {_fmt(s.get('mouth_opening_std'))} | "
+                    f"{_fmt(s.get('mouth_moving'))} |"
                 )
         lines.append("")
     if any("bounce" in summary[t] for t in tasks):

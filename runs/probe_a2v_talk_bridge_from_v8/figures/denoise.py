@@ -9,12 +9,15 @@ mouth-coloured pixel and the opening's correlation with the real clip's opening.
 mouth at t = 0.1 but loses it by 0.5 can draw a mouth once the face is placed but never places one; a model
 that loses it already at t = 0.1 erases mouths it is shown. The control gives each clip another clip's sound:
 where the correlation with the real opening holds without the right sound, it comes from what is left of the
-real frames in x_t, not from listening.
+real frames in x_t, not from listening. How much the sound moves the picture at all: the mean absolute change
+of the opening (pixels) and of the whole frame (8-bit levels) between the right sound and the other clip's.
 
     OMP_NUM_THREADS=2 python runs/probe_a2v_talk_bridge_from_v8/figures/denoise.py PIPELINE [PIPELINE ...]
 
 PIPELINE: a pipeline folder or shipped name. Writes denoise.json (per pipeline and t: the means over clips)
-and denoise.png (per pipeline, rows of t: the first clip's mouth box every 4th frame) next to this file.
+and denoise.png (per pipeline, rows of t: the first clip's mouth box every 4th frame) next to this file;
+for a pipeline with a sync bridge, denoise.json also gives each block's bridge and main-attention output
+projection norms (the bridge's starts at 0).
 """
 
 from __future__ import annotations
@@ -121,6 +124,12 @@ def main() -> None:
                 "opening_std": _mean([float(o.std()) for o in opens]),
                 "corr_with_real": _mean([_corr(o, g) for o, g in zip(opens, real)]),
                 "corr_with_real_shuffled_sound": _mean([_corr(o, g) for o, g in zip(shuffled, real)]),
+                "opening_change_with_sound": _mean(
+                    [float(np.abs(o - c).mean()) for o, c in zip(opens, shuffled)]
+                ),
+                "frame_change_with_sound": _mean(
+                    [float(np.abs(a.astype(np.float32) - b).mean()) for a, b in zip(videos, control)]
+                ),
             }
             strips[name].append(crop(videos[0]))
             print(name, t, stats[name][f"t={t}"], flush=True)
@@ -136,12 +145,25 @@ def main() -> None:
         f"one-step x0 estimate at noise t, val talk clip 0 ({samples[0].caption[:60]}), mouth box", fontsize=8
     )
     fig.savefig(OUT / "denoise.png", dpi=110, bbox_inches="tight")
+    # A grown sync bridge starts with a zero output projection: how far training moved it, per block, next
+    # to the main attention's output projection (Frobenius norms).
+    bridges = {
+        n: [
+            [round(float(b.bridge.attn.proj.weight.norm()), 3), round(float(b.attn.proj.weight.norm()), 3)]
+            for b in p.dit.blocks
+        ]
+        for n, p in pipes.items()
+        if p.dit.config.bridge_window > 0
+    }
     meta = {
         "clips": CLIPS,
         "split": "val",
         "video_guidance": {n: p.config.video_scale for n, p in pipes.items()},
     }
-    (OUT / "denoise.json").write_text(json.dumps({"settings": meta, "stats": stats}, indent=1) + "\n")
+    (OUT / "denoise.json").write_text(
+        json.dumps({"settings": meta, "stats": stats, "bridge_vs_attention_proj_norm": bridges}, indent=1)
+        + "\n"
+    )
 
 
 if __name__ == "__main__":
