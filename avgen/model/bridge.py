@@ -11,7 +11,10 @@ and MMAudio's frame-aligned conditioning are the published relatives (``../share
 
 Measured once (``runs/README.md``, session 10 probes, bounce video-to-audio, one seed each): with a 0.125-s
 window the sound followed the frames after 600 steps, when the plain DiT's did not yet; by 1200 steps the
-plain DiT had caught up and was ahead on impact F1. So it is off by default (``bridge_window`` 0).
+plain DiT had caught up and was ahead on impact F1. So it is off by default (``bridge_window`` 0). The
+other direction is where it mattered (session 24, talk audio-to-video, grown onto avgen-tiny's weights by
+``avgen.train.joint.grow_dit``): without it the frames ignored the sound (swapping a clip's speech moved the
+drawn mouth by at most 0.001 px), with it the mouths the model drew opened with the speech.
 """
 
 from __future__ import annotations
