@@ -32,8 +32,8 @@ def test_a_bridge_grown_onto_a_trained_dit_starts_as_the_same_function() -> None
     state = grown.state_dict()
     assert all(torch.equal(state[k], v) for k, v in base.state_dict().items())  # every trained weight kept
     assert torch.allclose(_forward(grown), _forward(base), atol=1e-6)  # zero output projection: a no-op
-    # the weights it adds are the bridge's
-    assert any(".bridge." in k for k in set(state) - set(base.state_dict()))
+    added = set(state) - set(base.state_dict())
+    assert added and all(".bridge." in k for k in added)  # what it adds is the bridge alone
 
 
 def test_settings_that_keep_the_dit_return_it_unchanged() -> None:

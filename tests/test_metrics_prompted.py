@@ -109,11 +109,13 @@ def test_model_eval_runs_on_a_tiny_pipeline(tmp_path) -> None:
     assert talk["shuffled_correlation"] == -1.0
     # mouth statistics over the clips with a face: a mouth in half the frames, opening std 0.5 px
     assert talk["mouth_shown"] == 0.5 and talk["mouth_opening_std"] == 0.5 and talk["mouth_moving"] == 1.0
-    mouthless = {"family": "talk", "lip_sync": None, "openness": [0.0] * 6, "envelope": [1.0] * 6}
+    still = {"correlation": None, "lag_ms": None, "best_correlation": None}  # a face whose mouth never moves
+    mouthless = {"family": "talk", "lip_sync": still, "openness": [0.0] * 6, "envelope": [1.0] * 6}
     faceless = {"family": "talk", "lip_sync": None, "envelope": [1.0] * 6}  # no face: not counted
     drawn = summarize([*rows, mouthless, faceless], 24)
     assert drawn["mouth_shown"] == 0.3333 and drawn["mouth_opening_std"] == 0.3333
-    assert drawn["face_found"] == 0.5 and drawn["mouth_moving"] == 0.6667  # the still mouth: no correlation
+    assert drawn["face_found"] == 0.75 and drawn["mouth_moving"] == 0.6667  # the still mouth: no correlation
+    assert drawn["correlation"] == 1.0  # a mean over the two moving mouths only
     assert summarize([faceless, faceless], 24)["mouth_shown"] is None
     table = summary_markdown({"summary": {"a2v": {"talk": drawn}}})
     assert (

@@ -33,10 +33,10 @@ from avgen.train.lora import LoRAConfig, adapter_keys, apply_lora, save_adapters
 class JointModelConfig:
     """What is trained. ``init_from``: a pipeline folder to fine-tune (its DiT, codecs and text encoder;
     the other fields then only matter where noted: ``dit`` may still set ``GROWABLE_DIT_FIELDS``, e.g.
-    ``bridge_window`` adds a sync bridge, zero-initialised, to the pretrained DiT). Otherwise a new DiT of ``preset`` (+ ``dit`` field
-    overrides) over the codec folders ``video_codec`` / ``audio_codec`` and ``text_encoder`` (None: the
-    offline MiniLM; a local folder). "tiny" for a codec or the text encoder builds a small random one in
-    process (tests and smoke runs). ``video_patch`` (pt, ph, pw): latent frames/rows/columns per video
+    ``bridge_window`` adds a sync bridge, zero-initialised, to the pretrained DiT). Otherwise a new DiT of
+    ``preset`` (+ ``dit`` field overrides) over the codec folders ``video_codec`` / ``audio_codec`` and
+    ``text_encoder`` (None: the offline MiniLM; a local folder). "tiny" for a codec or the text encoder
+    builds a small random one in process (tests and smoke runs). ``video_patch`` (pt, ph, pw): latent frames/rows/columns per video
     token, e.g. (4, 2, 2) over a VAE without temporal compression keeps the token count of (1, 2, 2) over a
     4x-temporal one; ``audio_patch``: audio latent frames per token (both ignored with ``init_from``)."""
 
