@@ -36,9 +36,10 @@ class JointModelConfig:
     ``bridge_window`` adds a sync bridge, zero-initialised, to the pretrained DiT). Otherwise a new DiT of
     ``preset`` (+ ``dit`` field overrides) over the codec folders ``video_codec`` / ``audio_codec`` and
     ``text_encoder`` (None: the offline MiniLM; a local folder). "tiny" for a codec or the text encoder
-    builds a small random one in process (tests and smoke runs). ``video_patch`` (pt, ph, pw): latent frames/rows/columns per video
-    token, e.g. (4, 2, 2) over a VAE without temporal compression keeps the token count of (1, 2, 2) over a
-    4x-temporal one; ``audio_patch``: audio latent frames per token (both ignored with ``init_from``)."""
+    builds a small random one in process (tests and smoke runs). ``video_patch`` (pt, ph, pw): latent
+    frames/rows/columns per video token, e.g. (4, 2, 2) over a VAE without temporal compression keeps the
+    token count of (1, 2, 2) over a 4x-temporal one; ``audio_patch``: audio latent frames per token (both
+    ignored with ``init_from``)."""
 
     init_from: str | None = None
     preset: str = "default"
