@@ -35,7 +35,7 @@ from avgen.diffusion.flow import interpolate
 from avgen.diffusion.guidance import guided_velocity
 from avgen.metrics.model_eval import ModelEvalConfig, test_samples
 from avgen.metrics.prompted import score_prompted
-from avgen.metrics.synth import mouth_openness
+from avgen.metrics.synth import lip_sync, mouth_openness
 from avgen.tokens import VIDEO, unpack
 
 CLIPS = 16
@@ -43,24 +43,30 @@ TS = (0.1, 0.3, 0.5, 0.7, 0.9)
 OUT = Path(__file__).parent
 
 
-def _corr(a: np.ndarray, b: np.ndarray) -> float | None:
-    a, b = a - a.mean(), b - b.mean()
-    d = float(np.sqrt((a @ a) * (b @ b)))
-    return float(a @ b) / d if d > 0 else None
-
-
 def _mean(xs: list[float | None]) -> float | None:
     v = [x for x in xs if x is not None]
     return round(float(np.mean(v)), 3) if v else None
 
 
+def _mouth_stats(opens: list[np.ndarray], real: list[np.ndarray]) -> dict[str, float | None]:
+    """Means over clips: share of frames with a mouth, the opening's std, its lag-0 correlation with the
+    real clip's opening (``lip_sync``'s, None where either is flat)."""
+    return {
+        "mouth_shown": _mean([float((o > 0).mean()) for o in opens]),
+        "opening_std": _mean([float(o.std()) for o in opens]),
+        "corr_with_real": _mean([lip_sync(o, g, 24)["correlation"] for o, g in zip(opens, real)]),
+    }
+
+
 @torch.no_grad()
-def denoise(pipe: AVPipeline, samples: list, t: float, shuffle: bool = False) -> list[np.ndarray]:
+def denoise(
+    pipe: AVPipeline, samples: list, encoded: list, t: float, shuffle: bool = False
+) -> list[np.ndarray]:
     """``x0_hat`` of each sample's video at noise level ``t``, decoded: (T, H, W, 3) uint8 per clip.
-    ``shuffle``: clip i is given clip i+1's sound instead of its own (the control: what the noisy frames
-    alone tell the model)."""
+    ``encoded``: ``pipe.encode`` of each sample's clip. ``shuffle``: clip i is given clip i+1's sound
+    instead of its own (the control: what the noisy frames alone tell the model)."""
     out = []
-    encoded = [pipe.encode(s.clip) for s in samples]
+    uncond = pipe.text_encoder([pipe.config.negative_prompt])
     for i, s in enumerate(samples):
         packed = encoded[i]
         video = (packed.modality == VIDEO)[None]  # (1, L)
@@ -70,7 +76,6 @@ def denoise(pipe: AVPipeline, samples: list, t: float, shuffle: bool = False) ->
         g = torch.Generator().manual_seed(1000 + i)
         x_t = interpolate(x0, torch.randn(x0.shape, generator=g), tt)
         text = pipe.text_encoder([s.caption])
-        uncond = pipe.text_encoder([pipe.config.negative_prompt])
         v_fn = guided_velocity(
             pipe.dit, packed.positions, packed.modality, text, uncond, video_scale=pipe.config.video_scale
         )
@@ -89,7 +94,11 @@ def main() -> None:
     faces = [
         score_prompted(s.clip.video, 24, s.clip.audio, s.clip.sample_rate, s.caption)["face"] for s in samples
     ]
-    real = [mouth_openness(s.clip.video, f["mouth_center"], f["radius"]) for s, f in zip(samples, faces)]
+
+    def opening(videos: list[np.ndarray]) -> list[np.ndarray]:
+        return [mouth_openness(v, f["mouth_center"], f["radius"]) for v, f in zip(videos, faces)]
+
+    real = opening([s.clip.video for s in samples])
     stats: dict[str, dict] = {}
     strips: dict[str, list[np.ndarray]] = {}
     f0 = faces[0]
@@ -105,25 +114,19 @@ def main() -> None:
         ("ground truth", [s.clip.video for s in samples]),
         ("codec round trip", round_trip),
     ):
-        opens = [mouth_openness(v, f["mouth_center"], f["radius"]) for v, f in zip(videos, faces)]
-        stats[label] = {
-            "mouth_shown": _mean([float((o > 0).mean()) for o in opens]),
-            "opening_std": _mean([float(o.std()) for o in opens]),
-            "corr_with_real": _mean([_corr(o, g) for o, g in zip(opens, real)]),
-        }
+        stats[label] = _mouth_stats(opening(videos), real)
         strips[label] = [crop(videos[0])]
     for name, pipe in pipes.items():
         stats[name], strips[name] = {}, []
+        encoded = [pipe.encode(s.clip) for s in samples]
         for t in TS:
-            videos = denoise(pipe, samples, t)
-            opens = [mouth_openness(v, f["mouth_center"], f["radius"]) for v, f in zip(videos, faces)]
-            control = denoise(pipe, samples, t, shuffle=True)
-            shuffled = [mouth_openness(v, f["mouth_center"], f["radius"]) for v, f in zip(control, faces)]
+            videos = denoise(pipe, samples, encoded, t)
+            opens = opening(videos)
+            control = denoise(pipe, samples, encoded, t, shuffle=True)
+            shuffled = opening(control)
             stats[name][f"t={t}"] = {
-                "mouth_shown": _mean([float((o > 0).mean()) for o in opens]),
-                "opening_std": _mean([float(o.std()) for o in opens]),
-                "corr_with_real": _mean([_corr(o, g) for o, g in zip(opens, real)]),
-                "corr_with_real_shuffled_sound": _mean([_corr(o, g) for o, g in zip(shuffled, real)]),
+                **_mouth_stats(opens, real),
+                "corr_with_real_shuffled_sound": _mouth_stats(shuffled, real)["corr_with_real"],
                 "opening_change_with_sound": _mean(
                     [float(np.abs(o - c).mean()) for o, c in zip(opens, shuffled)]
                 ),
