@@ -83,6 +83,10 @@ def _finite_weight(w: Any) -> bool:
     return not isinstance(w, bool) and isinstance(w, int | float) and 0 <= w < float("inf")
 
 
+# FlowConfig fields a group may override (joint.group_flow): those that only decide a sample's timesteps.
+GROUP_FLOW_FIELDS = ("independent_prob", "clean_prob", "clean_modality", "uniform_prob")
+
+
 @dataclass(frozen=True)
 class JointConfig:
     """The joint task. batch_size is global (all processes and accumulation steps together).
@@ -104,7 +108,11 @@ class JointConfig:
     weigh more and the loss keeps its scale (``avgen.train.foreground``); 0 (default) weighs tokens alike.
     foreground_stride: decode every n-th latent frame for those maps (exact for per-frame codecs).
     foreground_map: what those maps show: "objects" (default) or "mouth" (the region a talking face's
-    mouth covers in the clip, to weigh lip movement)."""
+    mouth covers in the clip, to weigh lip movement).
+    group_flow: per-group overrides of ``flow``'s timestep fields (``GROUP_FLOW_FIELDS``) for training
+    samples, e.g. ``{talk: {clean_prob: 0.5, clean_modality: audio}}`` trains talk clips on
+    audio-to-video (dubbing) while the other groups keep ``flow``'s video-to-audio (Foley); groups not
+    named use ``flow``. The validation loss always uses ``flow``."""
 
     model: JointModelConfig = field(
         default_factory=lambda: JointModelConfig(video_codec="tiny", audio_codec="tiny")
@@ -122,6 +130,7 @@ class JointConfig:
     foreground_weight: float = 0.0
     foreground_stride: int = 1
     foreground_map: str = "objects"
+    group_flow: dict[str, dict[str, Any]] = field(default_factory=dict)
     pipeline: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -134,6 +143,8 @@ class JointConfig:
             for term, w in terms.items():
                 if not _finite_weight(w):
                     raise ConfigError(f"{where}.{term} must be a finite number >= 0, got {w!r}")
+        for group in self.group_flow:
+            self.flow_for(group)  # refuses unknown fields and bad values by name
         if not _finite_weight(self.foreground_weight):
             raise ConfigError(
                 f"joint.foreground_weight must be a finite number >= 0, got {self.foreground_weight!r}"
@@ -162,6 +173,26 @@ class JointConfig:
         from avgen.pipeline import PipelineConfig
 
         from_dict(PipelineConfig, dict(self.pipeline), where="joint.pipeline")
+
+    def flow_for(self, group: str) -> FlowConfig:
+        """The flow settings a training sample of ``group`` draws its timesteps from (``group_flow``)."""
+        from dataclasses import replace
+
+        terms = self.group_flow.get(group)
+        if terms is None:
+            return self.flow
+        where = f"joint.group_flow.{group}"
+        if not isinstance(terms, dict) or not terms:
+            raise ConfigError(f"{where} must map fields of {GROUP_FLOW_FIELDS} to values, got {terms!r}")
+        if unknown := sorted(set(terms) - set(GROUP_FLOW_FIELDS)):
+            raise ConfigError(
+                f"{where}.{unknown[0]}: a group may only override {', '.join(GROUP_FLOW_FIELDS)} (the loss's "
+                "settings are the run's, in joint.flow)"
+            )
+        try:
+            return replace(self.flow, **terms)
+        except (ConfigError, TypeError) as e:  # (TypeError: a value of the wrong type, e.g. a list)
+            raise ConfigError(f"{where}: {e}") from None
 
 
 def _codec(spec: str, kind: str, seed: int) -> Any:
@@ -307,12 +338,12 @@ class JointTask:
                     kind=cfg.foreground_map,
                     progress=progress,
                 )
-        unknown = set(cfg.group_loss_weights) - set(self.train_set.groups)
-        if unknown:
-            raise ConfigError(
-                f"joint.group_loss_weights names {sorted(unknown)}, which no training clip belongs to; the "
-                f"training set's groups are {sorted(set(self.train_set.groups))}"
-            )
+        for name, named in (("group_loss_weights", cfg.group_loss_weights), ("group_flow", cfg.group_flow)):
+            if unknown := set(named) - set(self.train_set.groups):
+                raise ConfigError(
+                    f"joint.{name} names {sorted(unknown)}, which no training clip belongs to; the "
+                    f"training set's groups are {sorted(set(self.train_set.groups))}"
+                )
         self.sampler = BucketBatchSampler(self.train_set.buckets, cfg.batch_size, seed=seed, drop_last=True)
         if len(self.sampler) == 0:
             raise ConfigError(
@@ -411,8 +442,8 @@ class JointTask:
     ) -> tuple[Tensor, dict[str, Tensor | float]]:
         """Mean per-sample flow loss of ``data`` items ``indices``; sample i draws from ``seeds[i]``;
         ``dropout`` / ``variants``: chances of an empty caption / of one of the caption's variants;
-        ``weighted``: apply ``group_loss_weights`` and ``foreground_weight`` (training) or not (validation);
-        ``flow``: timestep and loss settings (default: the run's ``cfg.flow``)."""
+        ``weighted``: apply ``group_loss_weights``, ``foreground_weight`` and ``group_flow`` (training) or not
+        (validation); ``flow``: timestep and loss settings (default: the run's ``cfg.flow``)."""
         from avgen.tokens import pack
 
         flow = flow or self.cfg.flow
@@ -436,7 +467,8 @@ class JointTask:
                 if swap < variants and options:
                     caption = options[min(int(pick * len(options)), len(options) - 1)]
             captions.append(caption)
-            ts.append(sample_timesteps(flow, packed.modality.cpu(), 1, g))  # (1, L)
+            times = self.cfg.flow_for(data.groups[i]) if weighted and self.cfg.group_flow else flow
+            ts.append(sample_timesteps(times, packed.modality.cpu(), 1, g))  # (1, L)
             noises.append(torch.randn((1, *packed.tokens.shape[1:]), generator=g))  # (1, L, F)
         t = torch.cat(ts).to(self.device)  # (B, L)
         noise = torch.cat(noises).to(self.device) * fmask  # (B, L, F)
