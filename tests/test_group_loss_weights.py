@@ -35,9 +35,13 @@ def _task(tmp_path: Path | None = None, **extra) -> JointTask:
     return JointTask(from_dict(JointConfig, cfg))
 
 
+def _loss_and_logs(task: JointTask, indices: list[int]) -> tuple[float, dict]:
+    loss, logs = task.loss(task.model, {"indices": indices, "slots": indices}, step=3)
+    return float(loss.detach()), {k: float(v) for k, v in logs.items()}
+
+
 def _loss(task: JointTask, indices: list[int]) -> float:
-    loss, _ = task.loss(task.model, {"indices": indices, "slots": indices}, step=3)
-    return float(loss.detach())
+    return _loss_and_logs(task, indices)[0]
 
 
 @pytest.mark.parametrize("split", ["train", "test"])
@@ -196,11 +200,6 @@ NO_CLEAN = {"flow": {"clean_prob": 0.0}}  # only group_flow gives a modality cle
 KEYS_GIVEN_SOUND = {"keys": {"clean_prob": 1.0, "clean_modality": "audio", "independent_prob": 0.0}}
 
 
-def _logs(task: JointTask, indices: list[int]) -> tuple[float, dict]:
-    loss, logs = task.loss(task.model, {"indices": indices, "slots": indices}, step=3)
-    return float(loss.detach()), {k: float(v) for k, v in logs.items()}
-
-
 def test_flow_for_overrides_only_the_named_group() -> None:
     cfg = from_dict(JointConfig, {**CFG, **NO_CLEAN, "group_flow": KEYS_GIVEN_SOUND})
     assert cfg.flow_for("bounce") is cfg.flow
@@ -218,13 +217,13 @@ def test_a_group_given_its_sound_has_no_audio_loss_and_the_others_draw_as_before
     bounce = [i for i, g in enumerate(groups) if g == "bounce"]
     assert keys and bounce
 
-    _, given = _logs(task, keys)
+    _, given = _loss_and_logs(task, keys)
     assert given["audio_mse"] == 0.0 and given["video_mse"] > 0.0  # the sound is given clean: no loss on it
-    _, plain_keys = _logs(plain, keys)
+    _, plain_keys = _loss_and_logs(plain, keys)
     assert plain_keys["audio_mse"] > 0.0
 
     # bounce samples keep the run's flow and the same per-sample random draws
-    assert _logs(task, bounce)[0] == pytest.approx(_logs(plain, bounce)[0], rel=1e-6)
+    assert _loss(task, bounce) == pytest.approx(_loss(plain, bounce), rel=1e-6)
     # validation always uses the run's flow
     assert task.evaluate(task.model, 0, Path("unused"))["val_loss"] == pytest.approx(
         plain.evaluate(plain.model, 0, Path("unused"))["val_loss"], rel=1e-6
