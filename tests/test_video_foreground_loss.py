@@ -1,12 +1,15 @@
-"""Video autoencoder: the object-weighted L1 (``video_loss.foreground``) and its object mask."""
+"""Video autoencoder: the object- and mouth-weighted L1 (``video_loss.foreground`` / ``mouth``) and their
+masks."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from avgen.codecs.losses import VideoLossWeights, foreground_mask, video_vae_loss, weighted_l1
+from avgen.codecs.losses import VideoLossWeights, foreground_mask, mouth_mask, video_vae_loss, weighted_l1
+from avgen.data.synth.captions import MOUTH_RGB
 from avgen.errors import ConfigError
+from avgen.metrics.synth import mouth_pixels
 
 
 def _square_clip() -> torch.Tensor:
@@ -80,9 +83,61 @@ def test_video_loss_reports_the_plain_l1_and_weighs_only_the_fit():
     assert float(weighted) > float(plain)
 
 
+def _face_clip() -> torch.Tensor:
+    """(1, 3, 4, 16, 16) in [-1, 1]: the square clip with a 1x4 mouth-coloured line at row 8, columns 5-8
+    (on the square, as the lips lie on the face), in frames 0 and 2 only."""
+    video = _square_clip()
+    mouth = torch.tensor(MOUTH_RGB) * 2 - 1
+    video[:, :, ::2, 8, 5:9] = mouth.view(1, 3, 1, 1)
+    return video
+
+
+def test_mouth_mask_is_the_rule_lip_sync_is_scored_by():
+    g = torch.Generator().manual_seed(1)
+    near = torch.tensor(MOUTH_RGB).view(1, 3, 1, 1, 1) + 0.15 * torch.randn(2, 3, 3, 8, 8, generator=g)
+    video = (near.clamp(0, 1) * 255).round() / 255 * 2 - 1  # uint8-exact values around the mouth colour
+    frames = ((video + 1) / 2 * 255).round().to(torch.uint8).permute(0, 2, 3, 4, 1).numpy()  # (B, T, H, W, 3)
+    expected = torch.from_numpy(mouth_pixels(frames))
+    assert 0 < int(expected.sum()) < expected.numel()  # both kinds of pixel are there
+    assert torch.equal(mouth_mask(video), expected)
+    lips = mouth_mask(_face_clip())
+    assert lips[:, ::2, 8, 5:9].all() and not lips[:, 1::2, 8, 5:9].any()
+    assert lips[:, :, 0].all()  # the darkest backdrop row is about the mouth's colour: the loss needs objects
+
+
+def test_mouth_weight_adds_to_the_object_weight():
+    target = _face_clip()
+    g = torch.Generator().manual_seed(0)
+    pred = target + 0.1 * torch.randn(target.shape, generator=g)
+    err = (pred - target).abs()
+    w = torch.ones(1, 4, 16, 16)
+    w[:, :, 6:10, 5:9] += 10.0
+    w[:, ::2, 8, 5:9] += 50.0
+    w = w / w.mean()
+    expected = (err * w.unsqueeze(1)).mean()
+    assert float(weighted_l1(pred, target, 10.0, on="target", mouth=50.0)) == pytest.approx(
+        float(expected), rel=1e-5
+    )
+    only = weighted_l1(pred, target, 0.0, on="target", mouth=50.0)
+    w = torch.ones(1, 4, 16, 16)
+    w[:, ::2, 8, 5:9] += 50.0
+    assert float(only) == pytest.approx(float((err * (w / w.mean()).unsqueeze(1)).mean()), rel=1e-5)
+    # with "either", lips drawn where the clip has none (frame 1) weigh as much as lips missed
+    drawn = target.clone()
+    drawn[:, :, 1, 8, 5:9] = target[:, :, 0, 8, 5:9]
+    assert float(weighted_l1(drawn, target, 0.0, on="either", mouth=50.0)) > 10 * float(
+        weighted_l1(drawn, target, 0.0, on="target", mouth=50.0)
+    )
+    mean, logvar = torch.zeros(1, 4, 1, 2, 2), torch.zeros(1, 4, 1, 2, 2)
+    _, parts = video_vae_loss(pred, target, mean, logvar, VideoLossWeights(mouth=50.0))
+    assert float(parts["l1_weighted"]) > float(parts["l1"])
+
+
 @pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf")])
 def test_bad_foreground_weight_is_named(bad):
     with pytest.raises(ConfigError, match="VideoLossWeights"):
         VideoLossWeights(foreground=bad)
+    with pytest.raises(ConfigError, match="VideoLossWeights"):
+        VideoLossWeights(mouth=bad)
     with pytest.raises(ConfigError, match="foreground_on"):
         VideoLossWeights(foreground=1.0, foreground_on="pred")

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor
 
+from avgen.data.synth.captions import MOUTH_RGB
 from avgen.errors import ConfigError
 
 # --- mel filterbank ---------------------------------------------------------------------------------------
@@ -245,16 +246,24 @@ class VideoLossWeights:
     to get wrong. ``foreground_on``: whose objects are weighed, ``"either"`` the clip's or the
     reconstruction's (an object drawn where there is none costs as much as one missed), or ``"target"``
     the clip's only (a spurious blob then costs 11x less than a missed object; in session 22 a decoder
-    trained that way added blobs to generated clips)."""
+    trained that way added blobs to generated clips). ``mouth``: extra L1 weight on the talking face's
+    lips (``mouth_mask``), added to the object weight, on the same ``foreground_on`` pixels: a shut mouth
+    is a one-pixel line that avgen-tiny's autoencoder loses in most frames, and lip sync is scored on it."""
 
     l1: float = 1.0
     ssim: float = 0.2
     kl: float = 1e-6
     foreground: float = 0.0
     foreground_on: str = "either"
+    mouth: float = 0.0
+
+    @property
+    def weighted(self) -> bool:
+        """Whether the L1 is weighted at all (otherwise it is the plain mean)."""
+        return self.foreground > 0 or self.mouth > 0
 
     def __post_init__(self) -> None:
-        values = (self.l1, self.ssim, self.kl, self.foreground)
+        values = (self.l1, self.ssim, self.kl, self.foreground, self.mouth)
         if not all(math.isfinite(v) and v >= 0 for v in values):
             raise ConfigError(f"VideoLossWeights must be finite and >= 0, got {self}")
         if self.foreground_on not in FOREGROUND_ON:
@@ -278,17 +287,36 @@ def foreground_mask(video: Tensor, threshold: float = 0.24, reference: Tensor | 
     return (video - rearrange(ground, "b c h -> b c 1 h 1")).abs().amax(dim=1) > threshold
 
 
-def weighted_l1(pred: Tensor, target: Tensor, foreground: float, on: str = "either") -> Tensor:
-    """Mean |pred - target| with object pixels weighed ``1 + foreground`` (videos ``(B, 3, T, H, W)``):
-    those of ``target``, and with ``on="either"`` also those of ``pred`` (against the target's backdrop).
-    The weights average 1 within each clip, so a clip's scale is kept."""
+def mouth_mask(video: Tensor) -> Tensor:
+    """``(B, T, H, W)`` bool: pixels of ``video (B, 3, T, H, W)`` in [-1, 1] within 0.2 (RGB on [0, 1]) of
+    avgen-synth's mouth colour, the rule ``avgen.metrics.synth.mouth_pixels`` scores lip sync by."""
+    rgb = torch.tensor(MOUTH_RGB, dtype=video.dtype, device=video.device)
+    return ((video + 1) / 2 - rearrange(rgb, "c -> 1 c 1 1 1")).norm(dim=1) < 0.2
+
+
+def weighted_l1(
+    pred: Tensor, target: Tensor, foreground: float, on: str = "either", mouth: float = 0.0
+) -> Tensor:
+    """Mean |pred - target| with object pixels weighed ``1 + foreground`` and mouth pixels (``mouth_mask``
+    and object) ``mouth`` more (videos ``(B, 3, T, H, W)``): those of ``target``, and with ``on="either"``
+    also those of ``pred`` (against the target's backdrop). The weights average 1 within each clip, so a clip's scale is
+    kept."""
     err = (pred - target).abs()
-    if foreground == 0:
+    if foreground == 0 and mouth == 0:
         return err.mean()
-    mask = foreground_mask(target.detach())
-    if on == "either":
-        mask = mask | foreground_mask(pred.detach(), reference=target.detach())
-    w = 1.0 + foreground * mask.to(err.dtype)  # (B, T, H, W)
+    w = torch.ones_like(err[:, 0])  # (B, T, H, W)
+    if foreground:
+        mask = foreground_mask(target.detach())
+        if on == "either":
+            mask = mask | foreground_mask(pred.detach(), reference=target.detach())
+        w = w + foreground * mask.to(err.dtype)
+    if mouth:  # a backdrop of about the mouth's colour (dark rows) is no mouth
+        t = target.detach()
+        lips = mouth_mask(t) & foreground_mask(t)
+        if on == "either":
+            p = pred.detach()
+            lips = lips | (mouth_mask(p) & foreground_mask(p, reference=t))
+        w = w + mouth * lips.to(err.dtype)
     w = w / w.mean(dim=(1, 2, 3), keepdim=True)
     return (err * rearrange(w, "b t h w -> b 1 t h w")).mean()
 
@@ -301,14 +329,14 @@ def video_vae_loss(
     The reported ``l1`` is the plain (unweighted) L1, comparable across runs."""
     l1 = F.l1_loss(pred, target)
     fit = (
-        l1
-        if weights.foreground == 0
-        else weighted_l1(pred, target, weights.foreground, weights.foreground_on)
+        weighted_l1(pred, target, weights.foreground, weights.foreground_on, weights.mouth)
+        if weights.weighted
+        else l1
     )
     s = ssim(pred, target)
     kl = kl_to_standard_normal(mean, logvar)
     loss = weights.l1 * fit + weights.ssim * (1 - s) + weights.kl * kl
     parts = {"l1": l1, "ssim": s, "kl": kl, "psnr": psnr(pred, target).mean()}
-    if weights.foreground:
+    if weights.weighted:
         parts["l1_weighted"] = fit
     return loss, {k: v.detach() for k, v in parts.items()}
