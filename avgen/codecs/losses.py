@@ -299,8 +299,8 @@ def weighted_l1(
 ) -> Tensor:
     """Mean |pred - target| with object pixels weighed ``1 + foreground`` and mouth pixels (``mouth_mask``
     and object) ``mouth`` more (videos ``(B, 3, T, H, W)``): those of ``target``, and with ``on="either"``
-    also those of ``pred`` (against the target's backdrop). The weights average 1 within each clip, so a clip's scale is
-    kept."""
+    also those of ``pred`` (against the target's backdrop). The weights average 1 within each clip, so a
+    clip's scale is kept."""
     err = (pred - target).abs()
     if foreground == 0 and mouth == 0:
         return err.mean()
