@@ -30,3 +30,9 @@ if [[ -z ${1:-} ]]; then
     avgen eval model --pipeline "$run/pipeline_avgen-tiny" --per-family 32 --split test --guidance 4 --out "$run/eval_test_g4"
     python runs/probe_a2v_talk_bridge_from_v8/lip_table.py "$run/eval_test_g4"
 fi
+# 4. (then) v14's bridged DiT with the new decoder on the whole test split, against runs/tiny_joint_v14/eval_test
+#    (same DiT and seeds, old decoder): what the decoder does to a DiT that listens, beyond talk.
+if [[ -z ${1:-} ]]; then
+    avgen eval model --pipeline "$run/pipeline_tiny_joint_v14" --per-family 32 --split test --out "$run/eval_test_v14"
+    python runs/probe_a2v_talk_bridge_from_v8/lip_table.py "$run/eval_test_v14"
+fi
