@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export MPLBACKEND := Agg
 
-.PHONY: install test lint format demo train-default avgen-tiny-v4 clean
+.PHONY: install test lint format demo train-default avgen-tiny-v4 avgen-tiny-v8 clean
 
 install: $(STAMP)
 
@@ -123,13 +123,23 @@ $(RUNS)/avgen-tiny-eval/report.json: | $(RUNS)/avgen-tiny/pipeline.json
 		--out $(RUNS)/avgen-tiny-eval
 	@echo "trained, exported ($(RUNS)/avgen-tiny) and evaluated: $(RUNS)/avgen-tiny-eval/report.md"
 
-# avgen-tiny v4 (shipped until session 16) from git history, into runs/avgen-tiny-v4: the start of the
-# fine-tunes and probes in configs/*_from_v4.yaml, tiny_joint_v5_ft*.yaml and tiny_joint_v6.yaml, which
-# `avgen train configs/tiny_joint_v6.yaml` then continues into the committed runs/tiny_joint_v6 (and v7 from it).
+# A past avgen-tiny from git history into runs/avgen-tiny-vN, for the configs whose init_from names it.
+define past_avgen_tiny
+	rm -rf runs/$@.tmp && mkdir -p runs/$@.tmp
+	git archive $(1) avgen/weights/avgen-tiny | tar -x -C runs/$@.tmp --strip-components=3
+	rm -rf runs/$@ && mv runs/$@.tmp runs/$@
+endef
+
+# v4 (shipped until session 16): the start of the fine-tunes and probes in configs/*_from_v4.yaml,
+# tiny_joint_v5_ft*.yaml and tiny_joint_v6.yaml, which `avgen train configs/tiny_joint_v6.yaml` then continues
+# into the committed runs/tiny_joint_v6 (and v7 from it).
 avgen-tiny-v4:
-	rm -rf runs/avgen-tiny-v4.tmp && mkdir -p runs/avgen-tiny-v4.tmp
-	git archive 88cb76d avgen/weights/avgen-tiny | tar -x -C runs/avgen-tiny-v4.tmp --strip-components=3
-	rm -rf runs/avgen-tiny-v4 && mv runs/avgen-tiny-v4.tmp runs/avgen-tiny-v4
+	$(call past_avgen_tiny,88cb76d)
+
+# v8 with the video autoencoder's own decoder (shipped in sessions 18-26): the start of configs/*_from_v8.yaml,
+# tiny_joint_v13/v14.yaml and the tiny_video_decoder_*.yaml fine-tunes.
+avgen-tiny-v8:
+	$(call past_avgen_tiny,4cbbcba)
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache

@@ -10,7 +10,7 @@ name=${1#tiny_video_}
 [[ -d $run/codec ]] || { echo "no codec folder at $run/codec: train the run first" >&2; exit 2; }
 export OMP_NUM_THREADS=2
 # 1. the pipeline: avgen-tiny's DiT and audio codec with the fine-tuned video decoder (float32 copy).
-avgen model export avgen/weights/avgen-tiny "$run/pipeline" --fp32 --overwrite --video-decoder "$run/codec"
+avgen model export runs/avgen-tiny-v8 "$run/pipeline" --fp32 --overwrite --video-decoder "$run/codec"
 # 2. what the autoencoder alone keeps of each ball colour (8 real one-ball train clips per colour).
 python runs/colour_drawn.py --real --pipeline "$run/pipeline" --seeds 8 --out "runs/colour_drawn/real_$name.json"
 # 3. what a caption's colour comes out as through the new decoder (same prompts and seeds as avgen-tiny.json).

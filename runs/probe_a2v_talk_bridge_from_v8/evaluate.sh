@@ -9,10 +9,10 @@ RUN=runs/probe_a2v_talk_bridge_from_v8
 E="env OMP_NUM_THREADS=2 avgen eval model --per-family 32 --families talk --tasks a2v"
 $E --pipeline $RUN/pipeline --split val --out $RUN/eval_val
 $E --pipeline $RUN/pipeline --split test --out $RUN/eval_test
-$E --pipeline avgen-tiny --split val --out $RUN/eval_val_shipped
+$E --pipeline runs/avgen-tiny-v8 --split val --out $RUN/eval_val_shipped
 $E --pipeline runs/probe_a2v_talk_from_v8/pipeline --split val --out $RUN/eval_val_probe1
 $E --pipeline runs/probe_a2v_talk_mouth_from_v8/pipeline --split val --out $RUN/eval_val_probe2
-OMP_NUM_THREADS=2 python $RUN/figures/denoise.py avgen-tiny runs/probe_a2v_talk_from_v8/pipeline \
+OMP_NUM_THREADS=2 python $RUN/figures/denoise.py runs/avgen-tiny-v8 runs/probe_a2v_talk_from_v8/pipeline \
     runs/probe_a2v_talk_mouth_from_v8/pipeline $RUN/pipeline
 OMP_NUM_THREADS=2 python runs/probe_a2v_talk_from_v8/figures/mouth.py probe_a2v_talk_bridge_from_v8
 # then, on val: video guidance 7, and text-to-audio-video made sound first (then the frames from it)
