@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor
 
-from avgen.data.synth.captions import MOUTH_RGB
+from avgen.data.synth.captions import MOUTH_RGB, MOUTH_TOLERANCE
 from avgen.errors import ConfigError
 
 # --- mel filterbank ---------------------------------------------------------------------------------------
@@ -291,7 +291,7 @@ def mouth_mask(video: Tensor) -> Tensor:
     """``(B, T, H, W)`` bool: pixels of ``video (B, 3, T, H, W)`` in [-1, 1] within 0.2 (RGB on [0, 1]) of
     avgen-synth's mouth colour, the rule ``avgen.metrics.synth.mouth_pixels`` scores lip sync by."""
     rgb = torch.tensor(MOUTH_RGB, dtype=video.dtype, device=video.device)
-    return ((video + 1) / 2 - rearrange(rgb, "c -> 1 c 1 1 1")).norm(dim=1) < 0.2
+    return ((video + 1) / 2 - rearrange(rgb, "c -> 1 c 1 1 1")).norm(dim=1) < MOUTH_TOLERANCE
 
 
 def weighted_l1(
@@ -304,19 +304,14 @@ def weighted_l1(
     err = (pred - target).abs()
     if foreground == 0 and mouth == 0:
         return err.mean()
-    w = torch.ones_like(err[:, 0])  # (B, T, H, W)
-    if foreground:
-        mask = foreground_mask(target.detach())
-        if on == "either":
-            mask = mask | foreground_mask(pred.detach(), reference=target.detach())
-        w = w + foreground * mask.to(err.dtype)
-    if mouth:  # a backdrop of about the mouth's colour (dark rows) is no mouth
-        t = target.detach()
-        lips = mouth_mask(t) & foreground_mask(t)
-        if on == "either":
-            p = pred.detach()
-            lips = lips | (mouth_mask(p) & foreground_mask(p, reference=t))
-        w = w + mouth * lips.to(err.dtype)
+    t = target.detach()
+    seen = [(t, foreground_mask(t))]  # (video, its object pixels) whose pixels are weighed
+    if on == "either":
+        p = pred.detach()
+        seen.append((p, foreground_mask(p, reference=t)))
+    w = 1.0 + foreground * torch.stack([m for _, m in seen]).any(0).to(err.dtype)  # (B, T, H, W)
+    if mouth:  # lips are mouth-coloured object pixels: a backdrop of about the mouth's colour is no mouth
+        w = w + mouth * torch.stack([mouth_mask(v) & m for v, m in seen]).any(0).to(err.dtype)
     w = w / w.mean(dim=(1, 2, 3), keepdim=True)
     return (err * rearrange(w, "b t h w -> b 1 t h w")).mean()
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from einops import rearrange
 
-from avgen.data.synth.captions import MOUTH_RGB
+from avgen.data.synth.captions import MOUTH_RGB, MOUTH_TOLERANCE
 from avgen.errors import ClipError
 from avgen.metrics._checks import check_audio, check_rate, check_times, check_video
 from avgen.metrics._deps import require
@@ -181,7 +181,7 @@ def mouth_openness(video: np.ndarray, mouth_center: tuple[float, float], face_ra
 
 def mouth_pixels(video: np.ndarray) -> np.ndarray:
     """(..., H, W, 3) uint8 -> (..., H, W) bool: pixels within 0.2 (RGB in [0, 1]) of the mouth colour."""
-    return np.linalg.norm(_rgb01(video) - np.asarray(MOUTH_RGB, np.float32), axis=-1) < 0.2
+    return np.linalg.norm(_rgb01(video) - np.asarray(MOUTH_RGB, np.float32), axis=-1) < MOUTH_TOLERANCE
 
 
 def frame_rms(audio: np.ndarray, sample_rate: int, fps: float, num_frames: int) -> np.ndarray:

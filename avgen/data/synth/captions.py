@@ -34,6 +34,8 @@ BACKGROUNDS: dict[str, Color] = {
 }
 # The inside of the talk face's mouth; avgen.metrics.synth finds the mouth opening by this colour.
 MOUTH_RGB: Color = (0.28, 0.03, 0.06)
+# A pixel within this RGB distance (on [0, 1]) of MOUTH_RGB counts as mouth, for scoring and for training losses.
+MOUTH_TOLERANCE = 0.2
 SIZES = ("small", "medium", "big")
 SHAPES = ("round", "square", "oval")
 PACES = ("slow", "quick")
