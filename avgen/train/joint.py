@@ -14,6 +14,7 @@ global batch is split over processes and accumulation steps. Text states are com
 from __future__ import annotations
 
 import copy
+import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,9 @@ class JointModelConfig:
     builds a small random one in process (tests and smoke runs). ``video_patch`` (pt, ph, pw): latent
     frames/rows/columns per video token, e.g. (4, 2, 2) over a VAE without temporal compression keeps the
     token count of (1, 2, 2) over a 4x-temporal one; ``audio_patch``: audio latent frames per token (both
-    ignored with ``init_from``)."""
+    ignored with ``init_from``). ``trainable``: fnmatch patterns of DiT parameter names; when given, only
+    the parameters they match train and the rest stay frozen, e.g. ``["*.bridge.*"]`` trains a sync bridge
+    grown onto a pretrained DiT and leaves everything it already knew as it was (empty: all train)."""
 
     init_from: str | None = None
     preset: str = "default"
@@ -51,11 +54,17 @@ class JointModelConfig:
     video_patch: tuple[int, int, int] = (1, 2, 2)
     audio_patch: int = 2
     seed: int = 0
+    trainable: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         from avgen.model.dit import dit_config
 
         self.token_spec(1, 1)  # a bad patch fails here, by name
+        if isinstance(self.trainable, str) or not all(isinstance(p, str) and p for p in self.trainable):
+            raise ConfigError(
+                f"joint.model.trainable must be a list of parameter-name patterns such as '*.bridge.*', "
+                f"got {self.trainable!r}"
+            )
         if "tokens" in self.dit:
             raise ConfigError(
                 "joint.model.dit.tokens: the token layout comes from the codecs; set joint.model.video_patch "
@@ -136,6 +145,11 @@ class JointConfig:
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.val_batches < 0 or self.eval_samples < 0:
             raise ConfigError("joint: batch_size must be >= 1, val_batches and eval_samples >= 0")
+        if self.lora.rank and self.model.trainable:
+            raise ConfigError(
+                "joint.model.trainable and joint.lora both choose what trains: LoRA trains only its adapters; "
+                "drop one of them"
+            )
         for group, terms in self.group_loss_weights.items():
             where = f"joint.group_loss_weights.{group}"
             if not isinstance(terms, dict) or not terms or not set(terms) <= {"video", "audio"}:
@@ -210,6 +224,24 @@ def _codec(spec: str, kind: str, seed: int) -> Any:
 GROWABLE_DIT_FIELDS = ("bridge_window", "bridge_heads", "gradient_checkpointing")
 
 
+def freeze_except(model: nn.Module, patterns: tuple[str, ...]) -> set[str]:
+    """Freeze every parameter of ``model`` but those whose name matches one of ``patterns`` (fnmatch);
+    returns the names left trainable. A ConfigError when a pattern matches nothing (a mistyped pattern must
+    not silently train less than asked)."""
+    names = [n for n, _ in model.named_parameters()]
+    for pattern in patterns:
+        if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
+            raise ConfigError(
+                f"joint.model.trainable: {pattern!r} matches no DiT parameter (names look like "
+                f"{names[0]!r}; a sync bridge's are 'blocks.N.bridge.*' and need joint.model.dit.bridge_window)"
+            )
+    keep = {n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)}
+    model.requires_grad_(False)
+    for n, p in model.named_parameters():
+        p.requires_grad_(n in keep)
+    return keep
+
+
 def grow_dit(dit: nn.Module, overrides: dict[str, Any], source: str, seed: int = 0) -> nn.Module:
     """``dit`` (a pretrained ``JointDiT`` from ``source``) with ``overrides`` of ``GROWABLE_DIT_FIELDS``: the
     same model where nothing changes, else a new one holding all of its weights plus freshly initialised
@@ -281,6 +313,8 @@ def build_parts(cfg: JointConfig) -> tuple[nn.Module, Any, Any, Any, Any]:
             duration=cfg.data.duration,
             text=TextEncoderConfig(path=text_path, max_length=m.text_max_length),
         )
+    if m.trainable:
+        freeze_except(dit, m.trainable)
     for part in (vc, ac, te):
         part.eval().requires_grad_(False)
     pcfg = from_dict(PipelineConfig, {**to_dict(base), **cfg.pipeline}, where="joint.pipeline")
@@ -517,6 +551,8 @@ class JointTask:
         model = JointDiT(self.model.config)
         if self.cfg.lora.rank:
             apply_lora(model, self.cfg.lora)
+        if self.cfg.model.trainable:
+            freeze_except(model, self.cfg.model.trainable)
         return model
 
     def pipeline(self, model: nn.Module) -> Any:
