@@ -236,7 +236,6 @@ def freeze_except(model: nn.Module, patterns: tuple[str, ...]) -> set[str]:
                 f"{names[0]!r}; a sync bridge's are 'blocks.N.bridge.*' and need joint.model.dit.bridge_window)"
             )
     keep = {n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)}
-    model.requires_grad_(False)
     for n, p in model.named_parameters():
         p.requires_grad_(n in keep)
     return keep
