@@ -50,7 +50,7 @@ demo: install
 # the joint DiT's 8000 clips, ~1.8 h for v4 (~3.5 s/step with bf16 autocast and compiled blocks; 4.1 s
 # without compiling, 5.8 s in fp32), 91 + 95 + 119 min for the three fine-tunes, 21 + 5 + 70 min for v16's
 # clips (rendered, encoded, their mouth maps) and its bridge, 1 + 8.5 min for the lossless renders and the
-# decoder, and 8 min to evaluate: ~9.8 h, over three times the issue's 3-h bound (runs/README.md says how the
+# decoder, and 10 min to evaluate: ~9.8 h, over three times the issue's 3-h bound (runs/README.md says how the
 # committed runs went). `make train-default SHIPPED=tiny_joint_v4` stops after
 # v4 (~3.2 h).
 # A stage whose run finished (its metrics.json) is skipped and an interrupted one continues with --resume, so

@@ -10,7 +10,8 @@ for s in ${@:-2 4}; do
         --video-sync "$s" --out $RUN/sweep/talk_video_sync_$s
 done
 python runs/probe_a2v_talk_bridge_from_v8/lip_table.py $RUN/eval_test $RUN/sweep/talk_video_sync_*
-# Then (after video_sync 2 and 4 above) the whole test split at video_sync 4, against eval_test (0):
+# Then (after video_sync 2 and 4 above) the whole test split at video_sync 4, against eval_test (0), as in
+# ../evaluate.sh:
 #   avgen eval model --pipeline runs/tiny_joint_v16/pipeline_mouth --per-family 32 --split test --video-sync 4 \
 #       --out runs/tiny_joint_v16/eval_test_video_sync_4
 # And the same talk sweep on the validation split (video_sync 0, 2, 4), where a default should be chosen:
