@@ -17,3 +17,6 @@ python runs/probe_a2v_talk_bridge_from_v8/lip_table.py $RUN/eval_test $RUN/sweep
 # And the same talk sweep on the validation split (video_sync 0, 2, 4, then 6), where a default should be chosen:
 #   for s in 0 2 4 6; do avgen eval model --pipeline runs/tiny_joint_v16/pipeline_mouth --per-family 32 --split val \
 #       --families talk --tasks a2v,t2av --video-sync $s --out runs/tiny_joint_v16/sweep/val_talk_video_sync_$s; done
+# Last, the whole test split at video_sync 6 (lit bars 75 %: 4 stays):
+#   avgen eval model --pipeline runs/tiny_joint_v16/pipeline_mouth --per-family 32 --split test --video-sync 6 \
+#       --out runs/tiny_joint_v16/eval_test_video_sync_6
