@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -104,7 +106,7 @@ def test_trainable_freezes_all_but_the_grown_bridge(tmp_path) -> None:
     projections = [out[k] for k in out if k.endswith("bridge.attn.proj.weight")]
     assert projections and all(w.abs().sum() > 0 for w in projections)  # grown at zero, now trained
     resumed = JointTask(cfg)
-    train(resumed, LoopConfig(**{**loop.__dict__, "steps": 3}), tmp_path / "run", resume=True, progress=False)
+    train(resumed, replace(loop, steps=3), tmp_path / "run", resume=True, progress=False)
     again = AVPipeline.from_pretrained(tmp_path / "run" / "pipeline").dit.state_dict()
     assert all(torch.equal(again[k], v) for k, v in pipe.dit.state_dict().items())
 

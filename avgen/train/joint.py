@@ -229,13 +229,15 @@ def freeze_except(model: nn.Module, patterns: tuple[str, ...]) -> set[str]:
     returns the names left trainable. A ConfigError when a pattern matches nothing (a mistyped pattern must
     not silently train less than asked)."""
     names = [n for n, _ in model.named_parameters()]
+    keep: set[str] = set()
     for pattern in patterns:
-        if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
+        hits = {n for n in names if fnmatch.fnmatchcase(n, pattern)}
+        if not hits:
             raise ConfigError(
                 f"joint.model.trainable: {pattern!r} matches no DiT parameter (names look like "
                 f"{names[0]!r}; a sync bridge's are 'blocks.N.bridge.*' and need joint.model.dit.bridge_window)"
             )
-    keep = {n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)}
+        keep |= hits
     for n, p in model.named_parameters():
         p.requires_grad_(n in keep)
     return keep
@@ -550,8 +552,6 @@ class JointTask:
         model = JointDiT(self.model.config)
         if self.cfg.lora.rank:
             apply_lora(model, self.cfg.lora)
-        if self.cfg.model.trainable:
-            freeze_except(model, self.cfg.model.trainable)
         return model
 
     def pipeline(self, model: nn.Module) -> Any:
