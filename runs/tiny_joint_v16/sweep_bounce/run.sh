@@ -18,3 +18,14 @@ ev val_video_first_vs0 --order video_first --video-sync 0
 # Then the video's starting noise correlated over time (a = 0.5, then 0.2; correlated_noise.py says how):
 #   python runs/tiny_joint_v16/sweep_bounce/correlated_noise.py 0.5 --pipeline avgen-tiny --per-family 32 --split val \
 #       --families bounce --tasks t2av --out runs/tiny_joint_v16/sweep_bounce/val_corr_noise_0.5
+# Session 30: the video's clean estimate smoothed over time at every step (smoothed_x0.py LAM ITERS TMIN),
+# joint and frames first; then frames_figure.py (its docstring has the commands) draws frames.png.
+for cfg in "0.5 1 0" "0.5 2 0" "1.0 1 0" "1.0 2 0" "1.0 2 0.5" "1.0 2 0.75"; do
+    set -- $cfg
+    [ -f $OUT/val_smooth_x0_l$1_i$2_t$3/report.json ] || python $OUT/smoothed_x0.py $1 $2 $3 --pipeline $P \
+        --per-family 32 --split val --families bounce --tasks t2av --out $OUT/val_smooth_x0_l$1_i$2_t$3
+    if [ "$3" = 0 ] && [ ! -f $OUT/val_video_first_smooth_x0_l$1_i$2_t$3/report.json ]; then
+        python $OUT/smoothed_x0.py $1 $2 $3 --pipeline $P --per-family 32 --split val --families bounce \
+            --tasks t2av --order video_first --out $OUT/val_video_first_smooth_x0_l$1_i$2_t$3
+    fi
+done
