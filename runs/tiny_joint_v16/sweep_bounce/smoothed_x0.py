@@ -2,8 +2,10 @@
 over time at every sampler step. At each velocity call the video tokens' clean estimate x0 = x - t * v
 (rectified flow, x_t = (1 - t) x0 + t noise) is low-passed along the latent frames ([1, 2, 1] / 4, applied
 ITERS times, edge frames repeated), blended as (1 - LAM) * x0 + LAM * smooth, and the velocity is rebuilt
-from it, v = (x - x0') / t, for the video tokens at t >= TMIN (given tokens, t = 0, are untouched). The sound is not touched; it is made with the steadier picture in the same joint steps.
-Question: do balls that stay put from frame to frame give the sound bounces to follow (bounce impact F1)?
+from it, v = (x - x0') / t, for the video tokens at t >= TMIN (given tokens, t = 0, are untouched). The
+sound's velocity is not touched; it is made with the steadier picture in the same joint steps (or after it,
+with --order video_first). Question: do balls that stay put from frame to frame give the sound bounces to
+follow (bounce impact F1)?
 
     python runs/tiny_joint_v16/sweep_bounce/smoothed_x0.py LAM ITERS TMIN [avgen eval model flags...]
 """
