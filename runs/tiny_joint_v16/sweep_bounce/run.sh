@@ -20,12 +20,10 @@ ev val_video_first_vs0 --order video_first --video-sync 0
 #       --families bounce --tasks t2av --out runs/tiny_joint_v16/sweep_bounce/val_corr_noise_0.5
 # Session 30: the video's clean estimate smoothed over time at every step (smoothed_x0.py LAM ITERS TMIN),
 # joint and frames first; then frames_figure.py (its docstring has the commands) draws frames.png.
+sm() { name=$1; shift; [ -f $OUT/$name/report.json ] || python $OUT/smoothed_x0.py "$@" --pipeline $P \
+    --per-family 32 --split val --families bounce --tasks t2av --out $OUT/$name; }
 for cfg in "0.5 1 0" "0.5 2 0" "1.0 1 0" "1.0 2 0" "1.0 2 0.5" "1.0 2 0.75"; do
     set -- $cfg
-    [ -f $OUT/val_smooth_x0_l$1_i$2_t$3/report.json ] || python $OUT/smoothed_x0.py $1 $2 $3 --pipeline $P \
-        --per-family 32 --split val --families bounce --tasks t2av --out $OUT/val_smooth_x0_l$1_i$2_t$3
-    if [ "$3" = 0 ] && [ ! -f $OUT/val_video_first_smooth_x0_l$1_i$2_t$3/report.json ]; then
-        python $OUT/smoothed_x0.py $1 $2 $3 --pipeline $P --per-family 32 --split val --families bounce \
-            --tasks t2av --order video_first --out $OUT/val_video_first_smooth_x0_l$1_i$2_t$3
-    fi
+    sm val_smooth_x0_l$1_i$2_t$3 $1 $2 $3
+    if [ "$3" = 0 ]; then sm val_video_first_smooth_x0_l$1_i$2_t$3 $1 $2 $3 --order video_first; fi
 done
