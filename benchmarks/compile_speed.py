@@ -62,8 +62,8 @@ def measure(pipeline: str, batch: int, repeats: int, steps: int | None) -> dict[
     return {
         "pipeline": pipeline,
         "batch": batch,
-        "steps": steps or eager.config.steps,
-        "sampler": eager.config.sampler,
+        "steps": steps or eager.config.sampling.steps,
+        "sampler": eager.config.sampling.sampler,
         "repeats": repeats,
         "eager_call_s": times["eager"],
         "compiled_call_s": times["compiled"],

@@ -6,13 +6,15 @@ checkpoints have since been rotated away; at the final step 3000: 0.84, audio 1.
     OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/joint_velocity_by_t.py \
         runs/tiny_joint/checkpoints/step_00003000 data/latents/latents-fb50f4c2d4c5af80.safetensors
 
-(the second file is the val split's latent cache that `avgen train configs/tiny_joint.yaml` writes).
+(the second file is the val split's latent cache that the run wrote; the run's parts are rebuilt from the
+config.json in its folder, two levels above the checkpoint).
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import torch
 from safetensors import safe_open
@@ -20,14 +22,15 @@ from safetensors import safe_open
 from avgen.diffusion.flow import interpolate
 from avgen.pipeline import AVPipeline
 from avgen.tokens import pack
-from avgen.train.joint import build_parts
+from avgen.train.joint_parts import build_parts
 from avgen.train.recipe import load_recipe
 from avgen.weights import load_tensors
 
 
 def pipeline_from_checkpoint(step_dir: str, which: str = "model") -> AVPipeline:
-    """The run's parts with the DiT weights of ``which`` ("model" or "ema") from a loop checkpoint."""
-    dit, vc, ac, te, pc = build_parts(load_recipe("configs/tiny_joint.yaml").joint)
+    """The run's parts (from its resolved config.json, two levels up: RUN/checkpoints/step_N) with the DiT
+    weights of ``which`` ("model" or "ema") from a loop checkpoint."""
+    dit, vc, ac, te, pc = build_parts(load_recipe(Path(step_dir).parents[1] / "config.json").joint)
     state = load_tensors(f"{step_dir}/train_state.safetensors")
     prefix = f"module/{which}/"
     dit.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})

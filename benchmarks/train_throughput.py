@@ -41,7 +41,8 @@ def main() -> None:
     from avgen.codecs.audio import EncodecCodec, EncodecCodecConfig
     from avgen.codecs.video_vae import CausalVideoVAE, VideoVAEConfig
     from avgen.config import from_dict
-    from avgen.train.joint import JointConfig, JointTask
+    from avgen.train.joint import JointTask
+    from avgen.train.joint_config import JointConfig
     from avgen.train.loop import LoopConfig, train
 
     torch.set_num_threads(args.threads)

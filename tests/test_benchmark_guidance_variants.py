@@ -35,7 +35,9 @@ def test_plain_variant_is_avgens_guidance_and_an_empty_interval_is_the_condition
     bench = _bench()
     model, p, cond, uncond, x, t = _setup()
     with torch.no_grad():
-        ours = guided_velocity(model, p.positions, p.modality, cond, uncond, video_scale=5.0, audio_scale=2.0)
+        ours = guided_velocity(
+            model, p.positions, p.modality, cond, uncond, video_guidance=5.0, audio_guidance=2.0
+        )
         plain = bench.variant_velocity(
             model, p.positions, p.modality, cond, uncond, bench.Variant("p", 5.0, 2.0)
         )

@@ -10,7 +10,8 @@ from avgen.data.synth import make_sample
 from avgen.data.synth.captions import ADJECTIVES, COLORS, caption_variants
 from avgen.errors import ConfigError
 from avgen.metrics.synth import parse_caption
-from avgen.train.joint import JointConfig, JointTask
+from avgen.train.joint import JointTask
+from avgen.train.joint_config import JointConfig
 
 
 def test_variants_of_every_family_keep_colours_or_attributes_and_the_speech() -> None:

@@ -165,8 +165,29 @@ def test_training_loss_backpropagates_through_the_dit() -> None:
 
     fm = p.layout.feature_mask()
     loss = training_loss(fn, p.tokens, p.modality, fm, FlowConfig(), torch.Generator().manual_seed(0))
-    loss.total.backward()
+    assert loss.total.shape == loss.video.shape == (2,)  # one loss per sample
+    loss.total.mean().backward()
     assert seen["t"].shape == (2, p.layout.num_tokens)
     assert torch.all(seen["x"][:, ~fm] == 0)  # noise is masked on padding
     # zero-initialised output: loss equals the target's mean square, and the output layer gets gradient
-    assert loss.video > 0.5 and model.final.video.weight.grad.abs().sum() > 0
+    assert loss.video.mean() > 0.5 and model.final.video.weight.grad.abs().sum() > 0
+
+
+def test_training_loss_with_given_draws_is_the_per_sample_loss_of_that_path() -> None:
+    """The trainer passes its own per-sample t and noise; the loss is then exactly the path's."""
+    g = torch.Generator().manual_seed(4)
+    x0, noise = torch.randn(3, 10, 6, generator=g), torch.randn(3, 10, 6, generator=g)
+    modality = torch.tensor([0] * 6 + [1] * 4)
+    fm = torch.ones(10, 6, dtype=torch.bool)
+    fm[6:, 4:] = False
+    cfg = FlowConfig(video_weight=2.0)
+    t = sample_timesteps(cfg, modality, 3, g)
+    w = torch.rand(3, 2, generator=g)
+
+    def fn(x: torch.Tensor, tt: torch.Tensor) -> torch.Tensor:
+        return 0.5 * x + tt[..., None]
+
+    got = training_loss(fn, x0, modality, fm, cfg, t=t, noise=noise, sample_weights=w)
+    masked = noise * fm
+    expected = per_sample_flow_loss(fn(interpolate(x0, masked, t), t), x0, masked, t, modality, fm, cfg, w)
+    assert torch.equal(got.total, expected.total) and got.total.shape == (3,)

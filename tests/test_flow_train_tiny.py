@@ -60,11 +60,11 @@ def test_tiny_dit_learns_a_toy_joint_distribution() -> None:
         idx = torch.where(drop, 2, which)
         text = TextStates(prompts.states[idx], prompts.mask[idx])
         fn = guided_velocity(model, p.positions, p.modality, text)  # conditional branch only
-        loss = training_loss(fn, p.tokens, p.modality, p.layout.feature_mask(), cfg, g)
+        loss = training_loss(fn, p.tokens, p.modality, p.layout.feature_mask(), cfg, g).total.mean()
         opt.zero_grad()
-        loss.total.backward()
+        loss.backward()
         opt.step()
-        losses.append(loss.total.item())
+        losses.append(loss.item())
     first, last = sum(losses[:15]) / 15, sum(losses[-15:]) / 15
     assert last < 0.5 * first, (first, last)
 
@@ -75,7 +75,7 @@ def test_tiny_dit_learns_a_toy_joint_distribution() -> None:
     uncond = TextStates(prompts.states[2:3], prompts.mask[2:3])
     none = given_mask("t2av", p.layout, 4)
     x = initial_state(p.layout, 4, none, generator=torch.Generator().manual_seed(1))
-    fn = guided_velocity(model, p.positions, p.modality, cond, uncond, video_scale=2.0, audio_scale=2.0)
+    fn = guided_velocity(model, p.positions, p.modality, cond, uncond, video_guidance=2.0, audio_guidance=2.0)
     with torch.no_grad():
         out = heun(fn, x, hold_given(schedule(8), none))
     video, audio = unpack(out, p.layout)

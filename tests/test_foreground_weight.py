@@ -15,7 +15,9 @@ from avgen.errors import ConfigError, ShapeError
 from avgen.tokens import AUDIO, VIDEO, TokenSpec
 from avgen.train import foreground
 from avgen.train.foreground import cached_foreground_maps, foreground_maps, token_weights
-from avgen.train.joint import JointConfig, JointTask
+from avgen.train.joint import JointTask
+from avgen.train.joint_config import JointConfig
+from avgen.train.joint_validation import validation_losses
 
 RED = torch.tensor([0.7, -0.8, -0.8])  # in [-1, 1]; the backdrop is 0 (mid grey)
 
@@ -208,8 +210,8 @@ def test_the_joint_trainer_weighs_training_tokens_by_foreground_and_never_valida
     for m in task.foreground:
         m[:, :2, :2] = 1.0  # one corner is "the object"
     assert loss(task) != pytest.approx(loss(plain), rel=1e-4)
-    v_plain = plain.validation_losses(plain.model)
-    v_task = task.validation_losses(task.model)
+    v_plain = validation_losses(plain, plain.model)
+    v_task = validation_losses(task, task.model)
     assert v_task["val_loss"] == pytest.approx(v_plain["val_loss"], rel=1e-6)
     for task_name, terms in v_plain["val_mse"].items():
         assert v_task["val_mse"][task_name] == pytest.approx(terms, rel=1e-6)

@@ -15,7 +15,8 @@ from avgen.config import from_dict
 from avgen.data.synth import SynthConfig, make_sample, sample_family
 from avgen.diffusion.flow import FlowConfig, per_sample_flow_loss
 from avgen.errors import ConfigError, ShapeError
-from avgen.train.joint import JointConfig, JointTask
+from avgen.train.joint import JointTask
+from avgen.train.joint_config import JointConfig
 from avgen.train.latents import folder_group
 
 FAMILIES = {"bounce": 0.5, "keys": 0.5}

@@ -10,7 +10,8 @@ import torch
 from avgen.config import from_dict
 from avgen.errors import ConfigError
 from avgen.model.dit import tiny_dit
-from avgen.train.joint import GROWABLE_DIT_FIELDS, JointModelConfig, build_parts, grow_dit
+from avgen.train.joint_config import JointModelConfig
+from avgen.train.joint_parts import GROWABLE_DIT_FIELDS, build_parts, grow_dit
 
 
 def _forward(dit: torch.nn.Module, seed: int = 0) -> torch.Tensor:
@@ -77,7 +78,7 @@ def test_init_from_a_pipeline_folder_with_a_bridge(tmp_path) -> None:
 
 
 def _joint_config(model: JointModelConfig):
-    from avgen.train.joint import JointConfig
+    from avgen.train.joint_config import JointConfig
 
     return JointConfig(model=model)
 
@@ -86,8 +87,10 @@ def test_trainable_freezes_all_but_the_grown_bridge(tmp_path) -> None:
     """joint.model.trainable ['*.bridge.*']: only the bridge trains; the exported DiT keeps every pretrained
     weight bit for bit, and a resumed run carries on with the same parameters frozen."""
     from avgen.pipeline import AVPipeline, tiny_pipeline
-    from avgen.train.joint import JointConfig, JointTask
-    from avgen.train.loop import LoopConfig, train
+    from avgen.train.joint import JointTask
+    from avgen.train.joint_config import JointConfig
+    from avgen.train.loop import train
+    from avgen.train.loop_config import LoopConfig
 
     pipe = tiny_pipeline(seed=2)
     pipe.save_pretrained(tmp_path / "p")
@@ -121,7 +124,8 @@ def test_trainable_freezes_all_but_the_grown_bridge(tmp_path) -> None:
 )
 def test_bad_trainable_patterns_are_named(tmp_path, trainable, lora, match) -> None:
     from avgen.pipeline import tiny_pipeline
-    from avgen.train.joint import JointConfig, JointTask
+    from avgen.train.joint import JointTask
+    from avgen.train.joint_config import JointConfig
 
     tiny_pipeline(seed=2).save_pretrained(tmp_path / "p")
     data = {"n": 2, "val_n": 1, "size": [32, 32], "duration": 1.0, "cache_dir": str(tmp_path / "cache")}

@@ -142,9 +142,11 @@ def test_model_eval_tunes_on_val_and_passes_sampler_settings() -> None:
     with pytest.raises(ConfigError, match="split"):
         ModelEvalConfig(split="holdout")
     with pytest.raises(ConfigError, match="audio_guidance"):
-        ModelEvalConfig(audio_guidance=float("nan"))
+        ModelEvalConfig(sampling={"audio_guidance": float("nan")})
     with pytest.raises(ConfigError, match="shift"):
-        ModelEvalConfig(shift=0.0)
+        ModelEvalConfig(sampling={"shift": 0.0})
+    with pytest.raises(ConfigError, match="guidance_scale"):
+        ModelEvalConfig(sampling={"guidance_scale": 2.0})
     geometry = {"per_family": 2, "families": ("talk",), "size": (32, 32), "seconds": 1.0}
     test = test_samples(ModelEvalConfig(**geometry), 16000)
     val = test_samples(ModelEvalConfig(split="val", **geometry), 16000)
@@ -157,13 +159,10 @@ def test_model_eval_tunes_on_val_and_passes_sampler_settings() -> None:
         calls.append(kw)
         return [None] * len(prompts)
 
-    cfg = ModelEvalConfig(
-        steps=3, sampler="euler", shift=3.0, guidance=2.5, audio_guidance=1.5, batch=8, **geometry
-    )
+    sampling = {"steps": 3, "sampler": "euler", "shift": 3.0, "video_guidance": 2.5, "audio_guidance": 1.5}
+    cfg = ModelEvalConfig(sampling=sampling, batch=8, **geometry)
     _generate(pipe, "t2av", test, cfg)
-    assert (
-        calls[0]["sampler"] == "euler" and calls[0]["guidance"] == 2.5 and calls[0]["audio_guidance"] == 1.5
-    )
+    assert {k: calls[0][k] for k in sampling} == sampling
 
 
 def test_steadiness_scores() -> None:

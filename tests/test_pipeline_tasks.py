@@ -210,19 +210,21 @@ def test_eval_model_cli_passes_every_sampler_flag(pipe, tmp_path):
     out = tmp_path / "model_eval"
     args = ["eval", "model", "--pipeline", str(folder), "--out", str(out), "--per-family", "2"]
     args += ["--families", "bounce", "--tasks", "t2av,codec", "--split", "val", "--steps", "1"]
-    args += ["--sampler", "euler_sde", "--shift", "2", "--guidance", "1.5", "--audio-guidance", "2.5"]
+    args += ["--sampler", "euler_sde", "--shift", "2", "--video-guidance", "1.5", "--audio-guidance", "2.5"]
     args += ["--audio-sync", "2", "--video-sync", "0.5", "--order", "video_first"]
     assert main(args) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["config"]["split"] == "val" and set(report["summary"]) == {"gt", "t2av", "codec"}
-    assert report["sampler"] == {
-        "name": "euler_sde",
+    assert report["sampling"] == {
+        "steps": 1,
+        "sampler": "euler_sde",
         "shift": 2.0,
-        "guidance": 1.5,
+        "video_guidance": 1.5,
         "audio_guidance": 2.5,
         "video_sync": 0.5,
         "audio_sync": 2.0,
         "order": "video_first",
+        "negative_prompt": "",
     }
 
 

@@ -17,6 +17,7 @@ from avgen.diffusion import (
     schedule,
 )
 from avgen.diffusion.guidance import without_modality
+from avgen.diffusion.settings import SamplingConfig
 from avgen.errors import ConfigError
 from avgen.model import TextStates, tiny_dit
 from avgen.tokens import AUDIO, VIDEO, ShapeError, TokenSpec, latent_times, pack, unpack
@@ -48,7 +49,7 @@ def test_scale_one_equals_the_conditional_prediction() -> None:
     model, p, _, _, cond, uncond = _setup()
     t = torch.full((2, p.layout.num_tokens), 0.6)
     direct = model(p.tokens, t, p.positions, p.modality, cond.states, cond.mask)
-    fn = guided_velocity(model, p.positions, p.modality, cond, uncond, video_scale=1.0, audio_scale=1.0)
+    fn = guided_velocity(model, p.positions, p.modality, cond, uncond, video_guidance=1.0, audio_guidance=1.0)
     assert torch.equal(fn(p.tokens, t), direct)
 
 
@@ -61,7 +62,9 @@ def test_batched_branches_equal_separate_forwards() -> None:
         calls.append(args[0].shape[0])
         return model(*args)
 
-    fn = guided_velocity(counting, p.positions, p.modality, cond, uncond, video_scale=5.0, audio_scale=2.0)
+    fn = guided_velocity(
+        counting, p.positions, p.modality, cond, uncond, video_guidance=5.0, audio_guidance=2.0
+    )
     out = fn(p.tokens, t)
     assert calls == [4]  # one forward with both branches
     v_c = model(p.tokens, t, p.positions, p.modality, cond.states, cond.mask)
@@ -74,8 +77,8 @@ def test_batched_branches_equal_separate_forwards() -> None:
         guided_velocity(model, p.positions, p.modality, cond, uncond, 2.0, 2.0)(
             p.tokens[:1].repeat(3, 1, 1), t[:1].repeat(3, 1)
         )
-    with pytest.raises(ConfigError, match="video_scale"):
-        guided_velocity(model, p.positions, p.modality, cond, uncond, video_scale="4")
+    with pytest.raises(ConfigError, match="video_guidance"):
+        guided_velocity(model, p.positions, p.modality, cond, uncond, video_guidance="4")
 
 
 def test_sync_guidance_equals_separate_forwards_with_the_other_stream_noised() -> None:
@@ -89,7 +92,7 @@ def test_sync_guidance_equals_separate_forwards_with_the_other_stream_noised() -
         calls.append(args[0].shape[0])
         return model(*args)
 
-    kw = {"video_scale": 3.0, "audio_scale": 2.0, "video_sync": 1.5, "audio_sync": 4.0, "null": null}
+    kw = {"video_guidance": 3.0, "audio_guidance": 2.0, "video_sync": 1.5, "audio_sync": 4.0, "null": null}
     out = guided_velocity(counting, p.positions, p.modality, cond, uncond, **kw)(p.tokens, t)
     assert calls == [8]  # cond, uncond, no-audio, no-video: one forward
 
@@ -111,7 +114,7 @@ def test_sync_guidance_equals_separate_forwards_with_the_other_stream_noised() -
     )
     # only audio sync on: one extra branch, and video tokens get plain text guidance
     calls.clear()
-    kw = {"video_scale": 3.0, "audio_scale": 2.0, "audio_sync": 4.0, "null": null}
+    kw = {"video_guidance": 3.0, "audio_guidance": 2.0, "audio_sync": 4.0, "null": null}
     only = guided_velocity(counting, p.positions, p.modality, cond, uncond, **kw)(p.tokens, t)
     assert calls == [6]
     plain = apply_guidance(v_c, v_u, modality_scale(p.modality, 3.0, 2.0))
@@ -132,7 +135,9 @@ def test_generate_tokens_sync_off_is_unchanged_and_on_changes_only_the_generated
 
     def run(task: str, **kw: float) -> torch.Tensor:
         gen = torch.Generator().manual_seed(7)
-        return generate_tokens(model, p, cond, uncond, task=task, steps=3, generator=gen, **kw)
+        return generate_tokens(
+            model, p, cond, uncond, task=task, sampling=SamplingConfig(steps=3, **kw), generator=gen
+        )
 
     base = run("t2av")
     assert torch.equal(run("t2av", video_sync=0.0, audio_sync=0.0), base)
@@ -167,7 +172,7 @@ def test_audio_to_video_returns_the_given_audio_unchanged(name: str) -> None:
     g = torch.Generator().manual_seed(7)
     x = initial_state(p.layout, 2, given, p.tokens, generator=g)
     assert torch.equal(x[given], p.tokens[given])
-    fn = guided_velocity(model, p.positions, p.modality, cond, uncond, video_scale=4.0, audio_scale=3.0)
+    fn = guided_velocity(model, p.positions, p.modality, cond, uncond, video_guidance=4.0, audio_guidance=3.0)
     with torch.no_grad():
         out = SAMPLERS[name](fn, x, hold_given(schedule(3, shift=2.0), given), generator=g)
     v_out, a_out = unpack(out, p.layout)
@@ -178,7 +183,7 @@ def test_audio_to_video_returns_the_given_audio_unchanged(name: str) -> None:
 def test_video_to_audio_and_same_seed_same_result() -> None:
     model, p, video, _, cond, uncond = _setup()
     given = given_mask("v2a", p.layout, 2)
-    fn = guided_velocity(model, p.positions, p.modality, cond, uncond, video_scale=1.0, audio_scale=3.0)
+    fn = guided_velocity(model, p.positions, p.modality, cond, uncond, video_guidance=1.0, audio_guidance=3.0)
 
     def run(seed: int) -> torch.Tensor:
         x = initial_state(p.layout, 2, given, p.tokens, generator=torch.Generator().manual_seed(seed))
@@ -218,8 +223,7 @@ def test_generate_tokens_continuation_and_seed() -> None:
         uncond,
         task="continue",
         seconds=0.15,
-        steps=4,
-        sampler="ab2",
+        sampling=SamplingConfig(steps=4, sampler="ab2"),
         generator=torch.Generator().manual_seed(3),
         callback=lambda i, x: steps_seen.append(i),
     )
@@ -228,6 +232,10 @@ def test_generate_tokens_continuation_and_seed() -> None:
     assert torch.equal(out[:, kept], p.tokens[:, kept]) and not torch.allclose(
         out[:, ~kept], p.tokens[:, ~kept]
     )
-    a = generate_tokens(model, p, cond, None, steps=2, generator=torch.Generator().manual_seed(5))
-    b = generate_tokens(model, p, cond, None, steps=2, generator=torch.Generator().manual_seed(5))
+    a = generate_tokens(
+        model, p, cond, None, sampling=SamplingConfig(steps=2), generator=torch.Generator().manual_seed(5)
+    )
+    b = generate_tokens(
+        model, p, cond, None, sampling=SamplingConfig(steps=2), generator=torch.Generator().manual_seed(5)
+    )
     assert torch.equal(a, b) and a.shape == p.tokens.shape

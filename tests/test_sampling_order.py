@@ -10,6 +10,7 @@ import torch
 
 from avgen.diffusion import SAMPLERS, generate_tokens, hold_given, schedule
 from avgen.diffusion.samplers import ORDERS, drop_idle, ordered
+from avgen.diffusion.settings import SamplingConfig
 from avgen.errors import ConfigError
 from avgen.model import TextStates, tiny_dit
 from avgen.pipeline import PipelineConfig, tiny_pipeline
@@ -87,11 +88,11 @@ def test_video_first_is_text_to_video_then_video_to_audio(sampler: str) -> None:
     """The second pass of "video_first" is exactly video-to-audio given the first pass's frames and the
     same starting noise, and the frames come out of it untouched."""
     model, p, cond, uncond = _setup()
-    kw = {"steps": 3, "sampler": sampler, "video_scale": 2.0, "audio_scale": 3.0}
+    s = SamplingConfig(steps=3, sampler=sampler, video_guidance=2.0, audio_guidance=3.0)
+    kw = {"sampling": s}
     with torch.no_grad():
-        out = generate_tokens(
-            model, p, cond, uncond, order="video_first", generator=torch.Generator().manual_seed(5), **kw
-        )
+        first = {"sampling": s.replace(order="video_first")}
+        out = generate_tokens(model, p, cond, uncond, generator=torch.Generator().manual_seed(5), **first)
         v2a_in = dataclasses.replace(p, tokens=out)
         seed = torch.Generator().manual_seed(5)
         redo = generate_tokens(model, v2a_in, cond, uncond, task="v2a", generator=seed, **kw)
@@ -112,11 +113,13 @@ def test_video_first_frames_do_not_depend_on_the_audio_pass() -> None:
                 p,
                 cond,
                 uncond,
-                order="video_first",
-                steps=2,
-                sampler="euler",
-                video_scale=2.0,
-                audio_scale=audio_scale,
+                sampling=SamplingConfig(
+                    order="video_first",
+                    steps=2,
+                    sampler="euler",
+                    video_guidance=2.0,
+                    audio_guidance=audio_scale,
+                ),
                 generator=torch.Generator().manual_seed(0),
             )
 
@@ -134,6 +137,6 @@ def test_orders_in_the_pipeline() -> None:
     with pytest.raises(ConfigError, match="order"):
         pipe("a red ball bounces", seconds=0.5, order="sideways", progress=False)
     with pytest.raises(ConfigError, match="order"):
-        PipelineConfig(order="sideways")
+        PipelineConfig(sampling=SamplingConfig(order="sideways"))
     given = pipe("a red ball bounces", video=joint, order="video_first", progress=False)  # one pass only
     assert (given.video == joint.video).all()

@@ -7,7 +7,7 @@ import pytest
 
 from avgen.codecs.video_vae import CausalVideoVAE, VideoVAEConfig
 from avgen.errors import ConfigError
-from avgen.train.joint import JointModelConfig
+from avgen.train.joint_config import JointModelConfig
 from avgen.train.recipe import load_recipe, run
 
 RECIPE = """

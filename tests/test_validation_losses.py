@@ -13,7 +13,9 @@ import torch
 from avgen.config import from_dict
 from avgen.errors import ConfigError
 from avgen.metrics.cli import main as eval_main
-from avgen.train.joint import VALIDATION_FLOWS, VALIDATION_SEED, JointConfig, JointTask
+from avgen.train.joint import JointTask
+from avgen.train.joint_config import JointConfig
+from avgen.train.joint_validation import VALIDATION_FLOWS, VALIDATION_SEED, validation_losses
 
 CFG = {
     "batch_size": 4,
@@ -56,7 +58,7 @@ def test_val_mse_is_the_same_whatever_flow_and_seed_the_run_trained_with() -> No
         seed=7, flow={"clean_prob": 0.9, "independent_prob": 0.8, "shift": 3.0, "video_weight": 2.0}
     )
     other.model.load_state_dict(plain.model.state_dict())
-    a, b = plain.validation_losses(plain.model), other.validation_losses(other.model)
+    a, b = validation_losses(plain, plain.model), validation_losses(other, other.model)
     assert a["val_mse"] == b["val_mse"]  # fixed settings, fixed noise: bit-for-bit
     assert a["val_loss"] != pytest.approx(b["val_loss"], rel=1e-3)  # the run's own loss does move
     assert set(a["val_mse"]) == {"t2av", "v2a", "a2v"}
@@ -72,7 +74,7 @@ def test_val_mse_is_the_same_whatever_flow_and_seed_the_run_trained_with() -> No
 def test_each_task_gives_its_modality_clean() -> None:
     task = _perturbed(_task())
     indices = [i for i, b in enumerate(task.val_set.buckets) if b == task.val_set.buckets[0]][:4]
-    seeds = [task._sample_seed(-1, i, seed=VALIDATION_SEED) for i in indices]
+    seeds = [task.sample_seed(-1, i, seed=VALIDATION_SEED) for i in indices]
     logs = {}
     for name, (flow, _) in VALIDATION_FLOWS.items():
         _, logs[name] = task.batch_loss(task.model, task.val_set, indices, seeds, 0.0, flow=flow)
@@ -95,7 +97,7 @@ def test_avgen_eval_loss_scores_a_pipeline_folder(tmp_path: Path, capsys) -> Non
     )
     result = json.loads(out.read_text())
     assert _flat(result["val_mse"]) == pytest.approx(
-        _flat(task.validation_losses(task.model)["val_mse"]), rel=1e-4
+        _flat(validation_losses(task, task.model)["val_mse"]), rel=1e-4
     )
     assert result["pipeline"] == str(tmp_path / "run" / "pipeline") and result["val_clips"] > 0
     assert "t2av video" in capsys.readouterr().out

@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from avgen.codecs.losses import VideoLossWeights, foreground_mask, mouth_mask, video_vae_loss, weighted_l1
+from avgen.codecs.losses import VideoLossWeights, video_vae_loss, weighted_l1
+from avgen.data.maps import VIDEO_MASKS
 from avgen.data.synth.captions import MOUTH_RGB
+from avgen.data.synth.pixels import foreground_mask, mouth_mask, mouth_pixels
 from avgen.errors import ConfigError
-from avgen.metrics.synth import mouth_pixels
 
 
 def _square_clip() -> torch.Tensor:
@@ -36,7 +37,9 @@ def test_weighted_l1_matches_hand_computed_weights():
     g = torch.Generator().manual_seed(0)
     pred = target + 0.1 * torch.randn(target.shape, generator=g)
     err = (pred - target).abs()
-    assert float(weighted_l1(pred, target, 0.0, on="target")) == pytest.approx(float(err.mean()), rel=1e-6)
+    assert float(weighted_l1(pred, target, 0.0, on="target", masks=VIDEO_MASKS)) == pytest.approx(
+        float(err.mean()), rel=1e-6
+    )
     share = 16 / 256  # the square's share of each frame
     w_obj, w_bg = 1 + 10.0, 1.0
     mean_w = share * w_obj + (1 - share) * w_bg
@@ -47,7 +50,9 @@ def test_weighted_l1_matches_hand_computed_weights():
     first[:, :, :6, 5:9] /= mean_w
     first[:, :, 10:, 5:9] /= mean_w
     expected = (first.sum() + err[1].sum()) / err.numel()  # the empty clip keeps weight 1 everywhere
-    assert float(weighted_l1(pred, target, 10.0, on="target")) == pytest.approx(float(expected), rel=1e-5)
+    assert float(weighted_l1(pred, target, 10.0, on="target", masks=VIDEO_MASKS)) == pytest.approx(
+        float(expected), rel=1e-5
+    )
 
 
 def test_a_spurious_object_costs_as_much_as_a_missed_one_with_either():
@@ -59,7 +64,7 @@ def test_a_spurious_object_costs_as_much_as_a_missed_one_with_either():
     err_spurious = (spurious - target).abs().sum()
     for on in ("target", "either"):
         per_unit = [
-            float(weighted_l1(x, target, 10.0, on=on)) / float(e)
+            float(weighted_l1(x, target, 10.0, on=on, masks=VIDEO_MASKS)) / float(e)
             for x, e in ((missed, err_missed), (spurious, err_spurious))
         ]
         if on == "target":
@@ -77,7 +82,9 @@ def test_video_loss_reports_the_plain_l1_and_weighs_only_the_fit():
     pred[:, :, :, 6:10, 5:9] -= 0.5  # only the object is wrong
     mean, logvar = torch.zeros(1, 4, 1, 2, 2), torch.zeros(1, 4, 1, 2, 2)
     plain, parts = video_vae_loss(pred, target, mean, logvar, VideoLossWeights())
-    weighted, wparts = video_vae_loss(pred, target, mean, logvar, VideoLossWeights(foreground=10.0))
+    weighted, wparts = video_vae_loss(
+        pred, target, mean, logvar, VideoLossWeights(foreground=10.0), VIDEO_MASKS
+    )
     assert float(parts["l1"]) == pytest.approx(float(wparts["l1"]))
     assert "l1_weighted" not in parts and float(wparts["l1_weighted"]) > 5 * float(parts["l1"])
     assert float(weighted) > float(plain)
@@ -115,21 +122,21 @@ def test_mouth_weight_adds_to_the_object_weight():
     w[:, ::2, 8, 5:9] += 50.0
     w = w / w.mean()
     expected = (err * w.unsqueeze(1)).mean()
-    assert float(weighted_l1(pred, target, 10.0, on="target", mouth=50.0)) == pytest.approx(
-        float(expected), rel=1e-5
-    )
-    only = weighted_l1(pred, target, 0.0, on="target", mouth=50.0)
+    assert float(
+        weighted_l1(pred, target, 10.0, on="target", mouth=50.0, masks=VIDEO_MASKS)
+    ) == pytest.approx(float(expected), rel=1e-5)
+    only = weighted_l1(pred, target, 0.0, on="target", mouth=50.0, masks=VIDEO_MASKS)
     w = torch.ones(1, 4, 16, 16)
     w[:, ::2, 8, 5:9] += 50.0
     assert float(only) == pytest.approx(float((err * (w / w.mean()).unsqueeze(1)).mean()), rel=1e-5)
     # with "either", lips drawn where the clip has none (frame 1) weigh as much as lips missed
     drawn = target.clone()
     drawn[:, :, 1, 8, 5:9] = target[:, :, 0, 8, 5:9]
-    assert float(weighted_l1(drawn, target, 0.0, on="either", mouth=50.0)) > 10 * float(
-        weighted_l1(drawn, target, 0.0, on="target", mouth=50.0)
+    assert float(weighted_l1(drawn, target, 0.0, on="either", mouth=50.0, masks=VIDEO_MASKS)) > 10 * float(
+        weighted_l1(drawn, target, 0.0, on="target", mouth=50.0, masks=VIDEO_MASKS)
     )
     mean, logvar = torch.zeros(1, 4, 1, 2, 2), torch.zeros(1, 4, 1, 2, 2)
-    _, parts = video_vae_loss(pred, target, mean, logvar, VideoLossWeights(mouth=50.0))
+    _, parts = video_vae_loss(pred, target, mean, logvar, VideoLossWeights(mouth=50.0), VIDEO_MASKS)
     assert float(parts["l1_weighted"]) > float(parts["l1"])
 
 
@@ -141,3 +148,10 @@ def test_bad_foreground_weight_is_named(bad):
         VideoLossWeights(mouth=bad)
     with pytest.raises(ConfigError, match="foreground_on"):
         VideoLossWeights(foreground=1.0, foreground_on="pred")
+
+
+def test_a_weighted_l1_without_the_datasets_masks_is_refused():
+    target = _square_clip()
+    assert float(weighted_l1(target, target, 0.0)) == 0.0  # unweighted: no masks needed
+    with pytest.raises(ConfigError, match="masks"):
+        weighted_l1(target, target, 10.0)

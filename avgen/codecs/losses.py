@@ -12,6 +12,7 @@ Adversarial terms live in ``discriminator.py``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -20,8 +21,9 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor
 
-from avgen.data.synth.captions import MOUTH_RGB, MOUTH_TOLERANCE
 from avgen.errors import ConfigError
+
+VideoMask = Callable[[Tensor, Tensor | None], Tensor]
 
 # --- mel filterbank ---------------------------------------------------------------------------------------
 
@@ -240,15 +242,15 @@ FOREGROUND_ON = ("either", "target")
 
 @dataclass(frozen=True)
 class VideoLossWeights:
-    """``foreground``: extra L1 weight on object pixels (``foreground_mask``): each pixel's L1 counts
-    ``1 + foreground`` times where it shows an object, 1 elsewhere, normalised to mean 1 per clip. A ball
-    is ~2 % of a 64x64 frame, so without it the L1 is ~98 % backdrop and a small object's colour is cheap
-    to get wrong. ``foreground_on``: whose objects are weighed, ``"either"`` the clip's or the
+    """Video loss terms. ``foreground``: extra L1 weight on the pixels of the dataset's "objects" mask
+    (``masks`` of ``weighted_l1``): each pixel's L1 counts ``1 + foreground`` times there, 1 elsewhere,
+    normalised to mean 1 per clip; a small object's colour is otherwise cheap to get wrong when nearly all
+    pixels are backdrop. ``foreground_on``: whose objects are weighed, ``"either"`` the clip's or the
     reconstruction's (an object drawn where there is none costs as much as one missed), or ``"target"``
-    the clip's only (a spurious blob then costs 11x less than a missed object; in session 22 a decoder
-    trained that way added blobs to generated clips). ``mouth``: extra L1 weight on the talking face's
-    lips (``mouth_mask``), added to the object weight, on the same ``foreground_on`` pixels: a shut mouth
-    is a one-pixel line that avgen-tiny's autoencoder loses in most frames, and lip sync is scored on it."""
+    the clip's only (a spurious blob then costs less than a missed object, and a decoder trained so adds
+    blobs). ``mouth``: extra L1 weight on the pixels of the "mouth" mask that are also objects, added to the
+    object weight, on the same ``foreground_on`` pixels: for a part a few pixels wide that a score depends
+    on, like a talking face's lips."""
 
     l1: float = 1.0
     ssim: float = 0.2
@@ -272,59 +274,55 @@ class VideoLossWeights:
             )
 
 
-def backdrop(video: Tensor) -> Tensor:
-    """``(B, 3, H)``: the per-row backdrop of ``video (B, 3, T, H, W)``, the median over time of its two
-    edge columns, as ``avgen.metrics.synth.sampled_foreground`` takes it."""
-    edges = torch.cat([video[..., :1], video[..., -1:]], dim=-1)  # (B, 3, T, H, 2)
-    return rearrange(edges, "b c t h e -> b c h (t e)").median(dim=-1).values
-
-
-def foreground_mask(video: Tensor, threshold: float = 0.24, reference: Tensor | None = None) -> Tensor:
-    """``(B, T, H, W)`` bool: pixels of ``video (B, 3, T, H, W)`` in [-1, 1] more than ``threshold`` in
-    some channel from the backdrop of ``reference`` (default ``video`` itself). The 0.12 of
-    ``sampled_foreground`` on [0, 1] is 0.24 here."""
-    ground = backdrop(video if reference is None else reference)
-    return (video - rearrange(ground, "b c h -> b c 1 h 1")).abs().amax(dim=1) > threshold
-
-
-def mouth_mask(video: Tensor) -> Tensor:
-    """``(B, T, H, W)`` bool: pixels of ``video (B, 3, T, H, W)`` in [-1, 1] within 0.2 (RGB on [0, 1]) of
-    avgen-synth's mouth colour, the rule ``avgen.metrics.synth.mouth_pixels`` scores lip sync by."""
-    rgb = torch.tensor(MOUTH_RGB, dtype=video.dtype, device=video.device)
-    return ((video + 1) / 2 - rearrange(rgb, "c -> 1 c 1 1 1")).norm(dim=1) < MOUTH_TOLERANCE
-
-
 def weighted_l1(
-    pred: Tensor, target: Tensor, foreground: float, on: str = "either", mouth: float = 0.0
+    pred: Tensor,
+    target: Tensor,
+    foreground: float,
+    on: str = "either",
+    mouth: float = 0.0,
+    masks: Mapping[str, VideoMask] | None = None,
 ) -> Tensor:
-    """Mean |pred - target| with object pixels weighed ``1 + foreground`` and mouth pixels (``mouth_mask``
-    and object) ``mouth`` more (videos ``(B, 3, T, H, W)``): those of ``target``, and with ``on="either"``
-    also those of ``pred`` (against the target's backdrop). The weights average 1 within each clip, so a
-    clip's scale is kept."""
+    """Mean |pred - target| with object pixels weighed ``1 + foreground`` and mouth pixels (mouth and
+    object) ``mouth`` more (videos ``(B, 3, T, H, W)`` in [-1, 1]): those of ``target``, and with
+    ``on="either"`` also those of ``pred`` (against the target's backdrop). The weights average 1 within
+    each clip, so a clip's scale is kept. ``masks``: the dataset's "objects" and "mouth" pixel masks,
+    ``mask(video, reference) -> (B, T, H, W)`` bool (``avgen.data.maps.VIDEO_MASKS``)."""
     err = (pred - target).abs()
     if foreground == 0 and mouth == 0:
         return err.mean()
+    if masks is None or not {"objects", "mouth"} <= set(masks):
+        raise ConfigError(
+            "a weighted video L1 (foreground or mouth > 0) needs the dataset's 'objects' and 'mouth' masks "
+            "(masks=avgen.data.maps.VIDEO_MASKS)"
+        )
+    objects, mouth_of = masks["objects"], masks["mouth"]
     t = target.detach()
-    seen = [(t, foreground_mask(t))]  # (video, its object pixels) whose pixels are weighed
+    seen = [(t, objects(t, None))]  # (video, its object pixels) whose pixels are weighed
     if on == "either":
         p = pred.detach()
-        seen.append((p, foreground_mask(p, reference=t)))
+        seen.append((p, objects(p, t)))
     w = 1.0 + foreground * torch.stack([m for _, m in seen]).any(0).to(err.dtype)  # (B, T, H, W)
     if mouth:  # lips are mouth-coloured object pixels: a backdrop of about the mouth's colour is no mouth
-        w = w + mouth * torch.stack([mouth_mask(v) & m for v, m in seen]).any(0).to(err.dtype)
+        w = w + mouth * torch.stack([mouth_of(v, None) & m for v, m in seen]).any(0).to(err.dtype)
     w = w / w.mean(dim=(1, 2, 3), keepdim=True)
     return (err * rearrange(w, "b t h w -> b 1 t h w")).mean()
 
 
 def video_vae_loss(
-    pred: Tensor, target: Tensor, mean: Tensor, logvar: Tensor, weights: VideoLossWeights
+    pred: Tensor,
+    target: Tensor,
+    mean: Tensor,
+    logvar: Tensor,
+    weights: VideoLossWeights,
+    masks: Mapping[str, VideoMask] | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """l1 * weighted L1 + ssim * (1 - SSIM) + kl * KL. Videos (B, 3, T, H, W) in [-1, 1].
+    """l1 * weighted L1 + ssim * (1 - SSIM) + kl * KL. Videos (B, 3, T, H, W) in [-1, 1]; ``masks`` as
+    ``weighted_l1`` (needed when ``weights.weighted``).
 
     The reported ``l1`` is the plain (unweighted) L1, comparable across runs."""
     l1 = F.l1_loss(pred, target)
     fit = (
-        weighted_l1(pred, target, weights.foreground, weights.foreground_on, weights.mouth)
+        weighted_l1(pred, target, weights.foreground, weights.foreground_on, weights.mouth, masks)
         if weights.weighted
         else l1
     )

@@ -229,14 +229,26 @@ def training_loss(
     feature_mask: Tensor,
     cfg: FlowConfig,
     generator: torch.Generator | None = None,
+    *,
+    t: Tensor | None = None,
+    noise: Tensor | None = None,
+    sample_weights: Tensor | None = None,
+    token_weights: Tensor | None = None,
 ) -> FlowLoss:
-    """One flow-matching loss: draw per-token t and noise, form ``x_t``, call ``velocity_fn(x_t, t)``.
+    """The flow-matching training loss of each sample: ``total, video, audio (B,)``; backpropagate
+    ``total.mean()``, so each sample weighs the same whatever its count of noisy tokens.
 
-    ``x0 (B, L, F)`` clean packed tokens. Padding features stay zero in ``x_t`` (noise is masked there).
+    ``x0 (B, L, F)`` clean packed tokens. Per-token ``t (B, L)`` and ``noise (B, L, F)`` are drawn from
+    ``generator`` unless given (a trainer that seeds each sample on its own draws them itself, with
+    ``sample_timesteps``). Noise is masked to the real features, so padding stays zero in ``x_t``; then
+    ``pred = velocity_fn(x_t, t)`` and ``per_sample_flow_loss`` (``sample_weights (B, 2)`` and
+    ``token_weights (B, L)`` as there).
     """
-    t = sample_timesteps(cfg, modality, x0.shape[0], generator)
-    gen_device = generator.device if generator is not None else x0.device
-    noise = torch.randn(x0.shape, generator=generator, device=gen_device, dtype=x0.dtype).to(x0.device)
+    if t is None:
+        t = sample_timesteps(cfg, modality, x0.shape[0], generator)
+    if noise is None:
+        gen_device = generator.device if generator is not None else x0.device
+        noise = torch.randn(x0.shape, generator=generator, device=gen_device, dtype=x0.dtype).to(x0.device)
     noise = noise * feature_mask
-    x_t = interpolate(x0, noise, t)
-    return flow_loss(velocity_fn(x_t, t), x0, noise, t, modality, feature_mask, cfg)
+    pred = velocity_fn(interpolate(x0, noise, t), t)
+    return per_sample_flow_loss(pred, x0, noise, t, modality, feature_mask, cfg, sample_weights, token_weights)

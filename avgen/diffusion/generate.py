@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from avgen.diffusion.guidance import guided_velocity
 from avgen.diffusion.samplers import Callback, drop_idle, get_sampler, hold_given, ordered, schedule
+from avgen.diffusion.settings import SamplingConfig
 from avgen.diffusion.tasks import given_mask, initial_state
 from avgen.model.text import TextStates
 from avgen.tokens import Packed
@@ -24,14 +25,7 @@ def generate_tokens(
     *,
     task: str = "t2av",
     seconds: float = 0.0,
-    steps: int = 30,
-    sampler: str = "heun",
-    shift: float = 1.0,
-    video_scale: float = 4.0,
-    audio_scale: float = 3.0,
-    video_sync: float = 0.0,
-    audio_sync: float = 0.0,
-    order: str = "joint",
+    sampling: SamplingConfig | None = None,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
 ) -> Tensor:
@@ -40,18 +34,18 @@ def generate_tokens(
     ``packed.tokens`` supplies the clean tokens of whatever ``task`` gives (the audio for "a2v", the
     video for "v2a", the first ``seconds`` for "continue"); for "t2av" its values are unused (only its
     shape, positions and layout). ``cond``: B prompts (or 1); ``uncond``: the empty or negative prompt.
-    ``video_sync`` / ``audio_sync``: cross-modal sync guidance (``guidance.guided_velocity``; 0 = off).
-    ``order``: "joint" denoises both modalities together; "video_first" / "audio_first" finish one
-    modality, then make the other from it (``samplers.ordered``; twice the steps where both are free).
-    Given tokens come back bit-for-bit unchanged.
+    ``sampling``: steps, solver, schedule shift, guidance and sync scales, order (``SamplingConfig``;
+    default: its defaults); sync guidance is ``guidance.guided_velocity``'s, the orders
+    ``samplers.ordered``'s. Given tokens come back bit-for-bit unchanged.
     """
+    s = sampling or SamplingConfig()
     layout = packed.layout
     batch = packed.tokens.shape[0]
     device = packed.tokens.device
     given = given_mask(task, layout, batch, packed.positions, seconds).to(device)
     x = initial_state(layout, batch, given, packed.tokens.float(), generator=generator, device=device)
     null = None
-    if video_sync or audio_sync:  # drawn after the initial noise, so sync=0 keeps the same random stream
+    if s.video_sync or s.audio_sync:  # drawn after the initial noise, so sync=0 keeps the same random stream
         null = initial_state(layout, batch, torch.zeros_like(given), generator=generator, device=device)
     velocity_fn = guided_velocity(
         model,
@@ -59,14 +53,14 @@ def generate_tokens(
         packed.modality,
         cond,
         uncond,
-        video_scale=video_scale,
-        audio_scale=audio_scale,
-        video_sync=video_sync,
-        audio_sync=audio_sync,
+        video_guidance=s.video_guidance,
+        audio_guidance=s.audio_guidance,
+        video_sync=s.video_sync,
+        audio_sync=s.audio_sync,
         null=null,
     )
     timesteps = drop_idle(
-        hold_given(ordered(schedule(steps, shift), layout.modality(), order).to(device), given)
+        hold_given(ordered(schedule(s.steps, s.shift), layout.modality(), s.order).to(device), given)
     )
     with torch.no_grad():
-        return get_sampler(sampler)(velocity_fn, x, timesteps, generator=generator, callback=callback)
+        return get_sampler(s.sampler)(velocity_fn, x, timesteps, generator=generator, callback=callback)

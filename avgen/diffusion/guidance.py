@@ -51,8 +51,8 @@ def guided_velocity(
     modality: Tensor,
     cond: TextStates,
     uncond: TextStates | None = None,
-    video_scale: float = 1.0,
-    audio_scale: float = 1.0,
+    video_guidance: float = 1.0,
+    audio_guidance: float = 1.0,
     video_sync: float = 0.0,
     audio_sync: float = 0.0,
     null: Tensor | None = None,
@@ -60,24 +60,24 @@ def guided_velocity(
     """A ``velocity_fn(x, t)`` for the samplers, calling ``model(x, t, positions, modality, text, mask)``.
 
     ``cond``: text of the B samples (or of 1, broadcast); ``uncond``: the empty/negative prompt (1 or B).
-    With both scales 1 (or no ``uncond``) and no sync it returns the conditional velocity from a single
+    With both guidance scales 1 (or no ``uncond``) and no sync it returns the conditional velocity from a single
     forward; otherwise it runs the conditional, unconditional and sync branches as one batch.
     ``video_sync`` / ``audio_sync``: sync guidance scales (0 = off); they need ``null (B, L, F)``, the
     noise that stands in for the other modality (drawn once per generation, so sampling stays a pure
     function of its inputs).
     """
-    scales = {"video_scale": video_scale, "audio_scale": audio_scale}
+    scales = {"video_guidance": video_guidance, "audio_guidance": audio_guidance}
     scales |= {"video_sync": video_sync, "audio_sync": audio_sync}
     for name, s in scales.items():
         if isinstance(s, bool) or not isinstance(s, int | float) or s != s:
             raise ConfigError(f"{name} must be a number, got {s!r}")
-    guide = uncond is not None and (video_scale != 1.0 or audio_scale != 1.0)
+    guide = uncond is not None and (video_guidance != 1.0 or audio_guidance != 1.0)
     # (dropped modality, per-token scale (L,): the sync scale on the guided modality's tokens, 0 elsewhere)
     syncs = [(AUDIO, modality_scale(modality, video_sync, 0.0))] if video_sync != 0.0 else []
     syncs += [(VIDEO, modality_scale(modality, 0.0, audio_sync))] if audio_sync != 0.0 else []
     if syncs and null is None:
         raise ConfigError("video_sync / audio_sync need null noise for the dropped modality (null=)")
-    scale = modality_scale(modality, video_scale, audio_scale)
+    scale = modality_scale(modality, video_guidance, audio_guidance)
 
     def texts(batch: int) -> TextStates:
         parts = [cond, uncond] if guide else [cond]

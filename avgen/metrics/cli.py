@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from avgen.config import to_dict
+from avgen.diffusion import settings
 from avgen.errors import AVGenError, MediaError
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm")
@@ -249,16 +251,17 @@ def generate_main(args: argparse.Namespace, scorer: Any = None, reference: list[
     from avgen.pipeline import AVPipeline
 
     prompts = read_prompts(args.prompts)
+    overrides = settings.from_arguments(args)
     pipe = AVPipeline.from_pretrained(args.pipeline, device=args.device)
     args.out.mkdir(parents=True, exist_ok=True)
     videos = []
     for i in tqdm(range(args.n), desc="generating", unit="clip"):
-        clip = pipe(prompts[i % len(prompts)], seed=args.seed + i, steps=args.steps, progress=False)
+        clip = pipe(prompts[i % len(prompts)], seed=args.seed + i, progress=False, **overrides)
         videos.append(write_av(args.out / f"clip_{i:04d}.mp4", clip, overwrite=True))
     source = {
         "pipeline": str(args.pipeline),
         "prompts": str(args.prompts),
-        "steps": args.steps or pipe.config.steps,
+        "sampling": to_dict(pipe.config.sampling.replace(**overrides)),
     }
     report = score_all(
         videos, args.out, png=not args.no_png, source=source, scorer=scorer, reference=reference
@@ -275,17 +278,10 @@ def model_main(args: argparse.Namespace) -> int:
         per_family=args.per_family,
         families=tuple(f for f in args.families.split(",") if f),
         tasks=tuple(t for t in args.tasks.split(",") if t),
-        steps=args.steps,
         batch=args.batch,
         save_clips=args.save_clips,
         split=args.split,
-        sampler=args.sampler,
-        shift=args.shift,
-        guidance=args.guidance,
-        audio_guidance=args.audio_guidance,
-        video_sync=args.video_sync,
-        audio_sync=args.audio_sync,
-        order=args.order,
+        sampling=settings.from_arguments(args),
     )
     pipe = AVPipeline.from_pretrained(args.pipeline, device=args.device)
     report = evaluate_model(pipe, cfg, args.out)
@@ -336,11 +332,11 @@ def main(argv: list[str]) -> int:
     gen.add_argument("--prompts", type=Path, required=True, help="text file (one per line) or captions.jsonl")
     gen.add_argument("--n", type=int, default=8, help="clips to generate (prompts are cycled)")
     gen.add_argument("--out", type=Path, required=True, help="folder for the clips, PNGs and report.json")
-    gen.add_argument("--steps", type=int, default=None, help="sampler steps (default: the pipeline's)")
     gen.add_argument("--seed", type=int, default=0, help="seed of the first clip (clip i uses seed + i)")
     gen.add_argument("--device", default="cpu")
     gen.add_argument("--no-png", action="store_true", help="skip the per-clip PNG figures")
     _add_distribution_flags(gen)
+    settings.add_arguments(gen)
     model = sub.add_parser(
         "model", help="quality of a pipeline on held-out avgen-synth prompts (t2av, a2v, v2a; sync, colour)"
     )
@@ -353,35 +349,13 @@ def main(argv: list[str]) -> int:
         default="t2av,a2v,v2a,codec",
         help="comma-separated: t2av,a2v,v2a (generated), codec (test clips through the codecs: the ceiling)",
     )
-    model.add_argument("--steps", type=int, default=None, help="sampler steps (default: the pipeline's)")
     model.add_argument("--batch", type=int, default=8, help="text-to-audio-video prompts per call")
     model.add_argument(
         "--split", default="test", choices=("val", "test"), help="prompts from: test (report) or val (tuning)"
     )
-    model.add_argument("--sampler", default=None, help="sampler (default: the pipeline's)")
-    model.add_argument(
-        "--shift", type=float, default=None, help="sampling time shift (default: the pipeline's)"
-    )
-    model.add_argument(
-        "--guidance", type=float, default=None, help="video guidance (default: the pipeline's)"
-    )
-    model.add_argument(
-        "--audio-guidance", type=float, default=None, help="audio guidance (default: the pipeline's)"
-    )
-    model.add_argument(
-        "--video-sync", type=float, default=None, help="video sync guidance (default: the pipeline's)"
-    )
-    model.add_argument(
-        "--audio-sync", type=float, default=None, help="audio sync guidance (default: the pipeline's)"
-    )
-    model.add_argument(
-        "--order",
-        choices=["joint", "video_first", "audio_first"],
-        default=None,
-        help="text-to-audio-video sampling order (default: the pipeline's)",
-    )
     model.add_argument("--save-clips", action="store_true", help="also write every generated clip (MP4)")
     model.add_argument("--device", default="cpu")
+    settings.add_arguments(model)
     loss = sub.add_parser(
         "loss",
         help="a pipeline's flow-matching losses on a joint recipe's validation clips, fixed per task "

@@ -29,16 +29,17 @@ next to the ground-truth clips themselves (``gt``). Per task and family the repo
 
 from __future__ import annotations
 
-import math
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from avgen.config import to_dict
+from avgen.diffusion.settings import SamplingConfig
 from avgen.errors import ConfigError
 
 TASKS = ("t2av", "a2v", "v2a", "codec")
@@ -50,15 +51,14 @@ class ModelEvalConfig:
     """``per_family`` prompts per family of avgen-synth's ``split``; clips of ``seconds`` at ``size``
     (height, width) and ``fps``.
 
-    ``steps``, ``sampler``, ``shift``, ``guidance`` (video), ``audio_guidance``, ``video_sync`` and
-    ``audio_sync``, ``order``: sampler settings (None: the pipeline's). ``batch``: text-to-audio-video prompts per call. Report on ``split="test"``;
-    tune settings on ``"val"`` (its captions differ from the test split's), so test numbers stay held out.
+    ``sampling``: overrides of the pipeline's ``SamplingConfig`` by field name (empty: the pipeline's
+    own settings). ``batch``: text-to-audio-video prompts per call. Report on ``split="test"``; tune
+    settings on ``"val"`` (its captions differ from the test split's), so test numbers stay held out.
     """
 
     per_family: int = 32
     families: tuple[str, ...] = SCORED_FAMILIES
     tasks: tuple[str, ...] = TASKS
-    steps: int | None = None
     size: tuple[int, int] = (64, 64)
     seconds: float = 2.0
     fps: int = 24
@@ -66,33 +66,14 @@ class ModelEvalConfig:
     seed: int = 0
     save_clips: bool = False
     split: str = "test"
-    sampler: str | None = None
-    shift: float | None = None
-    guidance: float | None = None
-    audio_guidance: float | None = None
-    video_sync: float | None = None
-    audio_sync: float | None = None
-    order: str | None = None
+    sampling: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         from avgen.data.synth.spec import SPLITS
 
         if self.split not in SPLITS:
             raise ConfigError(f"split {self.split!r}: choose from {SPLITS}")
-        for name in ("guidance", "audio_guidance"):
-            g = getattr(self, name)
-            if g is not None and not (math.isfinite(g) and g >= 0):
-                raise ConfigError(f"{name} must be a finite number >= 0 (1 = no guidance), got {g}")
-        for name in ("video_sync", "audio_sync"):
-            g = getattr(self, name)
-            if g is not None and not math.isfinite(g):
-                raise ConfigError(f"{name} must be a finite number (0 = no sync guidance), got {g}")
-        from avgen.diffusion.samplers import ORDERS
-
-        if self.order is not None and self.order not in ORDERS:
-            raise ConfigError(f"order {self.order!r}: choose from {ORDERS}")
-        if self.shift is not None and not (math.isfinite(self.shift) and self.shift > 0):
-            raise ConfigError(f"shift must be a finite number > 0, got {self.shift}")
+        SamplingConfig().replace(**self.sampling)  # unknown names and bad values fail here, by name
         if self.per_family < 2:
             raise ConfigError(
                 f"per_family must be >= 2 (shuffled pairs need two clips), got {self.per_family}"
@@ -101,8 +82,8 @@ class ModelEvalConfig:
             raise ConfigError(f"families {bad}: choose from {SCORED_FAMILIES}")
         if bad := [t for t in self.tasks if t not in TASKS]:
             raise ConfigError(f"tasks {bad}: choose from {TASKS}")
-        if self.batch < 1 or (self.steps is not None and self.steps < 1):
-            raise ConfigError(f"batch and steps must be >= 1, got {self.batch}, {self.steps}")
+        if self.batch < 1:
+            raise ConfigError(f"batch must be >= 1, got {self.batch}")
 
 
 def test_samples(cfg: ModelEvalConfig, sample_rate: int, max_seeds: int = 100_000) -> list[Any]:
@@ -294,17 +275,7 @@ def _generate(pipe: Any, task: str, samples: list[Any], cfg: ModelEvalConfig) ->
     """One AVClip per sample for ``task`` (t2av in batches of ``cfg.batch``)."""
     from avgen.clip import AVClip
 
-    common = {
-        "steps": cfg.steps,
-        "sampler": cfg.sampler,
-        "shift": cfg.shift,
-        "guidance": cfg.guidance,
-        "audio_guidance": cfg.audio_guidance,
-        "video_sync": cfg.video_sync,
-        "audio_sync": cfg.audio_sync,
-        "order": cfg.order,
-        "progress": False,
-    }
+    common = {**cfg.sampling, "progress": False}
     if task == "t2av":
         clips = []
         for i in range(0, len(samples), cfg.batch):
@@ -388,16 +359,7 @@ def evaluate_model(
     report = {
         "config": {k: v for k, v in vars(cfg).items()},
         "pipeline": getattr(pipe.config, "name", None),
-        "steps": cfg.steps or pipe.config.steps,
-        "sampler": {
-            "name": cfg.sampler or pipe.config.sampler,
-            "shift": pipe.config.shift if cfg.shift is None else cfg.shift,
-            "guidance": pipe.config.video_scale if cfg.guidance is None else cfg.guidance,
-            "audio_guidance": pipe.config.audio_scale if cfg.audio_guidance is None else cfg.audio_guidance,
-            "video_sync": pipe.config.video_sync if cfg.video_sync is None else cfg.video_sync,
-            "audio_sync": pipe.config.audio_sync if cfg.audio_sync is None else cfg.audio_sync,
-            "order": getattr(pipe.config, "order", "joint") if cfg.order is None else cfg.order,
-        },
+        "sampling": to_dict(pipe.config.sampling.replace(**cfg.sampling)),
         "summary": summary,
         "generation_seconds": timings,
         "seconds": round(time.perf_counter() - start, 2),

@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 from einops import rearrange
 
-from avgen.data.synth.captions import MOUTH_RGB, MOUTH_TOLERANCE
+from avgen.data.synth.pixels import mouth_pixels, sampled_foreground
+from avgen.data.synth.pixels import rgb01 as _rgb01
 from avgen.errors import ClipError
 from avgen.metrics._checks import check_audio, check_rate, check_times, check_video
 from avgen.metrics._deps import require
@@ -77,10 +78,6 @@ def impact_f1(impact_times: object, onset_times: object, fps: float) -> dict[str
         "impacts": len(t),
         "onsets": len(d),
     }
-
-
-def _rgb01(video: np.ndarray) -> np.ndarray:
-    return video.astype(np.float32) / 255.0
 
 
 def visible_impacts(
@@ -179,11 +176,6 @@ def mouth_openness(video: np.ndarray, mouth_center: tuple[float, float], face_ra
     return mouth.sum(axis=(1, 2)).astype(np.float64) / (c1 - c0)
 
 
-def mouth_pixels(video: np.ndarray) -> np.ndarray:
-    """(..., H, W, 3) uint8 -> (..., H, W) bool: pixels within 0.2 (RGB in [0, 1]) of the mouth colour."""
-    return np.linalg.norm(_rgb01(video) - np.asarray(MOUTH_RGB, np.float32), axis=-1) < MOUTH_TOLERANCE
-
-
 def frame_rms(audio: np.ndarray, sample_rate: int, fps: float, num_frames: int) -> np.ndarray:
     """RMS of the mono audio in a one-frame window centred on each frame time: (num_frames,) float64."""
     a = check_audio(audio).mean(axis=0).astype(np.float64)
@@ -263,18 +255,6 @@ def classify_colors(rgb: np.ndarray, min_saturation: float = 0.35) -> np.ndarray
     diff = np.abs((hue[..., None] - centres + 180.0) % 360.0 - 180.0)
     out = np.where((sat >= min_saturation) & (mx >= 0.3), diff.argmin(axis=-1), -1)
     return np.where((sat < 0.2) & (mx > 0.8), len(HUES), out)
-
-
-def sampled_foreground(video: np.ndarray, frames_used: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``frames_used`` evenly spaced frames of uint8 ``video (T, H, W, 3)`` as float ``(F, H, W, 3)`` in
-    [0, 1], their background ``(H, 3)`` (per-row median of the two edge columns over time) and the
-    foreground mask ``(F, H, W)``: pixels more than 0.12 from that background in some channel."""
-    idx = np.unique(np.linspace(0, len(video) - 1, frames_used).round().astype(int))
-    frames = _rgb01(video[idx])  # (F, H, W, 3)
-    edges = np.concatenate([frames[:, :, :1], frames[:, :, -1:]], axis=2)  # (F, H, 2, 3)
-    background = np.median(edges, axis=(0, 2))  # (H, 3)
-    fg = np.abs(frames - background[None, :, None]).max(axis=-1) > 0.12  # (F, H, W)
-    return frames, background, fg
 
 
 def _median_count(fg: np.ndarray, coloured: np.ndarray, min_area: int) -> int:

@@ -1,23 +1,18 @@
-"""Foreground maps of encoded clips, and the per-token loss weights the joint trainer makes of them.
+"""Per-pixel maps of encoded clips, and the per-token loss weights the joint trainer makes of them.
 
-A small ball covers ~1.8 % of a 64x64 avgen-tiny frame (under a third of one of the sixteen 16x16-pixel
-tokens of a frame), so the plain flow loss spends nearly all of its weight on the backdrop.
-``joint.foreground_weight`` weighs each video token's error by the share of its pixels that show an
-object: ``1 + foreground_weight * share``, divided by the clip's mean over its video tokens, so each clip's
-video loss keeps its scale.
+A small object covers a few percent of a frame, so the plain flow loss spends nearly all of its weight on
+the backdrop. ``joint.foreground_weight`` weighs each video token's error by the share of its pixels that
+a named map marks: ``1 + foreground_weight * share``, divided by the clip's mean over its video tokens, so
+each clip's video loss keeps its scale.
 
-A clip's map: its latents decoded by the run's video codec, each pixel foreground as in
-``avgen.metrics.synth.sampled_foreground`` (more than 0.12 from the per-row backdrop of the edge columns),
-averaged over each latent cell's pixels: ``(T', H', W')`` in [0, 1]. ``stride`` decodes every
+A clip's map: its latents decoded by the run's video codec, each pixel marked by the dataset's map
+``avgen.data.maps.CLIP_MAPS[kind]`` (avgen-synth: "objects", anything off the backdrop; "mouth", the
+talking face's mouth), averaged over each latent cell's pixels: ``(T', H', W')`` in [0, 1]; a ``hold``
+map keeps each cell's largest share over the clip in every latent frame. ``stride`` decodes every
 ``stride``-th latent frame and lets it stand for the next ``stride - 1``: exact where the codec decodes
-each frame on its own (avgen-tiny's: temporal kernel 1, no temporal down-sampling), an approximation
-otherwise. ``kind="mouth"`` maps the talking face's mouth instead: each pixel within 0.2 of the mouth
-colour (``avgen.metrics.synth.mouth_pixels``, the rule lip sync is scored by) that is also foreground (a
-backdrop of about the mouth's colour is no mouth), and each cell's largest share over the clip's decoded
-frames, held for every latent frame, so the tokens the mouth ever covers weigh more whether it is open or
-shut in a given frame. Decoding is the costly part (8000 avgen-tiny training clips: 5.0 min on the 2-core
-CPU at stride 4, in tiny_joint_v11's run), so maps are cached beside the latents, keyed by the latents'
-bytes, the codec, the stride and the kind ("objects" adds none, so older caches still match).
+each frame on its own (temporal kernel 1, no temporal down-sampling, as the frame-wise video autoencoder),
+an approximation otherwise. Decoding is the costly part, so maps are cached beside the latents, keyed by
+the latents' bytes, the codec, the stride and the kind ("objects" adds none to the key).
 """
 
 from __future__ import annotations
@@ -32,11 +27,12 @@ from einops import rearrange, reduce
 from torch import Tensor
 from torch.nn import functional as F
 
+from avgen.data.maps import CLIP_MAPS
 from avgen.errors import ConfigError
 from avgen.tokens import VIDEO, ShapeError, TokenSpec
 
 FORMAT = "avgen.foreground/1"
-KINDS = ("objects", "mouth")
+KINDS = tuple(CLIP_MAPS)
 
 
 @torch.no_grad()
@@ -50,17 +46,17 @@ def foreground_maps(
     progress: bool = False,
 ) -> list[Tensor]:
     """``(T', H', W')`` float32 share of foreground pixels per latent cell of each ``latents[i]``
-    ``(C, T', H', W')``; clips of one shape are decoded ``batch`` at a time. ``kind``: "objects" or
-    "mouth" (the module docstring)."""
+    ``(C, T', H', W')``; clips of one shape are decoded ``batch`` at a time. ``kind``: a name in
+    ``avgen.data.maps.CLIP_MAPS`` (the module docstring)."""
     from tqdm import tqdm
 
-    from avgen.metrics.synth import mouth_pixels, sampled_foreground
     from avgen.train.latents import _device_of
 
     if stride < 1:
         raise ConfigError(f"foreground stride must be >= 1, got {stride}")
     if kind not in KINDS:
         raise ConfigError(f"foreground map kind {kind!r}: choose from {KINDS}")
+    pixel_map = CLIP_MAPS[kind]
     device = _device_of(video_codec)
     maps: list[Tensor] = []
     bar = tqdm(total=len(latents), desc="foreground maps", unit="clip", disable=not progress)
@@ -87,13 +83,11 @@ def foreground_maps(
             rearrange(((frames + 1) * 127.5).round().to(torch.uint8), "b c t h w -> b t h w c").cpu().numpy()
         )
         for clip in video:
-            fg = sampled_foreground(clip, len(clip))[2]  # (Tf, H, W) bool
-            if kind == "mouth":  # foreground too, so a backdrop of the mouth's colour is no mouth
-                fg = fg & mouth_pixels(clip)
+            fg = pixel_map.fn(clip)  # (Tf, H, W) bool
             share = reduce(
                 torch.from_numpy(fg).float(), "(t r) (h a) (w c) -> t h w", "mean", r=r, a=a, c=a
             )  # (t, H', W')
-            if kind == "mouth":
+            if pixel_map.hold:
                 share = share.amax(dim=0, keepdim=True).expand_as(share)
             maps.append(share.repeat_interleave(stride, dim=0)[: shape[1]].contiguous())
         bar.update(end - start)

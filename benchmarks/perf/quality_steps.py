@@ -1,7 +1,7 @@
 """Quality against sampler steps: the evaluation issue's text-to-audio-video scores at 4, 8, 16, 32, 50 steps.
 
 For each step count this runs ``avgen.metrics.model_eval.evaluate_model`` with
-``ModelEvalConfig(steps=s, tasks=("t2av",), per_family=N)`` on the same held-out avgen-synth prompts and
+``ModelEvalConfig(sampling={"steps": s}, tasks=("t2av",), per_family=N)`` on the same held-out avgen-synth prompts and
 seeds, and keeps per step count: lip-sync (talk: median lag, share within one frame, correlation against
 the shuffled-pair floor), impact F1 and AV-Align as a ratio of the ground-truth clips' (bounce), the share of
 clips with the caption's colour (talk, bounce, keys), and the generation seconds. The ground-truth row is
@@ -87,7 +87,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 per_family=args.per_family,
                 families=tuple(args.families),
                 tasks=("t2av",),
-                steps=steps,
+                sampling={"steps": steps},
                 size=args.size,
                 seconds=args.seconds,
                 fps=args.fps,
@@ -106,7 +106,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "command": args.command,
         "machine": machine_info(),
         "pipeline": description,
-        "sampler": pipe.config.sampler,
+        "sampler": pipe.config.sampling.sampler,
         "config": {
             "per_family": args.per_family,
             "families": list(args.families),
