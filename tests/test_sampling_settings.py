@@ -101,3 +101,14 @@ def test_prompts_outside_the_vocabulary_get_one_warning(caplog) -> None:
         assert not caplog.records
         pipe(["a cat playing the piano", "a cat playing the piano"], **kw)
     assert len(caplog.records) == 1 and "cat, playing" in caplog.records[0].getMessage()
+
+
+def test_the_shipped_model_knows_its_world_and_flags_the_rest() -> None:
+    from avgen.data.synth import make_sample
+    from avgen.pipeline_config import shipped_path
+
+    path = shipped_path("avgen-tiny") / "pipeline.json"
+    cfg = config_from_json(json.loads(path.read_text()), str(path))
+    held_out = [make_sample(seed, "test").caption for seed in range(12)]  # unseen pairs and phrases
+    assert all(unknown_words(c, cfg.vocabulary) == [] for c in held_out), held_out
+    assert unknown_words("a cat playing the piano in paris", cfg.vocabulary)
