@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export MPLBACKEND := Agg
 
-.PHONY: install test lint format demo train-default avgen-tiny-v4 avgen-tiny-v8 clean
+.PHONY: install test lint format demo train-default clean
 
 install: $(STAMP)
 
@@ -41,40 +41,42 @@ format: install
 demo: install
 	$(BIN)/avgen demo --out out/demo.mp4 --overwrite
 
-# The default model's whole training chain, one command: synth data -> frame-wise video autoencoder + audio
-# codec -> joint DiT (tiny_joint_v4) -> its fine-tunes (tiny_joint_v6, v7, v8) -> v8 with a sync bridge trained
-# alone (tiny_joint_v16: SHIPPED); beside them the video decoder fine-tuned to draw the mouth (tiny_video_decoder_mouth, on lossless renders)
-# -> an exported model folder (the DiT with that decoder) -> its held-out evaluation. Each stage uses a CUDA
-# GPU when there is one (v4's joint DiT was once trained on one H100: ~8 min) and the CPU otherwise: on the
-# 2-core CPU (sessions 8-27) 1 min of synth data, ~22 + 23 min for the two codecs, 21 min to render and encode
-# the joint DiT's 8000 clips, ~1.8 h for v4 (~3.5 s/step with bf16 autocast and compiled blocks; 4.1 s
-# without compiling, 5.8 s in fp32), 91 + 95 + 119 min for the three fine-tunes, 21 + 5 + 70 min for v16's
-# clips (rendered, encoded, their mouth maps) and its bridge, 1 + 8.5 min for the lossless renders and the
-# decoder, and 10 min to evaluate: ~9.8 h, over three times the issue's 3-h bound (runs/README.md says how the
-# committed runs went). `make train-default SHIPPED=tiny_joint_v4` stops after
-# v4 (~3.2 h).
+# The default model's whole training chain, one command. Its recipes are configs/avgen-tiny/, numbered so
+# that a stage starts only from stages with smaller numbers: synth data -> 1 video autoencoder + 1 audio codec
+# -> 2 joint DiT pretraining -> 3, 4, 5 its fine-tunes -> 6 a sync bridge trained alone on the frozen DiT;
+# beside them 2 the video decoder fine-tuned to draw the mouth (on lossless renders) -> the exported model
+# (stage 6's DiT with that decoder) -> its held-out evaluation. Each stage uses a CUDA GPU when there is one
+# and the CPU otherwise. On a 2-core AMD EPYC CPU with bf16 instructions: 1 min of synth data, ~22 + 23 min
+# for the two codecs, 21 min to render and encode the joint DiT's 8000 clips, ~1.8 h to pretrain it (~3.5 s
+# a step with bf16 autocast and compiled blocks; 4.1 s uncompiled, 5.8 s in fp32), 91 + 95 + 119 min for
+# the three fine-tunes, 21 + 5 + 70 min for the sync bridge's clips (rendered and encoded, then their mouth
+# maps) and its training, 1 + 8.5 min for the lossless renders and the mouth decoder, and 10 min to
+# evaluate: ~9.8 h. On one H100 the pretraining takes ~8 min with its clips; the other stages are not timed
+# on a GPU. `make train-default SHIPPED=2_joint_pretrain` exports and evaluates stage 2 instead (~3.2 h on
+# that CPU).
 # A stage whose run finished (its metrics.json) is skipped and an interrupted one continues with --resume, so
-# rerun the same command after any stop. Everything goes under RUNS (default runs/repro), never into the
-# committed runs/tiny_* folders.
-RUNS ?= runs/repro
+# rerun the same command after any stop. Everything goes under RUNS, the folder the recipes' own out: and
+# init_from paths name; another RUNS moves the whole chain (each stage's inputs are passed with --set).
+RUNS ?= runs/avgen-tiny
+CHAIN := configs/avgen-tiny
 TRAIN := OMP_NUM_THREADS=2 $(BIN)/avgen train
 SYNTH_N_train := 2000
 SYNTH_N_val := 64
 SYNTH_N_test := 200
-# Without a GPU the joint recipe's 8 threads and 14 renderers would only fight over the CPU's cores; a CPU
-# with bf16 instructions (the loop's own test, avgen.train.loop.cpu_has_bf16) trains the joint DiT under bf16
-# autocast, 1.6x faster (without them bf16 is emulated, ~30x slower), and with the DiT's blocks compiled,
-# another 1.24-1.33x (benchmarks/TRAIN.md), where torch.compile works: its CPU backend builds C++ (g++ or
-# $CXX), so a one-line probe decides (~15 s). It checkpoints every 100 steps so a stop loses little.
+# Without a GPU the pretraining recipe's 8 threads and 14 renderers would only fight over the CPU's cores; a
+# CPU with bf16 instructions (the loop's own test, avgen.train.precision.cpu_has_bf16) trains the joint DiT
+# under bf16 autocast, 1.6x faster (without them bf16 is emulated, ~30x slower), and with the DiT's blocks
+# compiled, another 1.24-1.33x (benchmarks/TRAIN.md), where torch.compile works: its CPU backend builds C++
+# (g++ or $CXX), so a one-line probe decides (~15 s). It checkpoints every 100 steps so a stop loses little.
 ON_CPU = $(shell $(BIN)/python -c "import torch; print(int(not torch.cuda.is_available()))")
-CPU_BF16 = $(shell $(BIN)/python -c "from avgen.train.loop import cpu_has_bf16; print(cpu_has_bf16())" \
+CPU_BF16 = $(shell $(BIN)/python -c "from avgen.train.precision import cpu_has_bf16; print(cpu_has_bf16())" \
 	2>/dev/null | grep -qx True && echo --set loop.precision=bf16)
 CPU_COMPILE = $(shell $(BIN)/python -c "import torch; torch.compile(lambda x: x + 1)(torch.zeros(1))" \
 	>/dev/null 2>&1 && echo --set loop.compile=true)
 JOINT_CPU_SET = $(if $(filter 1,$(ON_CPU)),--set loop.num_threads=2 --set joint.data.workers=1 \
 	--set loop.ckpt_every=100 $(CPU_BF16) $(CPU_COMPILE))
 
-train-default: $(RUNS)/avgen-tiny-eval/report.json
+train-default: $(RUNS)/eval/report.json
 
 data/synth/%/synth.json: | $(STAMP)
 	$(BIN)/avgen data synth --out data/synth/$* --n $(SYNTH_N_$*) --split $* --overwrite
@@ -83,69 +85,53 @@ data/synth/%/synth.json: | $(STAMP)
 data/synth_lossless/%/synth.json: | $(STAMP)
 	$(BIN)/avgen data synth --out data/synth_lossless/$* --n $(SYNTH_N_$*) --split $* --lossless --overwrite
 
-$(RUNS)/tiny_video_vae_2d/metrics.json: | data/synth/train/synth.json data/synth/val/synth.json
-	$(TRAIN) configs/tiny_video_vae_2d.yaml --out $(RUNS)/tiny_video_vae_2d --resume
+$(RUNS)/1_video_autoencoder/metrics.json: | data/synth/train/synth.json data/synth/val/synth.json
+	$(TRAIN) $(CHAIN)/1_video_autoencoder.yaml --out $(RUNS)/1_video_autoencoder --resume
 
-$(RUNS)/tiny_audio_codec/metrics.json: | data/synth/train/synth.json data/synth/val/synth.json
-	$(TRAIN) configs/tiny_audio_codec.yaml --out $(RUNS)/tiny_audio_codec --resume
+$(RUNS)/1_audio_codec/metrics.json: | data/synth/train/synth.json data/synth/val/synth.json
+	$(TRAIN) $(CHAIN)/1_audio_codec.yaml --out $(RUNS)/1_audio_codec --resume
 
-$(RUNS)/tiny_joint_v4/metrics.json: | $(RUNS)/tiny_video_vae_2d/metrics.json $(RUNS)/tiny_audio_codec/metrics.json
-	$(TRAIN) configs/tiny_joint_v4.yaml --out $(RUNS)/tiny_joint_v4 --resume $(JOINT_CPU_SET) \
-		--set joint.model.video_codec=$(RUNS)/tiny_video_vae_2d/codec --set joint.model.audio_codec=$(RUNS)/tiny_audio_codec/codec
+$(RUNS)/2_joint_pretrain/metrics.json: | $(RUNS)/1_video_autoencoder/metrics.json \
+		$(RUNS)/1_audio_codec/metrics.json
+	$(TRAIN) $(CHAIN)/2_joint_pretrain.yaml --out $(RUNS)/2_joint_pretrain --resume $(JOINT_CPU_SET) \
+		--set joint.model.video_codec=$(RUNS)/1_video_autoencoder/codec \
+		--set joint.model.audio_codec=$(RUNS)/1_audio_codec/codec
 
-# The fine-tunes, each from the stage before it (configs/tiny_joint_v6.yaml, v7 and v8 say why each exists).
-$(RUNS)/tiny_joint_v6/metrics.json: | $(RUNS)/tiny_joint_v4/metrics.json
-	$(TRAIN) configs/tiny_joint_v6.yaml --out $(RUNS)/tiny_joint_v6 --resume $(JOINT_CPU_SET) \
-		--set joint.model.init_from=$(RUNS)/tiny_joint_v4/pipeline
+# The fine-tunes, each from the stage before it (each recipe's header says what it changes).
+$(RUNS)/3_finetune_video_to_audio/metrics.json: | $(RUNS)/2_joint_pretrain/metrics.json
+	$(TRAIN) $(CHAIN)/3_finetune_video_to_audio.yaml --out $(RUNS)/3_finetune_video_to_audio --resume \
+		$(JOINT_CPU_SET) --set joint.model.init_from=$(RUNS)/2_joint_pretrain/pipeline
 
-$(RUNS)/tiny_joint_v7/metrics.json: | $(RUNS)/tiny_joint_v6/metrics.json
-	$(TRAIN) configs/tiny_joint_v7.yaml --out $(RUNS)/tiny_joint_v7 --resume $(JOINT_CPU_SET) \
-		--set joint.model.init_from=$(RUNS)/tiny_joint_v6/pipeline
+$(RUNS)/4_finetune_picture_60/metrics.json: | $(RUNS)/3_finetune_video_to_audio/metrics.json
+	$(TRAIN) $(CHAIN)/4_finetune_picture_60.yaml --out $(RUNS)/4_finetune_picture_60 --resume $(JOINT_CPU_SET) \
+		--set joint.model.init_from=$(RUNS)/3_finetune_video_to_audio/pipeline
 
-$(RUNS)/tiny_joint_v8/metrics.json: | $(RUNS)/tiny_joint_v7/metrics.json
-	$(TRAIN) configs/tiny_joint_v8.yaml --out $(RUNS)/tiny_joint_v8 --resume $(JOINT_CPU_SET) \
-		--set joint.model.init_from=$(RUNS)/tiny_joint_v7/pipeline
+$(RUNS)/5_finetune_picture_75/metrics.json: | $(RUNS)/4_finetune_picture_60/metrics.json
+	$(TRAIN) $(CHAIN)/5_finetune_picture_75.yaml --out $(RUNS)/5_finetune_picture_75 --resume $(JOINT_CPU_SET) \
+		--set joint.model.init_from=$(RUNS)/4_finetune_picture_60/pipeline
 
-# The video autoencoder's decoder fine-tuned with the lips weighed (configs/tiny_video_decoder_mouth.yaml); its
-# encoder is frozen, so it fits any DiT trained on that autoencoder's latents.
-$(RUNS)/tiny_video_decoder_mouth/metrics.json: | $(RUNS)/tiny_video_vae_2d/metrics.json \
+# Stage 5's DiT frozen, a sync bridge grown onto it and trained alone.
+$(RUNS)/6_sync_bridge/metrics.json: | $(RUNS)/5_finetune_picture_75/metrics.json
+	$(TRAIN) $(CHAIN)/6_sync_bridge.yaml --out $(RUNS)/6_sync_bridge --resume $(JOINT_CPU_SET) \
+		--set joint.model.init_from=$(RUNS)/5_finetune_picture_75/pipeline
+
+# The video autoencoder's decoder fine-tuned with the lips weighed; its encoder is frozen, so it fits any DiT
+# trained on that autoencoder's latents.
+$(RUNS)/2_video_decoder_mouth/metrics.json: | $(RUNS)/1_video_autoencoder/metrics.json \
 		data/synth_lossless/train/synth.json data/synth_lossless/val/synth.json
-	$(TRAIN) configs/tiny_video_decoder_mouth.yaml --out $(RUNS)/tiny_video_decoder_mouth --resume \
-		--set codec.init_from=$(RUNS)/tiny_video_vae_2d/codec
+	$(TRAIN) $(CHAIN)/2_video_decoder_mouth.yaml --out $(RUNS)/2_video_decoder_mouth --resume \
+		--set codec.init_from=$(RUNS)/1_video_autoencoder/codec
 
-# v8 frozen, a sync bridge grown onto it and trained alone (configs/tiny_joint_v16.yaml says why).
-$(RUNS)/tiny_joint_v16/metrics.json: | $(RUNS)/tiny_joint_v8/metrics.json
-	$(TRAIN) configs/tiny_joint_v16.yaml --out $(RUNS)/tiny_joint_v16 --resume $(JOINT_CPU_SET) \
-		--set joint.model.init_from=$(RUNS)/tiny_joint_v8/pipeline
+SHIPPED ?= 6_sync_bridge
 
-SHIPPED ?= tiny_joint_v16
+$(RUNS)/model/pipeline.json: | $(RUNS)/$(SHIPPED)/metrics.json $(RUNS)/2_video_decoder_mouth/metrics.json
+	$(BIN)/avgen model export $(RUNS)/$(SHIPPED)/pipeline $(RUNS)/model --overwrite \
+		--video-decoder $(RUNS)/2_video_decoder_mouth/codec
 
-$(RUNS)/avgen-tiny/pipeline.json: | $(RUNS)/$(SHIPPED)/metrics.json $(RUNS)/tiny_video_decoder_mouth/metrics.json
-	$(BIN)/avgen model export $(RUNS)/$(SHIPPED)/pipeline $(RUNS)/avgen-tiny --overwrite \
-		--video-decoder $(RUNS)/tiny_video_decoder_mouth/codec
-
-$(RUNS)/avgen-tiny-eval/report.json: | $(RUNS)/avgen-tiny/pipeline.json
-	OMP_NUM_THREADS=2 $(BIN)/avgen eval model --pipeline $(RUNS)/avgen-tiny --per-family 32 --split test \
-		--out $(RUNS)/avgen-tiny-eval
-	@echo "trained, exported ($(RUNS)/avgen-tiny) and evaluated: $(RUNS)/avgen-tiny-eval/report.md"
-
-# A past avgen-tiny from git history into runs/avgen-tiny-vN, for the configs whose init_from names it.
-define past_avgen_tiny
-	rm -rf runs/$@.tmp && mkdir -p runs/$@.tmp
-	git archive $(1) avgen/weights/avgen-tiny | tar -x -C runs/$@.tmp --strip-components=3
-	rm -rf runs/$@ && mv runs/$@.tmp runs/$@
-endef
-
-# v4 (shipped until session 16): the start of the fine-tunes and probes in configs/*_from_v4.yaml,
-# tiny_joint_v5_ft*.yaml and tiny_joint_v6.yaml, which `avgen train configs/tiny_joint_v6.yaml` then continues
-# into the committed runs/tiny_joint_v6 (and v7 from it).
-avgen-tiny-v4:
-	$(call past_avgen_tiny,88cb76d)
-
-# v8 with the video autoencoder's own decoder (shipped in sessions 18-26): the start of configs/*_from_v8.yaml,
-# tiny_joint_v13/v14.yaml and the tiny_video_decoder_*.yaml fine-tunes.
-avgen-tiny-v8:
-	$(call past_avgen_tiny,4cbbcba)
+$(RUNS)/eval/report.json: | $(RUNS)/model/pipeline.json
+	OMP_NUM_THREADS=2 $(BIN)/avgen eval model --pipeline $(RUNS)/model --per-family 32 --split test \
+		--out $(RUNS)/eval
+	@echo "trained, exported ($(RUNS)/model) and evaluated: $(RUNS)/eval/report.md"
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache
