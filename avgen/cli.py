@@ -14,11 +14,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("avgen.cli:info_main", "describe a media file: streams, codecs, sizes, durations, tags"),
     "demo": ("avgen.demo:main", "write a demo clip (MP4) and a PNG of its frames and waveform"),
     "data": ("avgen.data.cli:main", "make datasets: avgen data synth --out DIR --n N --split train"),
-    "codec": ("avgen.codecs.cli:main", "train, evaluate and describe latent codecs: avgen codec -h"),
+    "codec": ("avgen.train.codec_cli:main", "train, evaluate and describe latent codecs: avgen codec -h"),
     "train": ("avgen.train.recipe:main", "train from a recipe: avgen train configs/X.yaml [--resume]"),
-    "model": ("avgen.model.cli:main", "list model presets with their sizes: avgen model presets"),
+    "model": ("avgen.model_cli:main", "list model presets with their sizes: avgen model presets"),
     "eval": ("avgen.metrics.cli:main", "score A/V sync of clips: avgen eval files DIR [--out DIR]"),
 }
+
+# (COMMAND, SUBCOMMAND) served by another module than COMMAND's own, where the layers demand it: validation
+# losses need the trainer, which sits above the metrics.
+SUBCOMMANDS: dict[tuple[str, str], str] = {("eval", "loss"): "avgen.train.validate:main"}
 
 
 def _load(target: str) -> Callable[[list[str]], int]:
@@ -85,8 +89,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from avgen.errors import AVGenError
 
+    target, rest = COMMANDS[args.command][0], argv[1:]
+    if rest and (args.command, rest[0]) in SUBCOMMANDS:
+        target, rest = SUBCOMMANDS[args.command, rest[0]], rest[1:]
     try:
-        return int(_load(COMMANDS[args.command][0])(argv[1:]) or 0)
+        return int(_load(target)(rest) or 0)
     except AVGenError as e:
         print(f"avgen {args.command}: error: {e}", file=sys.stderr)
         return 2

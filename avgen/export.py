@@ -1,8 +1,9 @@
 """Ship a trained pipeline: copy a ``save_pretrained`` folder with its weights stored in float16.
 
-``avgen model export runs/tiny_joint/pipeline avgen/weights/avgen-tiny --card MODEL_CARD.md`` is how the
-default model's folder is made. The copy loads with ``AVPipeline.from_pretrained`` into float32 modules
-(weights are cast on load); the largest output change this causes is reported so a user can judge it.
+``avgen model export RUN/pipeline avgen/weights/avgen-tiny --card MODEL_CARD.md`` makes the folder of a
+packaged model from a training run's pipeline. The copy loads with ``AVPipeline.from_pretrained`` into
+float32 modules (weights are cast on load); ``benchmarks/export_precision.py`` measures the largest output
+change this causes.
 """
 
 from __future__ import annotations
@@ -12,7 +13,11 @@ from pathlib import Path
 
 import torch
 
+from avgen.atomic import atomic_dir
+from avgen.codecs import load_codec
 from avgen.errors import CheckpointError
+from avgen.pipeline import AVPipeline
+from avgen.weights import cast_weights_file
 
 
 def export_pipeline(
@@ -28,10 +33,6 @@ def export_pipeline(
     bytes of each weights file. ``card``: a markdown file copied in as ``MODEL_CARD.md``.
     ``video_decoder``: a video codec folder to ship instead of ``src``'s; it must encode exactly as
     ``src``'s does (``check_same_latents``), so only its decoder differs and the DiT needs no retraining."""
-    from avgen.atomic import atomic_dir
-    from avgen.pipeline import AVPipeline
-    from avgen.weights import cast_weights_file
-
     target = Path(dst)
     if target.exists() and not overwrite:
         raise CheckpointError(f"{target}: exists; pass --overwrite to replace it")
@@ -39,8 +40,6 @@ def export_pipeline(
         raise CheckpointError(f"{card}: model card not found")
     pipe = AVPipeline.from_pretrained(src)
     if video_decoder is not None:
-        from avgen.codecs import load_codec
-
         replacement = load_codec(video_decoder)
         check_same_latents(pipe.video_codec, replacement, f"{src}/video_codec", str(video_decoder))
         pipe.video_codec = replacement

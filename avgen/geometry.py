@@ -14,7 +14,7 @@ from fractions import Fraction
 
 from torch import Tensor
 
-from avgen.clip import as_fps, check_sample_rate
+from avgen.checks import as_fps, check_sample_rate
 from avgen.errors import ConfigError
 from avgen.tokens import latent_times
 

@@ -5,7 +5,8 @@ and WAV/FLAC with exact frame and sample counts; ``AVWriter`` streams long clips
 file without decoding it.
 """
 
-from avgen.clip import AVClip, as_fps
+from avgen.checks import as_fps
+from avgen.clip import AVClip
 from avgen.reader import probe, read_av, read_video_timed
 from avgen.writer import AVWriter, write_av
 

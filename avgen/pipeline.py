@@ -116,10 +116,9 @@ class AVPipeline:
 
     def compile(self, **options: Any) -> AVPipeline:
         """``torch.compile`` the DiT's blocks (``JointDiT.compile_blocks``), where sampling spends its time;
-        returns ``self``. Meant for CUDA, where a small DiT is bound by kernel launches (unmeasured so far).
-        On the 2-core CPU sampling is matmul-bound and gained little (1.00-1.08x,
-        ``benchmarks/compile_speed.py``), and the first call compiles (9-15 s there; a CPU needs a C++
-        compiler, g++ or ``$CXX``).
+        returns ``self``. Meant for CUDA, where a small DiT is bound by kernel launches; on a CPU sampling
+        is matmul-bound and gains little (``benchmarks/compile_speed.py``). The first call compiles (seconds;
+        on a CPU it needs a C++ compiler, g++ or ``$CXX``).
         """
         self.dit.compile_blocks(**options)
         return self

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from avgen.clip import as_fps
+from avgen.checks import as_fps
 from avgen.config import from_dict
 from avgen.diffusion.settings import SamplingConfig
 from avgen.errors import CheckpointError, ConfigError

@@ -157,6 +157,7 @@ def _fit_audio(p: Path, audio: np.ndarray, rate: int, declared: int | None, fram
 
 def _restore_rate(audio: np.ndarray, stored: int, original: int) -> np.ndarray:
     """Undo the writer's storage at a higher AAC rate: exactly floor(M * r / s) samples at rate r."""
+    # torch (and avgen.dsp, which needs it) only here, so reading and probing files never import it
     import torch
 
     from avgen.dsp import fit_length, resample

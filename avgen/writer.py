@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from avgen import __version__
 from avgen.atomic import part_path
-from avgen.clip import AVClip, as_fps, check_audio, check_sample_rate, check_video
+from avgen.checks import as_fps, check_audio, check_sample_rate, check_video
 from avgen.errors import ClipError, MediaError
 
 # Rates an AAC stream can carry. Other rates are stored at the next higher one (see _StoredRate).
@@ -29,15 +30,9 @@ LAYOUT_TAGS = ("avgen_width", "avgen_height", "avgen_sample_rate")
 _TAIL = 2048  # audio samples held back so the stored length can be fixed exactly at close
 
 
-def _version() -> str:
-    from avgen import __version__
-
-    return __version__
-
-
 def provenance(metadata: Mapping[str, Any] | None) -> dict[str, str]:
     """Tags every avgen file carries: the generator plus the caller's (model, prompt, seed, ...)."""
-    tags = {"generator": f"avgen {_version()}"}
+    tags = {"generator": f"avgen {__version__}"}
     for key, value in (metadata or {}).items():
         if value is not None:
             tags[str(key).lower()] = str(value)
@@ -344,7 +339,7 @@ class AVWriter:
 
 def write_av(
     path: str | os.PathLike,
-    clip: AVClip,
+    clip: Any,
     *,
     crf: int = 18,
     preset: str = "medium",
@@ -353,23 +348,32 @@ def write_av(
     metadata: Mapping[str, Any] | None = None,
     chunk_frames: int = 64,
 ) -> Path:
-    """Write ``clip`` to ``path`` atomically; the format follows the extension.
+    """Write ``clip`` (an :class:`avgen.clip.AVClip`) to ``path`` atomically; the format follows the extension.
 
     .mp4/.m4v/.mov: H.264 (yuv420p, ``crf``) + AAC. .mkv: H.264 + FLAC, or FFV1 (RGB) + FLAC with
     ``lossless=True`` (bit-exact). .wav (float32) / .flac (24-bit): audio only. ``metadata`` adds tags to the
     clip's own (model, prompt, seed, ...). Returns the path written.
+
+    Only the clip's fields are read (``AVClip.save`` calls this, so the clip type lives a layer above);
+    the writer checks every frame and sample it is given.
     """
-    if not isinstance(clip, AVClip):
-        raise ClipError(f"write_av needs an AVClip, got {type(clip).__name__}; build one with AVClip(...)")
-    tags = {**clip.metadata, **(metadata or {})}
+    try:
+        video, fps, audio, sample_rate = clip.video, clip.fps, clip.audio, clip.sample_rate
+        tags = {**clip.metadata, **(metadata or {})}
+    except (AttributeError, TypeError):
+        raise ClipError(
+            f"write_av needs an AVClip, got {type(clip).__name__}; build one with AVClip(...)"
+        ) from None
     tags.pop("generator", None)  # always this writer's own
+    num_frames = 0 if video is None else len(video)
+    num_samples = 0 if audio is None else audio.shape[1]
     writer = AVWriter(
         path,
-        fps=clip.fps if clip.video is not None else None,
-        width=clip.width or None,
-        height=clip.height or None,
-        sample_rate=clip.sample_rate if clip.audio is not None else None,
-        channels=clip.channels or 1,
+        fps=fps if video is not None else None,
+        width=video.shape[2] if video is not None else None,
+        height=video.shape[1] if video is not None else None,
+        sample_rate=sample_rate if audio is not None else None,
+        channels=audio.shape[0] if audio is not None else 1,
         crf=crf,
         preset=preset,
         lossless=lossless,
@@ -379,14 +383,14 @@ def write_av(
     with writer:
         # Interleave in chunks (about 64 frames), as a streaming producer would.
         done = 0  # audio samples written so far
-        for i in range(0, clip.num_frames, chunk_frames):
-            writer.write_video(clip.video[i : i + chunk_frames])
-            if clip.audio is not None:
-                until = min(clip.num_samples, int((i + chunk_frames) / clip.fps * clip.sample_rate))
+        for i in range(0, num_frames, chunk_frames):
+            writer.write_video(video[i : i + chunk_frames])
+            if audio is not None:
+                until = min(num_samples, int((i + chunk_frames) / fps * sample_rate))
                 if until > done:
-                    writer.write_audio(clip.audio[:, done:until])
+                    writer.write_audio(audio[:, done:until])
                     done = until
         step = 65536
-        for start in range(done, clip.num_samples, step):
-            writer.write_audio(clip.audio[:, start : start + step])
+        for start in range(done, num_samples, step):
+            writer.write_audio(audio[:, start : start + step])
     return writer.path

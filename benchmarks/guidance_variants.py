@@ -140,7 +140,10 @@ def main() -> None:
     args = ap.parse_args()
     pipe = AVPipeline.from_pretrained(args.pipeline)
     cfg = ModelEvalConfig(
-        per_family=args.per_family, tasks=("t2av",), split=args.split, steps=args.steps, sampler="heun"
+        per_family=args.per_family,
+        tasks=("t2av",),
+        split=args.split,
+        sampling={"steps": args.steps, "sampler": "heun"},
     )
     rows = []
     for v in VARIANTS:

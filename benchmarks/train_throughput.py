@@ -38,12 +38,14 @@ def main() -> None:
     p.add_argument("--checkpointing", action="store_true", help="gradient checkpointing in the DiT")
     args = p.parse_args()
 
-    from avgen.codecs.audio import EncodecCodec, EncodecCodecConfig
+    from avgen.codecs.audio import EncodecCodec
+    from avgen.codecs.encodec_config import EncodecCodecConfig
     from avgen.codecs.video_vae import CausalVideoVAE, VideoVAEConfig
     from avgen.config import from_dict
     from avgen.train.joint import JointTask
     from avgen.train.joint_config import JointConfig
-    from avgen.train.loop import LoopConfig, train
+    from avgen.train.loop import train
+    from avgen.train.loop_config import LoopConfig
 
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:

@@ -77,7 +77,7 @@ def test_projection_keeps_only_the_part_orthogonal_to_the_denoised_prediction() 
 
 def test_scoring_a_tiny_pipeline_fills_the_table() -> None:
     bench = _bench()
-    cfg = ModelEvalConfig(per_family=2, tasks=("t2av",), split="val", steps=2, batch=6)
+    cfg = ModelEvalConfig(per_family=2, tasks=("t2av",), split="val", sampling={"steps": 2}, batch=6)
     variant = bench.Variant("interval", 3.0, 2.0, lo=0.2, hi=0.8, eta=0.0)
     summary = bench.score(tiny_pipeline(), variant, cfg)
     assert set(summary) == {"talk", "bounce", "keys"} and summary["bounce"]["clips"] == 2

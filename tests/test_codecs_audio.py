@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from avgen.codecs import AudioCodec, LatentCodec, load_codec
-from avgen.codecs.audio import EncodecCodec, EncodecCodecConfig
+from avgen.codecs.audio import EncodecCodec
+from avgen.codecs.encodec_config import EncodecCodecConfig
 from avgen.codecs.tiny import TINY_AUDIO, tiny_audio_codec
 from avgen.errors import CheckpointError, ClipError, ConfigError
 

@@ -12,12 +12,6 @@ import pytest
 import torch
 
 from avgen.codecs import load_codec
-from avgen.codecs.discriminator import (
-    MultiScaleSTFTDiscriminator,
-    discriminator_loss,
-    feature_matching_loss,
-    generator_adversarial_loss,
-)
 from avgen.codecs.losses import (
     kl_to_standard_normal,
     mel_filterbank,
@@ -27,11 +21,21 @@ from avgen.codecs.losses import (
     si_snr,
     ssim,
 )
-from avgen.codecs.train import CodecTrainConfig, lr_at, resolve_init, train_codec
-from avgen.codecs.train_state import latest_checkpoint
+from avgen.codecs.tiny import tiny_audio_codec
 from avgen.codecs.video_vae import VideoVAEConfig
-from avgen.config import to_dict
+from avgen.config import from_dict, to_dict
 from avgen.errors import CheckpointError, ConfigError
+from avgen.io import AVClip, write_av
+from avgen.train.checkpoint import latest_checkpoint
+from avgen.train.codec import CodecTrainConfig, lr_at, resolve_init, train_codec
+from avgen.train.codec_data import load_audio_clips
+from avgen.train.codec_eval import evaluate_audio
+from avgen.train.discriminator import (
+    MultiScaleSTFTDiscriminator,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_adversarial_loss,
+)
 
 TINY_AUDIO_CFG = {
     "latent_channels": 8,
@@ -116,8 +120,6 @@ def _video_clips(n: int, seed: int) -> list[torch.Tensor]:
 
 
 def _video_cfg(steps: int, **extra: Any) -> CodecTrainConfig:
-    from avgen.config import from_dict
-
     return from_dict(
         CodecTrainConfig,
         {
@@ -166,7 +168,6 @@ def test_existing_run_needs_resume_and_same_model(tmp_path):
 
 
 def test_audio_training_with_discriminator_learns(tmp_path):
-    from avgen.config import from_dict
 
     t = torch.arange(16000) / 16000
     tones = [(0.5 * torch.sin(2 * math.pi * f * t))[None] for f in (220.0, 330.0, 440.0)]
@@ -199,14 +200,6 @@ def test_audio_training_with_discriminator_learns(tmp_path):
 
 def test_audio_eval_reports_si_snr_per_synth_family(tmp_path):
     """evaluate_audio splits SI-SNR by the avgen-synth family read from each clip's events JSON."""
-    import json
-
-    import numpy as np
-
-    from avgen.codecs.tasks import evaluate_audio, load_audio_clips
-    from avgen.codecs.tiny import tiny_audio_codec
-    from avgen.io import AVClip, write_av
-
     codec = tiny_audio_codec()
     rng = np.random.default_rng(0)
     for name, family in [("a", "talk"), ("b", "ambience"), ("c", None)]:

@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from avgen.errors import ConfigError
-from avgen.train.loop import LoopConfig, train
+from avgen.train.loop import train
+from avgen.train.loop_config import LoopConfig
 from avgen.train.recipe import load_recipe, run
 
 RECIPE = """

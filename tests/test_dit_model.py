@@ -13,7 +13,7 @@ import torch
 
 from avgen.errors import CheckpointError, ConfigError
 from avgen.model import PRESETS, JointDiT, dit_config, parameter_count, tiny_dit
-from avgen.model.cli import main as model_cli
+from avgen.model_cli import main as model_cli
 from avgen.tokens import AUDIO, VIDEO, ShapeError, TokenSpec, latent_times, pack
 
 SPEC = TokenSpec(video_channels=4, audio_channels=6, video_patch=(1, 2, 2), audio_patch=2)

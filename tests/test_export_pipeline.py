@@ -7,7 +7,7 @@ import torch
 
 from avgen.errors import CheckpointError
 from avgen.export import export_pipeline
-from avgen.model.cli import main as model_cli
+from avgen.model_cli import main as model_cli
 from avgen.pipeline import AVPipeline, tiny_pipeline
 
 

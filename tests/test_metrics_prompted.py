@@ -78,7 +78,7 @@ def test_model_eval_runs_on_a_tiny_pipeline(tmp_path) -> None:
         size=(32, 32),
         seconds=1.0,
         batch=2,
-        steps=1,
+        sampling={"steps": 1},
         save_clips=True,
     )
     report = evaluate_model(tiny_pipeline(), cfg, tmp_path, progress=False)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from avgen.train import loop
-from avgen.train.loop import cpu_has_bf16
+from avgen.train import precision as train_precision
+from avgen.train.precision import cpu_has_bf16
 
 FLAGS = "processor\t: 0\nflags\t\t: fpu sse2 avx2 {extra}\nbogomips\t: 4890.82\n"
 
@@ -35,10 +35,10 @@ def test_cpu_has_bf16_unknown_without_flags(tmp_path: Path) -> None:
 def test_warns_only_for_bf16_on_a_cpu_known_to_lack_it(
     monkeypatch: pytest.MonkeyPatch, has: bool | None, precision: str
 ) -> None:
-    monkeypatch.setattr(loop, "cpu_has_bf16", lambda: has)
+    monkeypatch.setattr(train_precision, "cpu_has_bf16", lambda: has)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        loop._warn_slow_bf16(torch.device("cpu"), precision)
+        train_precision.warn_slow_bf16(torch.device("cpu"), precision)
     slow = [w for w in caught if issubclass(w.category, RuntimeWarning)]
     if has is False and precision == "bf16":
         assert len(slow) == 1 and "loop.precision=fp32" in str(slow[0].message)
@@ -47,7 +47,7 @@ def test_warns_only_for_bf16_on_a_cpu_known_to_lack_it(
 
 
 def test_no_warning_on_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(loop, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(train_precision, "cpu_has_bf16", lambda: False)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        loop._warn_slow_bf16(torch.device("cuda"), "bf16")
+        train_precision.warn_slow_bf16(torch.device("cuda"), "bf16")

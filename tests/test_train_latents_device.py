@@ -9,7 +9,7 @@ import torch
 
 from avgen.codecs.tiny import tiny_audio_codec, tiny_video_vae
 from avgen.geometry import ClipGeometry
-from avgen.train.latents import codecs_on, encode_clips
+from avgen.train.encode import codecs_on, encode_clips
 
 
 def _clips(n: int, geom: ClipGeometry) -> tuple[list[np.ndarray], list[torch.Tensor]]:

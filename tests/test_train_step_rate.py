@@ -12,7 +12,8 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from avgen.train.loop import LoopConfig, train
+from avgen.train.loop import train
+from avgen.train.loop_config import LoopConfig
 
 
 class _Clock:

@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from avgen.cli import main as avgen_main
 from avgen.config import from_dict
 from avgen.errors import ConfigError
-from avgen.metrics.cli import main as eval_main
 from avgen.train.joint import JointTask
 from avgen.train.joint_config import JointConfig
 from avgen.train.joint_validation import VALIDATION_FLOWS, VALIDATION_SEED, validation_losses
+from avgen.train.validate import main as loss_main
 
 CFG = {
     "batch_size": 4,
@@ -92,7 +93,9 @@ def test_avgen_eval_loss_scores_a_pipeline_folder(tmp_path: Path, capsys) -> Non
     recipe.write_text(RECIPE)
     out = tmp_path / "loss" / "val.json"
     assert (
-        eval_main(["loss", str(recipe), "--pipeline", str(tmp_path / "run" / "pipeline"), "--out", str(out)])
+        avgen_main(
+            ["eval", "loss", str(recipe), "--pipeline", str(tmp_path / "run" / "pipeline"), "--out", str(out)]
+        )
         == 0
     )
     result = json.loads(out.read_text())
@@ -103,9 +106,8 @@ def test_avgen_eval_loss_scores_a_pipeline_folder(tmp_path: Path, capsys) -> Non
     assert "t2av video" in capsys.readouterr().out
 
     with pytest.raises(ConfigError, match="val_n"):
-        eval_main(
+        loss_main(
             [
-                "loss",
                 str(recipe),
                 "--pipeline",
                 str(tmp_path / "run" / "pipeline"),
@@ -116,4 +118,4 @@ def test_avgen_eval_loss_scores_a_pipeline_folder(tmp_path: Path, capsys) -> Non
     with pytest.raises(ConfigError, match="codec"):
         bad = tmp_path / "codec.yaml"
         bad.write_text("task: audio_codec\ncodec: {data: " + str(tmp_path) + "}\n")
-        eval_main(["loss", str(bad), "--pipeline", str(tmp_path / "run" / "pipeline")])
+        loss_main([str(bad), "--pipeline", str(tmp_path / "run" / "pipeline")])

@@ -6,8 +6,8 @@ normalised per channel by LatentStats. ``quantize``/``dequantize`` go through th
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,138 +21,17 @@ from avgen.codecs.base import (
     read_codec_config,
     save_codec_folder,
 )
+from avgen.codecs.encodec_config import EncodecCodecConfig
+from avgen.codecs.hub import download_hub
 from avgen.config import from_dict, to_dict
 from avgen.dsp import fit_length, resample
-from avgen.errors import CheckpointError, ClipError, ConfigError
+from avgen.errors import CheckpointError, ClipError
 from avgen.weights import load_weights
 
 if TYPE_CHECKING:
-    from transformers import EncodecConfig, EncodecModel
+    from transformers import EncodecModel
 
 KIND = "encodec"
-
-
-@dataclass(frozen=True)
-class EncodecCodecConfig:
-    """Architecture of an EnCodec model (the fields of ``transformers.EncodecConfig`` that shape weights).
-
-    ``ratios`` are the decoder's upsampling ratios (encoder uses them reversed); hop = prod(ratios).
-    The default is avgen's small codec: 16 kHz mono, hop 320 (50 latents/s), 32 latent channels.
-    """
-
-    sample_rate: int = 16000
-    channels: int = 1
-    latent_channels: int = 32
-    num_filters: int = 16
-    ratios: tuple[int, ...] = (8, 5, 4, 2)
-    num_residual_layers: int = 1
-    num_lstm_layers: int = 1
-    kernel_size: int = 7
-    last_kernel_size: int = 7
-    residual_kernel_size: int = 3
-    dilation_growth_rate: int = 2
-    compress: int = 2
-    causal: bool = True
-    norm_type: str = "weight_norm"
-    pad_mode: str = "reflect"
-    use_conv_shortcut: bool = True
-    trim_right_ratio: float = 1.0
-    codebook_size: int = 1024
-    num_quantizers: int = 8
-
-    def __post_init__(self) -> None:
-        positive = ("sample_rate", "channels", "latent_channels", "num_filters", "codebook_size")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ConfigError(f"EncodecCodecConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if not self.ratios or any(r < 1 for r in self.ratios):
-            raise ConfigError(f"EncodecCodecConfig.ratios must be positive integers, got {self.ratios}")
-        if self.codebook_size & (self.codebook_size - 1):
-            raise ConfigError(
-                f"EncodecCodecConfig.codebook_size must be a power of 2, got {self.codebook_size}"
-            )
-        if self.num_quantizers < 1:
-            raise ConfigError(f"EncodecCodecConfig.num_quantizers must be >= 1, got {self.num_quantizers}")
-        if self.norm_type not in ("weight_norm", "time_group_norm"):
-            raise ConfigError(
-                f"EncodecCodecConfig.norm_type must be weight_norm or time_group_norm, got {self.norm_type!r}"
-            )
-
-    @property
-    def hop_length(self) -> int:
-        return math.prod(self.ratios)
-
-    def to_hf(self) -> EncodecConfig:
-        """The equivalent ``transformers.EncodecConfig`` (its num_quantizers derives from bandwidth)."""
-        from transformers import EncodecConfig
-
-        frame_rate = math.ceil(self.sample_rate / self.hop_length)
-        # transformers: num_quantizers = int(1000 * bw // (frame_rate * bits)); aim mid-bucket (float edges)
-        bits = int(math.log2(self.codebook_size))
-        bandwidth = (self.num_quantizers + 0.5) * frame_rate * bits / 1000
-        hf = EncodecConfig(
-            sampling_rate=self.sample_rate,
-            audio_channels=self.channels,
-            hidden_size=self.latent_channels,
-            codebook_dim=self.latent_channels,
-            num_filters=self.num_filters,
-            upsampling_ratios=list(self.ratios),
-            num_residual_layers=self.num_residual_layers,
-            num_lstm_layers=self.num_lstm_layers,
-            kernel_size=self.kernel_size,
-            last_kernel_size=self.last_kernel_size,
-            residual_kernel_size=self.residual_kernel_size,
-            dilation_growth_rate=self.dilation_growth_rate,
-            compress=self.compress,
-            use_causal_conv=self.causal,
-            norm_type=self.norm_type,
-            pad_mode=self.pad_mode,
-            use_conv_shortcut=self.use_conv_shortcut,
-            trim_right_ratio=self.trim_right_ratio,
-            codebook_size=self.codebook_size,
-            target_bandwidths=[bandwidth],
-            normalize=False,
-            chunk_length_s=None,
-            overlap=None,
-        )
-        if hf.num_quantizers != self.num_quantizers:  # would mean transformers changed its formula
-            raise ConfigError(
-                f"EncodecConfig gives {hf.num_quantizers} quantizers, wanted {self.num_quantizers}"
-            )
-        return hf
-
-    @classmethod
-    def from_hf(cls, hf: EncodecConfig, where: str = "EncodecConfig") -> EncodecCodecConfig:
-        """Read a ``transformers.EncodecConfig``; models that normalise loudness per chunk are refused."""
-        if hf.normalize:
-            raise CheckpointError(
-                f"{where}: this EnCodec model normalises loudness per chunk (normalize=true, e.g. "
-                "facebook/encodec_48khz); avgen's continuous latents need normalize=false "
-                "(facebook/encodec_24khz or a codec trained with `avgen codec train`)"
-            )
-        if hf.codebook_dim != hf.hidden_size:
-            raise CheckpointError(f"{where}: codebook_dim {hf.codebook_dim} != hidden_size {hf.hidden_size}")
-        return cls(
-            sample_rate=int(hf.sampling_rate),
-            channels=int(hf.audio_channels),
-            latent_channels=int(hf.hidden_size),
-            num_filters=int(hf.num_filters),
-            ratios=tuple(int(r) for r in hf.upsampling_ratios),
-            num_residual_layers=int(hf.num_residual_layers),
-            num_lstm_layers=int(hf.num_lstm_layers),
-            kernel_size=int(hf.kernel_size),
-            last_kernel_size=int(hf.last_kernel_size),
-            residual_kernel_size=int(hf.residual_kernel_size),
-            dilation_growth_rate=int(hf.dilation_growth_rate),
-            compress=int(hf.compress),
-            causal=bool(hf.use_causal_conv),
-            norm_type=str(hf.norm_type),
-            pad_mode=str(hf.pad_mode),
-            use_conv_shortcut=bool(hf.use_conv_shortcut),
-            trim_right_ratio=float(hf.trim_right_ratio),
-            codebook_size=int(hf.codebook_size),
-            num_quantizers=int(hf.num_quantizers),
-        )
 
 
 OUTPUT_GAIN = 0.1  # scale of the decoder's last conv at init: output level near that of real audio
@@ -166,7 +45,7 @@ def init_seanet_(model: nn.Module, output_gain: float = OUTPUT_GAIN) -> None:
     set through the weight-norm parametrisation (g = ||v||); biases zero; the decoder's last conv scaled by
     ``output_gain``. transformers' own init cannot reach weights behind ``weight_norm``, which leaves
     PyTorch's default (0.41x this std) and random biases: the input signal fades layer by layer under the
-    biases, the latents barely depend on the audio, and training sat at -45 dB held-out SI-SNR.
+    biases, the latents barely depend on the audio, and training stalls near -45 dB held-out SI-SNR.
     The LSTMs keep PyTorch's init (they are residual).
     """
     last = model.decoder.layers[-1].conv
@@ -385,8 +264,6 @@ class EncodecCodec(nn.Module):
             cfg_path = path / CONFIG_NAME
             if not cfg_path.is_file():
                 raise CheckpointError(f"{path}: no {CONFIG_NAME}; not a codec folder")
-            import json
-
             try:
                 raw = json.loads(cfg_path.read_text())
             except json.JSONDecodeError as e:
@@ -404,8 +281,6 @@ class EncodecCodec(nn.Module):
             raise CheckpointError(
                 f"{source}: no such codec folder (and not a hub id like 'facebook/encodec_24khz')"
             )
-        from avgen.codecs.hub import download_hub
-
         return cls._from_hf_folder(download_hub(text))
 
     @classmethod

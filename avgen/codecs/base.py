@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from avgen.errors import CheckpointError
-from avgen.weights import save_weights, write_json
+from avgen.weights import load_weights, save_weights, write_json
 
 FORMAT = "avgen.codec"
 CONFIG_NAME = "config.json"
@@ -114,7 +114,8 @@ class LatentStats(nn.Module):
 
 
 def maybe_autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA; nothing on CPU (bf16 is ~400x slower on this CPU)."""
+    """bf16 autocast on CUDA; nothing on CPU (where bf16 matmul may be emulated and far slower than fp32,
+    ``avgen.train.precision``)."""
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
@@ -179,8 +180,6 @@ def load_codec_folder(
 ) -> Any:
     """Build a codec from an avgen codec folder: check its ``kind`` (else CheckpointError naming ``what`` it
     is not), ``build(config_dict, where)`` it, then load ``model.safetensors`` strictly."""
-    from avgen.weights import load_weights
-
     found, data = read_codec_config(directory)
     if found != kind:
         raise CheckpointError(f"{directory}: holds a {found!r} codec, not {what}")

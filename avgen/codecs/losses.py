@@ -6,7 +6,7 @@ multi-resolution log-mel L1 (mel filterbank written here, Slaney scale and norm 
 Only the time-domain terms (L1, SNR) see phase; spectral terms alone train a codec whose output has the
 right spectrogram and a random waveform (held-out SI-SNR near -10 log10(N), about -45 dB for 2 s clips).
 Video: L1, SSIM (per frame, 11x11 Gaussian window), KL to N(0, I), PSNR.
-Adversarial terms live in ``discriminator.py``.
+Adversarial terms live in ``avgen.train.discriminator``.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ from functools import lru_cache
 
 import torch
 
-from avgen.codecs.audio import EncodecCodec, EncodecCodecConfig
+from avgen.codecs.audio import EncodecCodec
+from avgen.codecs.encodec_config import EncodecCodecConfig
 from avgen.codecs.pixel import PixelCodec, PixelCodecConfig
 from avgen.codecs.video_vae import CausalVideoVAE, VideoVAEConfig
 

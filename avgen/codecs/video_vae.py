@@ -253,7 +253,8 @@ class CausalVideoVAE(nn.Module):
     def codec_id(self) -> str:
         """Stable hash of config + weights (latent stats included): keys the latent cache."""
         config = to_dict(self.config)
-        # defaults of options added later are left out, so ids (and latent caches) from before them hold
+        # these options are left out of the id at their defaults, so a codec that uses neither keeps the id
+        # (and the latent caches) it has without them
         for key, default in (("causal_decoder", True), ("temporal_kernel", 3)):
             if config.get(key, default) == default:
                 config.pop(key, None)

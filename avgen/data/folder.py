@@ -12,6 +12,7 @@ latents once with ``avgen.data.cache``.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import logging
 import math
@@ -23,6 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from avgen.checks import as_fps, check_sample_rate
+from avgen.config import from_dict
 from avgen.data.scan import FolderEntry, decode_timed, scan_folder
 from avgen.data.skips import SkipPolicy
 from avgen.data.window import (
@@ -34,7 +37,7 @@ from avgen.data.window import (
     samples_for,
     start_grid,
 )
-from avgen.errors import ConfigError, MediaError
+from avgen.errors import ClipError, ConfigError, MediaError
 
 log = logging.getLogger("avgen.data")
 
@@ -73,9 +76,6 @@ class FolderConfig:
     skip: SkipPolicy = dataclasses.field(default_factory=SkipPolicy)
 
     def __post_init__(self) -> None:
-        from avgen.clip import as_fps, check_sample_rate
-        from avgen.errors import ClipError
-
         try:
             as_fps(self.fps, name="FolderConfig.fps")
             check_sample_rate(self.sample_rate, name="FolderConfig.sample_rate")
@@ -102,8 +102,6 @@ class FolderConfig:
 
     @property
     def fps_fraction(self) -> Fraction:
-        from avgen.clip import as_fps
-
         return as_fps(self.fps)
 
     def bucket_shape(self, bucket: tuple[int, int]) -> dict[str, int]:
@@ -269,10 +267,6 @@ class FolderDataset(torch.utils.data.Dataset):
 
 def main(argv: Sequence[str]) -> int:
     """``avgen data scan ROOT``: scan a folder, write the skip report, print the summary line."""
-    import argparse
-
-    from avgen.config import from_dict
-
     p = argparse.ArgumentParser(prog="avgen data scan", description=main.__doc__)
     p.add_argument("root", help="folder of .mp4/.mkv/.mov/.webm files")
     p.add_argument("--report", default=None, help=f"skip report path (default ROOT/{REPORT_NAME})")

@@ -16,6 +16,7 @@ import numpy as np
 from avgen.data.buckets import longest_fitting, nearest_resolution
 from avgen.data.skips import SkipReport
 from avgen.errors import AVGenError, MediaError
+from avgen.io import probe, read_av, read_video_timed
 
 if TYPE_CHECKING:
     from avgen.clip import AVClip
@@ -83,8 +84,6 @@ def decode_timed(path: str | Path, *, audio: bool) -> tuple[AVClip, np.ndarray]:
     """The clip (audio, if asked, aligned so sample 0 plays with the first frame) and the frames'
     presentation times (T,) float64 s, first at 0. One decode: times come from the packets, or from
     ``read_video_timed`` if their count disagrees with the decoded frames."""
-    from avgen.io import read_av, read_video_timed
-
     clip = read_av(path, streams="av" if audio else "v")
     times = packet_times(path)
     if len(times) != clip.num_frames:
@@ -94,8 +93,6 @@ def decode_timed(path: str | Path, *, audio: bool) -> tuple[AVClip, np.ndarray]:
 
 def _probe(path: Path, rel: str, captions: dict[str, str], cfg: FolderConfig) -> FolderEntry | tuple:
     """A FolderEntry, or a (reason, detail) pair saying why the file is skipped."""
-    from avgen.io import probe
-
     if path.stat().st_size == 0:
         return ("empty", "0 bytes")
     caption = captions.get(rel)
@@ -155,16 +152,16 @@ def scan_folder(
     for rel in sorted(set(captions) - set(rels)):
         report.add(root / rel, "missing", f"named in {cfg.captions_file}")
 
-    def probe(i: int) -> FolderEntry | tuple:
+    def probe_one(i: int) -> FolderEntry | tuple:
         return _probe(files[i], rels[i], captions, cfg)
 
     if workers > 1:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(workers) as pool:
-            results = list(pool.map(probe, range(len(files))))
+            results = list(pool.map(probe_one, range(len(files))))
     else:
-        results = [probe(i) for i in range(len(files))]
+        results = [probe_one(i) for i in range(len(files))]
     entries = []
     for path, res in zip(files, results):
         if isinstance(res, FolderEntry):

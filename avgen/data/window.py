@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
+from avgen.dsp import fit_length, resample
 from avgen.errors import MediaError
 
 
@@ -100,8 +101,6 @@ def audio_window(
     filter margin is resampled. Up to 5 ms past the end of the track is zero-filled; more is a MediaError.
     Returns float32 (C, num_samples).
     """
-    from avgen.dsp import fit_length, resample
-
     step = start_grid(orig_sr, new_sr)
     if start % step:
         raise ValueError(f"start={start} s is not a multiple of {step} s (the common sample grid)")

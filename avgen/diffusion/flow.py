@@ -251,4 +251,6 @@ def training_loss(
         noise = torch.randn(x0.shape, generator=generator, device=gen_device, dtype=x0.dtype).to(x0.device)
     noise = noise * feature_mask
     pred = velocity_fn(interpolate(x0, noise, t), t)
-    return per_sample_flow_loss(pred, x0, noise, t, modality, feature_mask, cfg, sample_weights, token_weights)
+    return per_sample_flow_loss(
+        pred, x0, noise, t, modality, feature_mask, cfg, sample_weights, token_weights
+    )

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from avgen.diffusion.flow import VelocityFn, time_shift
 from avgen.errors import ConfigError
-from avgen.tokens import ShapeError
+from avgen.tokens import AUDIO, VIDEO, ShapeError
 
 Callback = Callable[[int, Tensor], None]
 
@@ -58,8 +58,6 @@ def ordered(timesteps: Tensor, modality: Tensor, order: str) -> Tensor:
     round. The second modality is generated from the finished first one, as video-to-audio (or
     audio-to-video) would from a given clip, at twice the sampling cost.
     """
-    from avgen.tokens import AUDIO, VIDEO
-
     if order not in ORDERS:
         raise ConfigError(f"unknown order {order!r}; choose one of {ORDERS}")
     if timesteps.ndim != 1 or modality.ndim != 1:

@@ -292,24 +292,6 @@ def model_main(args: argparse.Namespace) -> int:
     return 0
 
 
-def loss_main(args: argparse.Namespace) -> int:
-    """``avgen eval loss``: a pipeline's validation losses on a recipe's validation clips (comparable runs)."""
-    from avgen.atomic import write_json
-    from avgen.train.validate import pipeline_validation
-
-    result = pipeline_validation(args.recipe, args.pipeline, args.set, progress=True)
-    mse = result["val_mse"]
-    print(
-        f"{args.pipeline}: t2av video {mse['t2av']['video']:.4f} audio {mse['t2av']['audio']:.4f}, "
-        f"v2a audio {mse['v2a']['audio']:.4f}, a2v video {mse['a2v']['video']:.4f} "
-        f"({result['val_clips']} clips; the recipe's own val_loss {result['val_loss']:.4f})"
-    )
-    if args.out is not None:
-        write_json(args.out, result, mkdir_parents=True)
-        print(f"-> {args.out}")
-    return 0
-
-
 def main(argv: list[str]) -> int:
     """Entry point of ``avgen eval``; ``argv`` starts after ``eval``.
 
@@ -318,7 +300,12 @@ def main(argv: list[str]) -> int:
     """
     if argv and argv[0].startswith("--"):
         argv = ["generate", *argv]
-    parser = argparse.ArgumentParser(prog="avgen eval", description="Score audio-video sync.")
+    parser = argparse.ArgumentParser(
+        prog="avgen eval",
+        description="Score audio-video sync.",
+        epilog="avgen eval loss RECIPE --pipeline P: a pipeline's flow-matching losses on a joint recipe's "
+        "validation clips (avgen eval loss -h)",
+    )
     sub = parser.add_subparsers(dest="mode", required=True)
     files = sub.add_parser("files", help="score existing videos in a folder (any system's outputs)")
     files.add_argument("dir", type=Path, help="folder of videos with sound (.mp4, .mov, .mkv, ...)")
@@ -356,17 +343,6 @@ def main(argv: list[str]) -> int:
     model.add_argument("--save-clips", action="store_true", help="also write every generated clip (MP4)")
     model.add_argument("--device", default="cpu")
     settings.add_arguments(model)
-    loss = sub.add_parser(
-        "loss",
-        help="a pipeline's flow-matching losses on a joint recipe's validation clips, fixed per task "
-        "(t2av, v2a, a2v), so runs trained with other settings compare",
-    )
-    loss.add_argument("recipe", help="joint recipe YAML whose joint.data gives the validation clips")
-    loss.add_argument("--pipeline", default="avgen-tiny", help="pipeline folder or shipped model name")
-    loss.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. joint.val_batches=8"
-    )
-    loss.add_argument("--out", type=Path, default=None, help="also write the result as JSON here")
     conv = sub.add_parser(
         "convert-weights", help="check local FAD/FVD network weights and save them as safetensors"
     )
@@ -378,8 +354,6 @@ def main(argv: list[str]) -> int:
         return convert_main(args)
     if args.mode == "model":
         return model_main(args)
-    if args.mode == "loss":
-        return loss_main(args)
     if args.mode == "generate":
         if args.n < 1:
             parser.error("--n must be >= 1")

@@ -18,7 +18,11 @@ from typing import Any
 import numpy as np
 
 from avgen.errors import AVGenError, ClipError, MediaError
+from avgen.io import read_av
 from avgen.metrics.distribution import FeatureStats, frechet_distance_stats, kernel_distance
+from avgen.metrics.i3d import embed_video
+from avgen.metrics.vggish import embed_audio, pca_postprocess
+from avgen.metrics.weights import load_network, load_pca
 
 REFERENCE_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".wav", ".flac", ".ogg")
 DEFINITIONS = {
@@ -75,8 +79,6 @@ class DistributionScorer:
         fad_pca: str | Path | None = None,
         device: str = "cpu",
     ) -> None:
-        from avgen.metrics.weights import load_network, load_pca
-
         if fad_weights is None and fvd_weights is None:
             raise ClipError("DistributionScorer: give fad_weights and/or fvd_weights (local files)")
         self.networks: dict[str, Any] = {}
@@ -106,8 +108,6 @@ class DistributionScorer:
                 if metric == "fad":
                     if clip.audio is None:
                         raise ClipError("no audio")
-                    from avgen.metrics.vggish import embed_audio, pca_postprocess
-
                     rows = embed_audio(net, clip.audio, clip.sample_rate)
                     if rows.shape[0] == 0:
                         raise ClipError("audio shorter than one 0.96 s VGGish example")
@@ -116,8 +116,6 @@ class DistributionScorer:
                 else:
                     if clip.video is None:
                         raise ClipError("no video")
-                    from avgen.metrics.i3d import embed_video
-
                     rows = embed_video(net, clip.video)
                 out[metric] = rows
             except ClipError as e:
@@ -142,8 +140,6 @@ class DistributionScorer:
 
     def add_reference(self, files: list[Path]) -> list[dict[str, Any]]:
         """Read and embed every reference file; unreadable files are recorded, not raised."""
-        from avgen.io import read_av
-
         entries = []
         for path in files:
             entry: dict[str, Any] = {"file": str(path)}

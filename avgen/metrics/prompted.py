@@ -25,6 +25,7 @@ import numpy as np
 from avgen.data.synth.captions import COLORS
 from avgen.errors import ClipError
 from avgen.metrics._checks import check_video
+from avgen.metrics.av_align import audio_onset_times
 from avgen.metrics.synth import (
     COUNTS,
     HUES,
@@ -113,8 +114,6 @@ def score_prompted(
         face of the caption's colour is found (the clip fails lip sync), ``impact`` counts no track as F1 0;
         bounce adds ``ball_area_cv`` (``lane_area_variation``; None with no track).
     """
-    from avgen.metrics.av_align import audio_onset_times
-
     check_video(video, min_frames=3)
     family = family or caption_family(caption)
     if family not in FAMILIES:

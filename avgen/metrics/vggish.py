@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from avgen.dsp import resample
 from avgen.errors import ClipError, ConfigError
 from avgen.metrics._checks import check_audio, check_rate
 
@@ -154,8 +155,6 @@ def log_mel_examples(audio: np.ndarray, sample_rate: int) -> Tensor:
     audio: (C, N) or (N,) float in [-1, 1] at ``sample_rate`` Hz (channels are averaged to mono).
     Returns (E, 96, 64) float32 with E = F // 96 (0 for clips shorter than ~0.975 s).
     """
-    from avgen.dsp import resample
-
     mono = torch.from_numpy(check_audio(audio).mean(axis=0))  # (N,)
     rate = check_rate(sample_rate, "sample_rate")
     if rate != int(rate):

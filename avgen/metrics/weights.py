@@ -20,7 +20,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from avgen.atomic import save_safetensors
+from avgen.config import from_dict, to_dict
 from avgen.errors import CheckpointError
+from avgen.metrics.i3d import I3DConfig, InceptionI3d
+from avgen.metrics.vggish import VGGish, VGGishConfig
+from avgen.weights import load_state_checked
 
 NETWORKS = ("vggish", "i3d")
 SOURCES = {
@@ -125,15 +130,9 @@ def read_tensors(path: str | Path, network: str, source: str | None = None) -> t
 
 def build_network(network: str, config: dict[str, Any] | None = None) -> nn.Module:
     """A randomly initialised network of the given config (the published size when ``config`` is None)."""
-    from avgen.config import from_dict
-
     if _check_network(network) == "vggish":
-        from avgen.metrics.vggish import VGGish, VGGishConfig
-
         cfg = from_dict(VGGishConfig, config, where="vggish config") if config else VGGishConfig()
         return VGGish(cfg)
-    from avgen.metrics.i3d import I3DConfig, InceptionI3d
-
     cfg = from_dict(I3DConfig, config, where="i3d config") if config else I3DConfig()
     return InceptionI3d(cfg)
 
@@ -169,8 +168,6 @@ def load_network(path: str | Path, network: str, *, device: str | torch.device =
 
     Raises CheckpointError at once for a path that is not a local file, and for any name or shape mismatch.
     """
-    from avgen.weights import load_state_checked
-
     state, meta = read_tensors(path, network)
     p = Path(path).expanduser()
     model = build_network(network, _config_from_metadata(meta, network, p))
@@ -200,9 +197,6 @@ def save_network(
     module: nn.Module, path: str | Path, network: str, extra: dict[str, Tensor] | None = None
 ) -> Path:
     """Write ``module``'s weights (+ ``extra`` tensors) as safetensors with its network and config, atomically."""
-    from avgen.atomic import save_safetensors
-    from avgen.config import to_dict
-
     _check_network(network)
     config = getattr(module, "config", None)
     if config is None:
@@ -216,8 +210,6 @@ def save_network(
 
 def convert_weights(src: str | Path, dst: str | Path, network: str) -> Path:
     """Read ``src`` safely, check it against the network by name and shape, write ``dst`` (.safetensors)."""
-    from avgen.weights import load_state_checked
-
     if Path(dst).suffix.lower() != ".safetensors":
         raise CheckpointError(f"{dst}: the converted file must end in .safetensors")
     state, meta = read_tensors(src, network)

@@ -9,12 +9,12 @@ same RoPE, so the relative time inside the window is seen. Its output projection
 bridged model starts as the same function as one without. MM-Diffusion's windowed cross-modal attention
 and MMAudio's frame-aligned conditioning are the published relatives (``../shared/FIELD.md``).
 
-Measured once (``runs/README.md``, session 10 probes, bounce video-to-audio, one seed each): with a 0.125-s
-window the sound followed the frames after 600 steps, when the plain DiT's did not yet; by 1200 steps the
-plain DiT had caught up and was ahead on impact F1. So it is off by default (``bridge_window`` 0). The
-other direction is where it mattered (session 24, talk audio-to-video, grown onto avgen-tiny's weights by
-``avgen.train.joint.grow_dit``): without it the frames ignored the sound (swapping a clip's speech moved the
-drawn mouth by at most 0.001 px), with it the mouths the model drew opened with the speech.
+Off by default (``bridge_window`` 0). On avgen-synth bounce video-to-audio (one seed each) a 0.125-s
+window made the sound follow the frames by step 600, where the plain DiT did not yet, but by step 1200 the
+plain DiT had caught up and was ahead on impact F1. On talk audio-to-video, a bridge grown onto
+avgen-tiny's weights (``avgen.train.joint_parts.grow_dit``) is what makes the frames follow the sound:
+without it swapping a clip's speech moves the drawn mouth by at most 0.001 px, with it the drawn mouths
+open with the speech.
 """
 
 from __future__ import annotations

@@ -303,7 +303,7 @@ class JointDiT(nn.Module):
 
         Only the blocks are compiled: the input checks, ``constant_runs`` and the per-modality scatter around
         them read values back to the host. The blocks share one compiled graph. The first call compiles
-        (15-25 s on a 2-core CPU, forward and backward); a new sequence, text or batch length compiles once
+        the forward and backward (tens of seconds on a CPU, ``benchmarks/TRAIN.md``); a new sequence, text or batch length compiles once
         more and is dynamic from then on. State-dict keys, ``save_pretrained`` and deep copies (which come
         back uncompiled) are unchanged. ``options`` go to ``torch.compile`` (e.g. ``mode``, ``backend``).
         """

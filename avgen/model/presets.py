@@ -13,7 +13,7 @@ from typing import Any
 PRESETS: dict[str, dict[str, Any]] = {
     # Unit tests: builds in milliseconds.
     "tiny": {"width": 32, "depth": 2, "heads": 2, "mlp_ratio": 2.0, "rope_axes": (8, 4, 4)},
-    # The shipped avgen-tiny model: trains on a 2-core CPU in 1-2 h on 64x64, 2-s clips.
+    # avgen-tiny, the packaged model: small enough to train on a CPU, on 64x64, 2-s clips.
     "default": {"width": 256, "depth": 6, "heads": 4, "rope_axes": (24, 20, 20), "modulation": "shared"},
     "small": {"width": 512, "depth": 12, "heads": 8, "rope_axes": (24, 20, 20)},
     "base": {"width": 768, "depth": 12, "heads": 12, "rope_axes": (24, 20, 20)},

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from avgen.errors import ConfigError
+from avgen.errors import AVGenError, ConfigError
 
 STRATEGIES = ("ddp", "fsdp")
 
@@ -177,6 +177,16 @@ def barrier(ctx: DistContext) -> None:
         import torch.distributed as dist
 
         dist.barrier()
+
+
+def micro_batch_size(batch_size: int, world_size: int, grad_accum: int) -> int:
+    """Per-rank micro-batch of a global ``batch_size``; it must split evenly."""
+    if batch_size % (world_size * grad_accum):
+        raise AVGenError(
+            f"batch_size {batch_size} does not split into {world_size} process(es) x {grad_accum} "
+            "accumulation steps; make it a multiple of their product"
+        )
+    return batch_size // (world_size * grad_accum)
 
 
 def full_model_state(model: nn.Module, keys: set[str] | None = None) -> dict[str, torch.Tensor]:

@@ -30,6 +30,7 @@ from torch.nn import functional as F
 from avgen.data.maps import CLIP_MAPS
 from avgen.errors import ConfigError
 from avgen.tokens import VIDEO, ShapeError, TokenSpec
+from avgen.train.encode import device_of
 
 FORMAT = "avgen.foreground/1"
 KINDS = tuple(CLIP_MAPS)
@@ -50,14 +51,12 @@ def foreground_maps(
     ``avgen.data.maps.CLIP_MAPS`` (the module docstring)."""
     from tqdm import tqdm
 
-    from avgen.train.latents import _device_of
-
     if stride < 1:
         raise ConfigError(f"foreground stride must be >= 1, got {stride}")
     if kind not in KINDS:
         raise ConfigError(f"foreground map kind {kind!r}: choose from {KINDS}")
     pixel_map = CLIP_MAPS[kind]
-    device = _device_of(video_codec)
+    device = device_of(video_codec)
     maps: list[Tensor] = []
     bar = tqdm(total=len(latents), desc="foreground maps", unit="clip", disable=not progress)
     start = 0

@@ -32,11 +32,13 @@ from avgen.pipeline import AVPipeline
 from avgen.pipeline_config import caption_words
 from avgen.tokens import pack
 from avgen.train.distributed import micro_batch_size
+from avgen.train.encode import codecs_on
 from avgen.train.foreground import cached_foreground_maps, token_weights
 from avgen.train.joint_config import JointConfig
 from avgen.train.joint_parts import build_parts
 from avgen.train.joint_validation import validation_losses, write_samples
-from avgen.train.latents import LatentSet, codecs_on, load_latents
+from avgen.train.latent_set import LatentSet
+from avgen.train.latents import load_latents
 from avgen.train.lora import adapter_keys, apply_lora, save_adapters, strip_lora
 
 

@@ -60,7 +60,7 @@ class JointModelConfig:
         if self.init_from is None and not (self.video_codec and self.audio_codec):
             raise ConfigError(
                 "joint.model: give init_from (a pipeline folder) or both video_codec and audio_codec "
-                "(codec folders from `avgen train configs/tiny_video_vae_2d.yaml` / tiny_audio_codec.yaml)"
+                "(codec folders, e.g. from `avgen train configs/avgen-tiny/1_video_autoencoder.yaml` / `1_audio_codec.yaml`)"
             )
 
     def token_spec(self, video_channels: int, audio_channels: int) -> TokenSpec:

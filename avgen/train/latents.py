@@ -4,17 +4,14 @@ Two sources: ``synth`` (avgen-synth samples made in-process by seed) and ``folde
 with captions, through FolderDataset + the latent cache). Either way each item is normalised video
 latents ``(Dv, T', H', W')``, audio latents ``(Da, L)``, a caption and a bucket; every item of one bucket
 shares one ``ClipGeometry`` (the same one ``AVPipeline.geometry`` gives), so its latent times are exactly
-what generation uses. Frames are padded to the codec's grid the way the pipeline pads a given video.
-Each item also has a group, for per-group loss weights (``JointConfig.group_loss_weights``): its synth
+what generation uses (``avgen.train.encode``). Each item also has a group, for per-group loss weights (``JointConfig.group_loss_weights``): its synth
 family, or for folders the top-level subfolder its file sits in ("" at the root).
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
-from collections.abc import Callable, Iterator
+import multiprocessing as mp
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -23,9 +20,15 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+from tqdm import tqdm
 
+from avgen.data.cache import LatentCache, LatentDataset, precompute_latents
+from avgen.data.folder import FolderConfig, FolderDataset
+from avgen.data.synth import SynthConfig, make_sample, sample_family
 from avgen.errors import ConfigError
 from avgen.geometry import ClipGeometry
+from avgen.train.encode import bucket_key, encode_clips, geometry_for
+from avgen.train.latent_set import LatentSet, cache_file, codec_ids, load_set, nearest_cache, save_set
 
 SOURCES = ("synth", "folder")
 
@@ -66,183 +69,7 @@ class JointDataConfig:
             raise ConfigError(f"data: size must be (height, width) >= 8 and duration > 0, got {self.size}")
 
 
-@dataclass
-class LatentSet:
-    """Encoded clips: ``video[i] (Dv, T', H', W')``, ``audio[i] (Da, L)`` float32, ``captions[i]``,
-    ``groups[i]`` (synth family or top-level subfolder), ``buckets[i]`` (a key of ``geometries``)."""
-
-    video: list[Tensor]
-    audio: list[Tensor]
-    captions: list[str]
-    groups: list[str]
-    buckets: list[str]
-    geometries: dict[str, ClipGeometry]
-
-    def __len__(self) -> int:
-        return len(self.captions)
-
-
-def geometry_for(
-    video_codec: Any, audio_codec: Any, num_frames: int, fps: Any, height: int, width: int
-) -> ClipGeometry:
-    return ClipGeometry(
-        num_frames=num_frames,
-        fps=fps,
-        height=height,
-        width=width,
-        sample_rate=audio_codec.sample_rate,
-        temporal_downsample=video_codec.temporal_downsample,
-        spatial_downsample=video_codec.spatial_downsample,
-        hop_length=audio_codec.hop_length,
-    )
-
-
-def bucket_key(geom: ClipGeometry) -> str:
-    return f"{geom.num_frames}@{geom.fps}:{geom.height}x{geom.width}"
-
-
-@torch.no_grad()
-def encode_clip(
-    frames: np.ndarray, wav: Tensor, geom: ClipGeometry, video_codec: Any, audio_codec: Any
-) -> tuple[Tensor, Tensor]:
-    """uint8 ``frames (T, H, W, 3)`` at ``geom.fps`` and mono ``wav (1, N)`` in [-1, 1] at the codec rate ->
-    latents ``(Dv, T', H', W')`` and ``(Da, L)`` with T', L as ``geom`` says."""
-    (v,), (a,) = encode_clips([frames], [wav], geom, video_codec, audio_codec)
-    return v, a
-
-
-@torch.no_grad()
-def encode_clips(
-    frames: list[np.ndarray], wavs: list[Tensor], geom: ClipGeometry, video_codec: Any, audio_codec: Any
-) -> tuple[list[Tensor], list[Tensor]]:
-    """``encode_clip`` for several clips of one geometry in one codec batch (faster on CPU).
-
-    Runs on whatever device the codecs sit on (see ``codecs_on``); the latents come back on the CPU.
-    """
-    from avgen.dsp import fit_length
-    from avgen.pipeline import from_pixels
-
-    pixels = torch.cat([geom.pad_video(from_pixels(f)) for f in frames])  # (B, 3, T, H, W)
-    sound = torch.stack([fit_length(w.float(), geom.num_samples) for w in wavs])  # (B, 1, N)
-    v = video_codec.encode(pixels.to(_device_of(video_codec))).float().cpu()
-    a = audio_codec.encode(sound.to(_device_of(audio_codec))).float().cpu()
-    if tuple(v.shape[2:]) != geom.video_latent_shape or a.shape[-1] != geom.audio_latent_length:
-        raise ConfigError(
-            f"codec latents {tuple(v.shape[1:])} / {tuple(a.shape[1:])} disagree with the clip geometry "
-            f"{geom.video_latent_shape} / {geom.audio_latent_length}; the codecs do not match their configs"
-        )
-    return list(v), list(a)
-
-
-def _device_of(module: Any) -> torch.device:
-    param = next(iter(module.parameters()), None) if isinstance(module, torch.nn.Module) else None
-    return param.device if param is not None else torch.device("cpu")
-
-
-@contextlib.contextmanager
-def codecs_on(device: torch.device, *codecs: Any) -> Iterator[None]:
-    """Move the codecs (``nn.Module``) to ``device`` for the block, e.g. to encode a latent cache on the
-    GPU, and back to where each was afterwards (also on error)."""
-    homes = [_device_of(c) for c in codecs]
-    try:
-        for c in codecs:
-            if isinstance(c, torch.nn.Module):
-                c.to(device)
-        yield
-    finally:
-        for c, home in zip(codecs, homes, strict=True):
-            if isinstance(c, torch.nn.Module):
-                c.to(home)
-
-
-def _codec_ids(video_codec: Any, audio_codec: Any) -> dict[str, str]:
-    return {"video": video_codec.codec_id, "audio": audio_codec.codec_id}
-
-
-def _what_text(what: dict[str, Any]) -> str:
-    return json.dumps(what, sort_keys=True, default=str)
-
-
-def _cache_file(cache_dir: str | None, what: dict[str, Any]) -> Path | None:
-    if cache_dir is None:
-        return None
-    digest = hashlib.sha256(_what_text(what).encode()).hexdigest()[:16]
-    return Path(cache_dir) / f"latents-{digest}.safetensors"
-
-
-def _save_set(path: Path, s: LatentSet, what: dict[str, Any]) -> None:
-    from avgen.atomic import save_safetensors
-
-    tensors = {f"video/{i}": v for i, v in enumerate(s.video)} | {
-        f"audio/{i}": a for i, a in enumerate(s.audio)
-    }
-    meta = {"captions": s.captions, "groups": s.groups, "buckets": s.buckets, "what": what}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_safetensors(tensors, path, metadata={"avgen": json.dumps(meta, default=str)})
-
-
-def _load_set(
-    path: Path,
-    geometries: dict[str, ClipGeometry],
-    groups: Callable[[int], list[str]],
-    limit: int | None = None,
-) -> LatentSet:
-    """A set saved by ``_save_set``, or its first ``limit`` items (only those are read); ``groups(n)``
-    gives the groups of caches written before they were stored (synth families are a cheap function of the
-    seed)."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        meta = json.loads(f.metadata()["avgen"])
-        n = len(meta["captions"]) if limit is None else min(limit, len(meta["captions"]))
-        video = [f.get_tensor(f"video/{i}") for i in range(n)]
-        audio = [f.get_tensor(f"audio/{i}") for i in range(n)]
-    stored = meta.get("groups")
-    return LatentSet(
-        video,
-        audio,
-        meta["captions"][:n],
-        stored[:n] if stored else groups(n),
-        meta["buckets"][:n],
-        geometries,
-    )
-
-
-def _cached_what(path: Path) -> dict[str, Any] | None:
-    """The ``what`` a cache file was saved under (its metadata only; None if unreadable or too old)."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return json.loads((f.metadata() or {}).get("avgen", "{}")).get("what")
-    except Exception:  # a damaged or foreign file is not a usable cache, never an error
-        return None
-
-
-def _nearest_cache(cache_dir: str | None, what: dict[str, Any]) -> tuple[Path, int] | None:
-    """The cache of the same synth clips under another ``n`` that saves the most rendering: the smallest
-    one with ``n`` or more samples (cut to the first ``n``), else the largest with fewer (extended)."""
-    if cache_dir is None or not Path(cache_dir).is_dir():
-        return None
-    same = _what_text({**what, "n": None})
-    found = []
-    for path in sorted(Path(cache_dir).glob("latents-*.safetensors")):
-        other = _cached_what(path)
-        if (
-            isinstance(other, dict)
-            and isinstance(other.get("n"), int)
-            and _what_text({**other, "n": None}) == same
-        ):
-            found.append((path, other["n"]))
-    if not found:
-        return None
-    larger = [f for f in found if f[1] >= what["n"]]
-    return min(larger, key=lambda f: f[1]) if larger else max(found, key=lambda f: f[1])
-
-
 def _make_sample(job: tuple[int, str, Any]) -> Any:
-    from avgen.data.synth import make_sample
-
     return make_sample(*job)
 
 
@@ -252,8 +79,6 @@ def _synth_samples(n: int, split: str, synth: Any, workers: int, start: int = 0)
     if workers <= 1 or n - start < 8:
         yield from map(_make_sample, jobs)
         return
-    import multiprocessing as mp
-
     ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
     with ctx.Pool(workers) as pool:
         yield from pool.imap(_make_sample, jobs, chunksize=4)
@@ -274,8 +99,6 @@ def synth_latents(
     cache of the same clips under another ``n`` is reused: cut to its first ``n``, or extended by
     rendering only seeds it lacks (the set is then saved under this ``n`` too).
     """
-    from avgen.data.synth import SynthConfig, sample_family
-
     synth_kwargs: dict[str, Any] = {
         "sizes": (tuple(cfg.size),),
         "fps": cfg.fps,
@@ -301,23 +124,21 @@ def synth_latents(
         "synth": repr(synth),
         "split": split,
         "n": n,
-        "codecs": _codec_ids(video_codec, audio_codec),
+        "codecs": codec_ids(video_codec, audio_codec),
     }
-    cached = _cache_file(cfg.cache_dir, what)
+    cached = cache_file(cfg.cache_dir, what)
 
     def families(m: int) -> list[str]:
         return [sample_family(i, split, synth) for i in range(m)]
 
     if cached is not None and cached.is_file():
-        return _load_set(cached, {key: geom}, families)
+        return load_set(cached, {key: geom}, families)
     out = LatentSet([], [], [], [], [], {key: geom})
-    nearest = _nearest_cache(cfg.cache_dir, what)
+    nearest = nearest_cache(cfg.cache_dir, what)
     if nearest is not None:
-        out = _load_set(nearest[0], {key: geom}, families, limit=n)
+        out = load_set(nearest[0], {key: geom}, families, limit=n)
         if len(out) == n:
             return out
-    from tqdm import tqdm
-
     start = len(out)
     bar = tqdm(total=n, initial=start, desc=f"encode synth {split}", disable=not progress, leave=False)
     pending: list[Any] = []
@@ -343,7 +164,7 @@ def synth_latents(
         pending = []
     bar.close()
     if cached is not None:
-        _save_set(cached, out, what)
+        save_set(cached, out, what)
     return out
 
 
@@ -352,9 +173,6 @@ def folder_latents(
 ) -> LatentSet:
     """Every fixed ``cfg.duration`` window under ``root`` (center-cropped to ``cfg.size``), via the latent
     cache in ``cfg.cache_dir`` (default ``root/.avgen_latents``)."""
-    from avgen.data.cache import LatentCache, LatentDataset, precompute_latents
-    from avgen.data.folder import FolderConfig, FolderDataset
-
     fcfg = FolderConfig(
         fps=cfg.fps,
         sample_rate=audio_codec.sample_rate,

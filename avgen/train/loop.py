@@ -16,83 +16,27 @@ Run folder (``out``)::
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
-import math
-import signal
 import time
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
+from tqdm import tqdm
 
+from avgen.atomic import write_json
 from avgen.errors import CheckpointError, ConfigError
 from avgen.train import checkpoint as ckpt
 from avgen.train import distributed as D
 from avgen.train.ema import EMA
-
-PRECISIONS = ("auto", "fp32", "bf16")
-
-
-@dataclass(frozen=True)
-class LoopConfig:
-    """Optimisation and bookkeeping settings shared by every task.
-
-    lr follows ``lr_factor``: linear warmup over ``warmup`` steps, then cosine to ``lr * min_lr_ratio``
-    at ``steps``. ``grad_accum`` micro-batches make one step. ``ema_decay`` 0 turns EMA off.
-    ``eval_every`` 0 turns periodic evaluation off. ``precision`` "auto" is bf16 autocast on CUDA and fp32
-    on CPU (bf16 matmul on a CPU without bf16 instructions is ~400x slower; on one with avx512_bf16 the
-    joint step is 1.6x faster under "bf16", ``benchmarks/TRAIN.md``). ``compile`` runs the model's blocks
-    through ``torch.compile`` (the joint DiT's ``compile_blocks``; other models refuse it).
-    """
-
-    steps: int = 1000
-    lr: float = 1e-3
-    min_lr_ratio: float = 0.1
-    warmup: int = 100
-    betas: tuple[float, float] = (0.9, 0.99)
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    grad_accum: int = 1
-    ema_decay: float = 0.0
-    log_every: int = 25
-    eval_every: int = 500
-    ckpt_every: int = 500
-    keep_checkpoints: int = 2
-    seed: int = 0
-    precision: str = "auto"
-    num_threads: int = 0
-    compile: bool = False
-
-    def __post_init__(self) -> None:
-        for name in ("steps", "grad_accum", "log_every", "ckpt_every", "keep_checkpoints"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"loop.{name} must be >= 1, got {getattr(self, name)}")
-        if self.eval_every < 0 or self.warmup < 0 or self.num_threads < 0:
-            raise ConfigError("loop.eval_every, loop.warmup and loop.num_threads must be >= 0")
-        if not (self.lr > 0 and 0 <= self.min_lr_ratio <= 1):
-            raise ConfigError(
-                f"loop: need lr > 0 and 0 <= min_lr_ratio <= 1, got {self.lr}, {self.min_lr_ratio}"
-            )
-        if not 0 <= self.ema_decay < 1:
-            raise ConfigError(f"loop.ema_decay must be in [0, 1) (0 = off), got {self.ema_decay}")
-        if self.grad_clip < 0 or self.weight_decay < 0 or len(self.betas) != 2:
-            raise ConfigError("loop: grad_clip and weight_decay must be >= 0 and betas two numbers")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"loop.precision must be one of {PRECISIONS}, got {self.precision!r}")
-
-
-def lr_factor(step: int, cfg: LoopConfig) -> float:
-    """Multiplier of ``cfg.lr`` at optimizer step ``step`` (0-based): warmup, then cosine to min_lr_ratio."""
-    if step < cfg.warmup:
-        return (step + 1) / cfg.warmup
-    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
-    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+from avgen.train.loop_config import LoopConfig, lr_factor
+from avgen.train.precision import autocast, warn_slow_bf16
+from avgen.train.run_log import RunLog
+from avgen.train.signals import stop_signals
 
 
 class Task(Protocol):
@@ -138,97 +82,6 @@ class _Run:
     opt: torch.optim.Optimizer
     sched: torch.optim.lr_scheduler.LambdaLR
     ema: EMA | None
-
-
-def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
-    if bf16:
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def cpu_has_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool | None:
-    """Whether this CPU has bf16 matmul instructions (avx512_bf16 or amx_bf16); None where unknown."""
-    try:
-        text = Path(cpuinfo).read_text()
-    except OSError:
-        return None
-    flags = {
-        f for line in text.splitlines() if line.startswith("flags") for f in line.split(":", 1)[1].split()
-    }
-    return bool(flags & {"avx512_bf16", "amx_bf16"}) if flags else None
-
-
-def _warn_slow_bf16(device: torch.device, precision: str) -> None:
-    if device.type == "cpu" and precision == "bf16" and cpu_has_bf16() is False:
-        warnings.warn(
-            "loop.precision=bf16 on a CPU without bf16 instructions (no avx512_bf16 or amx_bf16 in "
-            "/proc/cpuinfo): its bf16 matmuls are emulated, many times slower than fp32 "
-            "(benchmarks/TRAIN.md); set loop.precision=fp32 (or auto)",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-
-
-@contextlib.contextmanager
-def _stop_signals() -> Iterator[dict[str, bool]]:
-    """SIGTERM / SIGINT set a flag (the loop checkpoints and returns); a second SIGINT interrupts at once."""
-    flag = {"stop": False}
-    previous: dict[int, Any] = {}
-
-    def handler(signum: int, frame: Any) -> None:
-        if flag["stop"] and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        flag["stop"] = True
-
-    try:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            previous[sig] = signal.signal(sig, handler)
-    except ValueError:  # not the main thread: no handlers, the flag just stays False
-        pass
-    try:
-        yield flag
-    finally:
-        for sig, h in previous.items():
-            signal.signal(sig, h)
-
-
-class _Logger:
-    """JSONL (append-only, so a torn last line is harmless) + TensorBoard when installed; rank 0 only."""
-
-    def __init__(self, out: Path, enabled: bool) -> None:
-        self.path, self.enabled, self.tb = out / "log.jsonl", enabled, None
-        if enabled:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(str(out / "tensorboard"))
-            except ImportError:
-                self.tb = None
-
-    def write(self, record: dict[str, Any]) -> None:
-        if not self.enabled:
-            return
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-        if self.tb is not None:
-            for key, value in _flatten(record).items():
-                if key != "step" and isinstance(value, int | float):
-                    self.tb.add_scalar(key, value, record["step"])
-
-    def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
-
-
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out |= _flatten(v, f"{prefix}{k}/")
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def _get(d: dict[str, Any], dotted: str) -> Any:
@@ -365,15 +218,13 @@ def train(
     """
     ctx = ctx or D.DistContext()
     out = Path(out)
-    _warn_slow_bf16(ctx.device, cfg.precision)
+    warn_slow_bf16(ctx.device, cfg.precision)
     if cfg.num_threads > 0:
         torch.set_num_threads(cfg.num_threads)
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
         _check_run_folder(out, resume, run_config, must_match)
         if run_config is not None:
-            from avgen.atomic import write_json
-
             write_json(out / "config.json", run_config)
     D.barrier(ctx)
 
@@ -396,8 +247,6 @@ def train(
     if latest is not None:
         step = _restore(run, task, latest, cfg, ctx)
 
-    from tqdm import tqdm
-
     bar = tqdm(
         total=cfg.steps,
         initial=step,
@@ -405,17 +254,17 @@ def train(
         dynamic_ncols=True,
         desc=task.name,
     )
-    log = _Logger(out, ctx.is_main)
+    log = RunLog(out, ctx.is_main)
     status = "done"
     sums: dict[str, float] = {}
     count, t0 = 0, time.perf_counter()
-    with _stop_signals() as signals:
+    with stop_signals() as signals:
         while step < cfg.steps:
             batches = task.next_batches(ctx, cfg.grad_accum)
             for i, batch in enumerate(batches):
                 # note: every micro-batch but the last skips the gradient all-reduce
                 with D.no_grad_sync(model, skip=i < len(batches) - 1):
-                    with _autocast(ctx.device, cfg.precision):
+                    with autocast(ctx.device, cfg.precision):
                         loss, logs = task.loss(model, batch, step)
                     (loss / len(batches)).backward()
                 for k, v in {"loss": loss, **logs}.items():
@@ -473,8 +322,6 @@ def train(
             task.export(export_model, out)
             final = task.evaluate(export_model, step, out)
             log.write({"step": step, "final": final})
-            from avgen.atomic import write_json
-
             write_json(out / "metrics.json", {"step": step, "task": task.name, "final": final})
         D.barrier(ctx)
     log.close()

@@ -9,13 +9,17 @@ base model's speed and saves as a plain model. ``adapter_state`` is what a fine-
 from __future__ import annotations
 
 import fnmatch
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 from torch import Tensor, nn
 
+from avgen.atomic import save_safetensors, write_json
+from avgen.config import from_dict, to_dict
 from avgen.errors import CheckpointError, ConfigError
 
 # JointDiT's attention and MLP linears (see avgen.model.layers); modulation and I/O layers stay frozen.
@@ -136,9 +140,6 @@ def strip_lora(model: nn.Module) -> nn.Module:
 
 def save_adapters(model: nn.Module, cfg: LoRAConfig, directory: str | Path) -> Path:
     """Write ``adapters.safetensors`` + ``lora.json`` (rank, alpha, targets) into ``directory``."""
-    from avgen.atomic import save_safetensors, write_json
-    from avgen.config import to_dict
-
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     save_safetensors(adapter_state(model), d / "adapters.safetensors", metadata={"format": "avgen.lora"})
@@ -148,12 +149,6 @@ def save_adapters(model: nn.Module, cfg: LoRAConfig, directory: str | Path) -> P
 
 def load_adapters(model: nn.Module, directory: str | Path) -> LoRAConfig:
     """Apply the LoRA of ``directory`` (from ``save_adapters``) to a base ``model``; returns its config."""
-    import json
-
-    from safetensors.torch import load_file
-
-    from avgen.config import from_dict
-
     d = Path(directory)
     if not (d / "lora.json").is_file() or not (d / "adapters.safetensors").is_file():
         raise CheckpointError(

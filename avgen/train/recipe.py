@@ -17,11 +17,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from avgen.config import apply_overrides, from_dict, load_yaml, to_dict
 from avgen.errors import ConfigError
-from avgen.train.distributed import STRATEGIES, DistContext
-from avgen.train.joint import JointConfig
-from avgen.train.loop import LoopConfig
+from avgen.train.codec import CodecTrainConfig, train_codec
+from avgen.train.codec_data import load_audio_clips, load_video_clips
+from avgen.train.distributed import STRATEGIES, DistContext, close_distributed, init_distributed
+from avgen.train.joint import JointTask
+from avgen.train.joint_config import JointConfig
+from avgen.train.loop import train
+from avgen.train.loop_config import LoopConfig
 
 TASKS = ("joint", "audio_codec", "video_codec")
 CODEC_DATA_KEYS = ("data", "eval_data", "limit", "eval_limit")
@@ -44,7 +50,7 @@ class DistConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """One training run. ``codec``: the fields of ``avgen.codecs.train.CodecTrainConfig`` that are not
+    """One training run. ``codec``: the fields of ``avgen.train.codec.CodecTrainConfig`` that are not
     loop settings (crops, model, losses, batch_size, ...) plus ``data`` / ``eval_data`` folders and
     ``limit`` / ``eval_limit`` file counts."""
 
@@ -60,10 +66,8 @@ class TrainConfig:
             raise ConfigError(f"task must be one of {TASKS}, got {self.task!r}")
 
 
-def codec_config(cfg: TrainConfig, where: str = "codec") -> Any:
+def codec_config(cfg: TrainConfig, where: str = "codec") -> CodecTrainConfig:
     """The ``CodecTrainConfig`` of a codec recipe (loop settings taken from ``cfg.loop``)."""
-    from avgen.codecs.train import CodecTrainConfig
-
     section = {k: v for k, v in cfg.codec.items() if k not in CODEC_DATA_KEYS}
     names = {f.name for f in dataclasses.fields(CodecTrainConfig)}
     loop_like = {f.name: getattr(cfg.loop, f.name) for f in dataclasses.fields(LoopConfig) if f.name in names}
@@ -90,30 +94,27 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None, out: str |
 
 
 def _run_codec(cfg: TrainConfig, ctx: DistContext, resume: bool, progress: bool) -> dict[str, Any]:
-    from avgen.codecs.tasks import load_audio_clips, load_video_clips
-    from avgen.codecs.train import train_codec
-
     ccfg = codec_config(cfg)
     c = cfg.codec
     t0 = time.perf_counter()
     families = None  # per-clip synth family of the held-out audio, for per-family SI-SNR
     if ccfg.kind == "video":
-        train = load_video_clips(c["data"], c.get("limit"))
+        train_clips = load_video_clips(c["data"], c.get("limit"))
         held = load_video_clips(c["eval_data"], c.get("eval_limit")) if c.get("eval_data") else []
     else:
         sr, ch = ccfg.audio.sample_rate, ccfg.audio.channels
-        train, _ = load_audio_clips(c["data"], sr, ch, c.get("limit"))
+        train_clips, _ = load_audio_clips(c["data"], sr, ch, c.get("limit"))
         held, families = (
             load_audio_clips(c["eval_data"], sr, ch, c.get("eval_limit")) if c.get("eval_data") else ([], [])
         )
     if ctx.is_main:
         print(
-            f"loaded {len(train)} training and {len(held)} held-out clips in {time.perf_counter() - t0:.1f} s",
+            f"loaded {len(train_clips)} training and {len(held)} held-out clips in {time.perf_counter() - t0:.1f} s",
             file=sys.stderr,
         )
     return train_codec(
         ccfg,
-        train,
+        train_clips,
         held,
         cfg.out,
         resume=resume,
@@ -128,9 +129,6 @@ def _run_codec(cfg: TrainConfig, ctx: DistContext, resume: bool, progress: bool)
 def _run_joint(
     cfg: TrainConfig, ctx: DistContext, resume: bool, progress: bool, callbacks: tuple = ()
 ) -> dict[str, Any]:
-    from avgen.train.joint import JointTask
-    from avgen.train.loop import train
-
     task = JointTask(cfg.joint, seed=cfg.loop.seed, device=ctx.device, progress=progress and ctx.is_main)
     return train(
         task,
@@ -150,11 +148,7 @@ def run(
     cfg: TrainConfig, *, resume: bool = False, progress: bool = True, callbacks: tuple = ()
 ) -> dict[str, Any]:
     """Run a recipe in this process (under torchrun: as one rank of the group)."""
-    from avgen.train.distributed import close_distributed, init_distributed
-
     if cfg.loop.num_threads:
-        import torch
-
         torch.set_num_threads(cfg.loop.num_threads)
     ctx = init_distributed(cfg.distributed.device)
     try:
@@ -171,7 +165,7 @@ def main(argv: list[str]) -> int:
         description="train a codec or the joint model from a YAML recipe (see configs/); "
         "run it under torchrun for several processes",
     )
-    parser.add_argument("config", help="recipe YAML, e.g. configs/tiny_joint.yaml")
+    parser.add_argument("config", help="recipe YAML, e.g. configs/examples/small_dit_synth.yaml")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. loop.steps=200"
     )

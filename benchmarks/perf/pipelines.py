@@ -22,7 +22,8 @@ def random_default_pipeline(seed: int = 0) -> Any:
     """The shipped model's architecture with random weights (adaLN-zero layers made live)."""
     import torch
 
-    from avgen.codecs.audio import EncodecCodec, EncodecCodecConfig
+    from avgen.codecs.audio import EncodecCodec
+    from avgen.codecs.encodec_config import EncodecCodecConfig
     from avgen.codecs.video_vae import CausalVideoVAE, VideoVAEConfig
     from avgen.model.dit import JointDiT, dit_config
     from avgen.model.text import TextEncoder, TextEncoderConfig

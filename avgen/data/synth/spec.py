@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from avgen.clip import as_fps
+from avgen.checks import as_fps
 from avgen.errors import ClipError, ConfigError
 
 FAMILIES = ("talk", "bounce", "keys", "ambience")
@@ -25,7 +25,7 @@ SPLIT_SIZE = 10_000_000
 
 
 def parse_fps(value: Any, *, where: str = "fps") -> Fraction:
-    """``avgen.clip.as_fps`` for a synth config: an exact rate in [1, 240] from 24, "24", "30000/1001" or a
+    """``avgen.checks.as_fps`` for a synth config: an exact rate in [1, 240] from 24, "24", "30000/1001" or a
     Fraction. Floats are refused (``as_fps`` would snap them): a config names its frame rate exactly.
     """
     if isinstance(value, float | np.floating):

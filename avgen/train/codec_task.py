@@ -16,153 +16,25 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from avgen.codecs.audio import EncodecCodec
-from avgen.codecs.discriminator import (
+from avgen.codecs.losses import (
+    AudioLossWeights,
+    VideoLossWeights,
+    audio_reconstruction_loss,
+    video_vae_loss,
+)
+from avgen.codecs.video_vae import CausalVideoVAE
+from avgen.data.maps import VIDEO_MASKS
+from avgen.errors import AVGenError
+from avgen.train.codec_data import to_signed, whole_clip
+from avgen.train.codec_eval import evaluate_audio, evaluate_video
+from avgen.train.discriminator import (
     DiscriminatorConfig,
     MultiScaleSTFTDiscriminator,
     discriminator_loss,
     feature_matching_loss,
     generator_adversarial_loss,
 )
-from avgen.codecs.losses import (
-    AudioLossWeights,
-    VideoLossWeights,
-    audio_reconstruction_loss,
-    multires_mel_distance,
-    psnr,
-    si_snr,
-    ssim,
-    video_vae_loss,
-)
-from avgen.codecs.video_vae import CausalVideoVAE
-from avgen.errors import AVGenError, MediaError
-
-MEDIA_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".wav", ".flac", ".ogg")
-
-
-# --- data -------------------------------------------------------------------------------------------------
-
-
-def media_files(folder: str | Path) -> list[Path]:
-    root = Path(folder)
-    if not root.is_dir():
-        raise MediaError(root, "data folder not found (make one with `avgen data synth --out DIR --n N`)")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in MEDIA_SUFFIXES and p.is_file())
-    if not files:
-        raise MediaError(root, f"no media files ({', '.join(MEDIA_SUFFIXES)}) under this folder")
-    return files
-
-
-def load_video_clips(folder: str | Path, limit: int | None = None) -> list[Tensor]:
-    """Every video under ``folder`` as uint8 (3, T, H, W) tensors (kept uint8 to save memory)."""
-    from avgen.io import read_av
-
-    out = []
-    for p in media_files(folder)[:limit]:
-        if p.suffix.lower() in (".wav", ".flac", ".ogg"):
-            continue
-        clip = read_av(p, streams="v")
-        out.append(rearrange(torch.from_numpy(clip.video), "t h w c -> c t h w").contiguous())
-    if not out:
-        raise MediaError(folder, "no video streams found")
-    return out
-
-
-def clip_family(path: Path) -> str | None:
-    """The avgen-synth family of a clip (from the events JSON beside it), or None for other media."""
-    import json
-
-    sidecar = path.with_suffix(".json")
-    try:
-        family = json.loads(sidecar.read_text()).get("family") if sidecar.is_file() else None
-    except (OSError, ValueError, AttributeError):
-        return None
-    return family if isinstance(family, str) else None
-
-
-def load_audio_clips(
-    folder: str | Path, sample_rate: int, channels: int, limit: int | None = None
-) -> tuple[list[Tensor], list[str | None]]:
-    """Every audio track under ``folder`` as float32 (C, N) at ``sample_rate`` in [-1, 1], and each clip's
-    avgen-synth family (None where there is no events JSON), for per-family evaluation."""
-    from avgen.data.window import mix_channels
-    from avgen.dsp import resample
-    from avgen.io import read_av
-
-    out, families = [], []
-    for p in media_files(folder)[:limit]:
-        clip = read_av(p, streams="any")
-        if clip.audio is None:
-            continue
-        a = mix_channels(torch.from_numpy(clip.audio).float(), channels)
-        out.append(resample(a, int(clip.sample_rate), sample_rate).clamp(-1, 1))
-        families.append(clip_family(p))
-    if not out:
-        raise MediaError(folder, "no audio streams found")
-    return out, families
-
-
-def to_signed(video: Tensor) -> Tensor:
-    """uint8 -> float32 in [-1, 1]."""
-    return video.float() / 127.5 - 1.0
-
-
-def whole_clip(video: Tensor, ts: int, ss: int) -> Tensor:
-    """uint8 (3, T, H, W) -> float (1, 3, T', H', W') in [-1, 1]: the largest 1 + ts*k frames, H, W cut to ss."""
-    _, t, h, w = video.shape
-    return to_signed(video[None, :, : 1 + (t - 1) // ts * ts, : h // ss * ss, : w // ss * ss])
-
-
-# --- evaluation -----------------------------------------------------------------------------------------
-
-
-@torch.no_grad()
-def evaluate_video(vae: nn.Module, clips: Sequence[Tensor]) -> dict[str, float]:
-    """Mean PSNR (dB) / SSIM of whole uint8 (3, T, H, W) clips through encode -> decode (posterior mean)."""
-    was_training = vae.training
-    vae.eval()
-    ps, ss = [], []
-    for v in clips:
-        x = whole_clip(v, vae.temporal_downsample, vae.spatial_downsample)
-        y = vae.decode(vae.encode(x))
-        ps.append(float(psnr(y, x)[0]))
-        ss.append(float(ssim(y, x)))
-    vae.train(was_training)
-    n = max(1, len(ps))
-    return {"psnr": sum(ps) / n, "ssim": sum(ss) / n, "clips": len(ps)}
-
-
-@torch.no_grad()
-def evaluate_audio(
-    codec: EncodecCodec, clips: Sequence[Tensor], families: Sequence[str | None] | None = None
-) -> dict[str, Any]:
-    """Mean SI-SNR (dB, silent clips skipped) and multi-resolution mel distance of whole (C, N) clips;
-    with ``families`` also the mean SI-SNR of each family (noise-like rain has a much lower ceiling)."""
-    was_training = codec.training
-    codec.eval()
-    snrs, mels, silent = [], [], 0
-    by_family: dict[str, list[float]] = {}
-    for i, a in enumerate(clips):
-        x = a[None]
-        y = codec.decode(codec.encode(x), length=x.shape[-1])
-        mels.append(float(multires_mel_distance(y, x, codec.sample_rate)))
-        if float(x.pow(2).mean().sqrt()) < 1e-4:  # SI-SNR is undefined against silence
-            silent += 1
-            continue
-        snrs.append(float(si_snr(y, x)[0]))
-        if families is not None and families[i] is not None:
-            by_family.setdefault(families[i], []).append(snrs[-1])
-    codec.train(was_training)
-    family_means = {f"si_snr_{name}": sum(v) / len(v) for name, v in sorted(by_family.items())}
-    return {
-        **family_means,
-        "si_snr": sum(snrs) / max(1, len(snrs)),
-        "mel_distance": sum(mels) / max(1, len(mels)),
-        "clips": len(mels),
-        "silent_clips_skipped_for_si_snr": silent,
-    }
-
-
-# --- video ------------------------------------------------------------------------------------------------
+from avgen.train.distributed import micro_batch_size
 
 
 class VideoAutoencoder(nn.Module):
@@ -191,16 +63,6 @@ class AudioAutoencoder(nn.Module):
         return self.codec.decode_raw(self.codec.encode_raw(x))[..., : x.shape[-1]]
 
 
-def micro_batch_size(batch_size: int, world_size: int, grad_accum: int) -> int:
-    """Per-rank micro-batch of a global ``batch_size``; it must split evenly."""
-    if batch_size % (world_size * grad_accum):
-        raise AVGenError(
-            f"batch_size {batch_size} does not split into {world_size} process(es) x {grad_accum} "
-            "accumulation steps; make it a multiple of their product"
-        )
-    return batch_size // (world_size * grad_accum)
-
-
 class _CropTask:
     """What both codec tasks share for the loop: every step draws random crops of in-memory clips from one
     generator, so the checkpoint needs only that generator's state (no data position, no extra keys)."""
@@ -221,7 +83,8 @@ class _CropTask:
 
 
 class VideoTask(_CropTask):
-    """Causal VAE training: L1 + SSIM + KL on random (crop_frames, crop_size, crop_size) crops.
+    """Causal VAE training: L1 + SSIM + KL on random (crop_frames, crop_size, crop_size) crops; a weighted
+    L1 weighs the pixels of the dataset's "objects" and "mouth" masks (``avgen.data.maps.VIDEO_MASKS``).
     ``fit_stats``: refit the latent mean/std at export (off when the encoder is frozen)."""
 
     name = "video_codec"
@@ -282,7 +145,7 @@ class VideoTask(_CropTask):
 
     def loss(self, model: nn.Module, x: Tensor, step: int) -> tuple[Tensor, dict[str, Tensor]]:
         recon, mean, logvar = model(x)
-        return video_vae_loss(recon, x, mean, logvar, self.weights)
+        return video_vae_loss(recon, x, mean, logvar, self.weights, VIDEO_MASKS)
 
     def fresh_model(self) -> nn.Module:
         return VideoAutoencoder(CausalVideoVAE(self.model.vae.config))
@@ -302,9 +165,6 @@ class VideoTask(_CropTask):
             vae.stats.fit(vae.encode_dist(whole_clip(v, ts, ss))[0] for v in clips)
         vae.save_pretrained(folder / "codec")
         self.exported_id = vae.codec_id
-
-
-# --- audio ------------------------------------------------------------------------------------------------
 
 
 class AudioTask(_CropTask):
@@ -388,8 +248,6 @@ class AudioTask(_CropTask):
         return loss, logs
 
     def fresh_model(self) -> nn.Module:
-        from avgen.codecs.audio import EncodecCodec
-
         return AudioAutoencoder(EncodecCodec(self.model.codec.config))
 
     def evaluate(self, model: nn.Module, step: int, out: Path) -> dict[str, float]:

@@ -1,7 +1,7 @@
 """Codec training: ``CodecTrainConfig`` (the flat config of ``avgen codec train``) run by the generic loop.
 
-The loop, checkpoints and resume live in ``avgen.train``; the per-step work in ``avgen.codecs.tasks``.
-Run folder layout (``out``)::
+The loop, checkpoints and resume live in ``avgen.train.loop``; the per-step work in
+``avgen.train.codec_task``. Run folder layout (``out``)::
 
     config.json            the resolved CodecTrainConfig
     log.jsonl              one line per log/eval step
@@ -21,14 +21,17 @@ import torch
 from torch import Tensor, nn
 
 from avgen.atomic import write_json
-from avgen.codecs.audio import EncodecCodec, EncodecCodecConfig
+from avgen.codecs.audio import EncodecCodec
+from avgen.codecs.base import read_codec_config
+from avgen.codecs.encodec_config import EncodecCodecConfig
 from avgen.codecs.losses import AudioLossWeights, VideoLossWeights
-from avgen.codecs.tasks import AudioTask, VideoTask
 from avgen.codecs.video_vae import CausalVideoVAE, VideoVAEConfig
-from avgen.config import from_dict, to_dict
+from avgen.config import apply_overrides, from_dict, load_yaml, to_dict
 from avgen.errors import ConfigError
 from avgen.train import loop as train_loop
+from avgen.train.codec_task import AudioTask, VideoTask
 from avgen.train.distributed import DistContext
+from avgen.train.loop_config import LoopConfig, lr_factor
 
 
 @dataclass(frozen=True)
@@ -80,9 +83,9 @@ class CodecTrainConfig:
                 f"kind 'video' and init_from (a codec folder), got kind {self.kind!r}, init_from {self.init_from!r}"
             )
 
-    def loop_config(self) -> train_loop.LoopConfig:
+    def loop_config(self) -> LoopConfig:
         """The generic loop's settings of this run."""
-        return train_loop.LoopConfig(
+        return LoopConfig(
             steps=self.steps,
             lr=self.lr,
             min_lr_ratio=self.min_lr_ratio,
@@ -100,7 +103,7 @@ class CodecTrainConfig:
 
 def lr_at(step: int, cfg: CodecTrainConfig) -> float:
     """Learning rate at optimizer step ``step``: linear warmup then cosine to ``lr * min_lr_ratio``."""
-    return cfg.lr * train_loop.lr_factor(step, cfg.loop_config())
+    return cfg.lr * lr_factor(step, cfg.loop_config())
 
 
 def build_codec(cfg: CodecTrainConfig) -> EncodecCodec | CausalVideoVAE:
@@ -121,8 +124,6 @@ def resolve_init(cfg: CodecTrainConfig) -> CodecTrainConfig:
     trained). A recipe that also sets the architecture must agree with the folder."""
     if cfg.init_from is None:
         return cfg
-    from avgen.codecs.base import read_codec_config
-
     name, config_type = ("audio", EncodecCodecConfig) if cfg.kind == "audio" else ("video", VideoVAEConfig)
     _, data = read_codec_config(cfg.init_from)
     found = from_dict(config_type, data, where=f"{cfg.init_from} (init_from)")
@@ -188,7 +189,7 @@ def train_codec(
     progress: bool = True,
     ctx: DistContext | None = None,
     strategy: str = "ddp",
-    loop: train_loop.LoopConfig | None = None,
+    loop: LoopConfig | None = None,
     held_out_families: list[str | None] | None = None,
 ) -> dict[str, Any]:
     """Train a codec on in-memory clips with the generic loop; returns the final held-out metrics.
@@ -230,8 +231,6 @@ def train_codec(
 
 def config_from_args(config_path: str | None, overrides: list[str], **fields: Any) -> CodecTrainConfig:
     """CodecTrainConfig from an optional YAML file, ``--set key=value`` overrides and CLI fields."""
-    from avgen.config import apply_overrides, load_yaml
-
     data = load_yaml(config_path) if config_path else {}
     data.update({k: v for k, v in fields.items() if v is not None})
     return from_dict(

@@ -1,9 +1,18 @@
-"""``avgen model presets``: list the JointDiT presets with their sizes and parameter counts.
-``avgen model export SRC DST``: copy a pipeline folder with float16 weights (how avgen-tiny is shipped)."""
+"""The ``avgen model`` command.
+
+``avgen model presets``: list the JointDiT presets with their sizes and parameter counts.
+``avgen model export SRC DST``: copy a pipeline folder with float16 weights, the form of the packaged models.
+"""
 
 from __future__ import annotations
 
 import argparse
+
+import torch
+
+from avgen.export import export_pipeline
+from avgen.model.dit import dit_config, parameter_count
+from avgen.model.presets import PRESETS
 
 
 def main(argv: list[str]) -> int:
@@ -13,7 +22,7 @@ def main(argv: list[str]) -> int:
     presets.add_argument("--text-dim", type=int, default=384, help="text encoder width (384: MiniLM)")
     export = sub.add_parser("export", help="copy a pipeline folder with its weights stored as float16")
     export.add_argument(
-        "src", help="pipeline folder (AVPipeline.save_pretrained), e.g. runs/tiny_joint/pipeline"
+        "src", help="pipeline folder (AVPipeline.save_pretrained), e.g. the pipeline/ of a training run"
     )
     export.add_argument("dst", help="output folder, e.g. avgen/weights/avgen-tiny")
     export.add_argument("--card", default=None, help="markdown model card copied in as MODEL_CARD.md")
@@ -26,10 +35,6 @@ def main(argv: list[str]) -> int:
     export.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
     args = parser.parse_args(argv)
     if args.command == "export":
-        import torch
-
-        from avgen.export import export_pipeline
-
         sizes = export_pipeline(
             args.src,
             args.dst,
@@ -42,9 +47,6 @@ def main(argv: list[str]) -> int:
             print(f"{name}: {size / 1e6:.2f} MB")
         print(f"-> {args.dst} ({sum(sizes.values()) / 1e6:.2f} MB of weights)")
         return 0
-
-    from avgen.model.dit import dit_config, parameter_count
-    from avgen.model.presets import PRESETS
 
     print(f"{'preset':<8} {'width':>5} {'depth':>5} {'heads':>5} {'params':>12}")
     for name in PRESETS:

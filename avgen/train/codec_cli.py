@@ -7,11 +7,13 @@ import json
 import sys
 import time
 
+from avgen.codecs import EncodecCodec, load_codec
+from avgen.train.codec import config_from_args, threads_from_env, train_codec
+from avgen.train.codec_data import load_audio_clips, load_video_clips
+from avgen.train.codec_eval import evaluate_audio, evaluate_video
+
 
 def _train(args: argparse.Namespace) -> int:
-    from avgen.codecs.tasks import load_audio_clips, load_video_clips
-    from avgen.codecs.train import config_from_args, threads_from_env, train_codec
-
     cfg = config_from_args(
         args.config,
         args.set or [],
@@ -49,10 +51,6 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from avgen.codecs import load_codec
-    from avgen.codecs.audio import EncodecCodec
-    from avgen.codecs.tasks import evaluate_audio, evaluate_video, load_audio_clips, load_video_clips
-
     codec = load_codec(args.codec).eval()
     if isinstance(codec, EncodecCodec):
         clips, families = load_audio_clips(args.data, codec.sample_rate, codec.channels, args.limit)
@@ -69,9 +67,6 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from avgen.codecs import load_codec
-    from avgen.codecs.audio import EncodecCodec
-
     codec = load_codec(args.codec)
     info = {
         "class": type(codec).__name__,
