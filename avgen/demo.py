@@ -17,6 +17,13 @@ from typing import Any
 import numpy as np
 
 from avgen.clip import AVClip
+from avgen.data.synth import SynthConfig, make_sample
+from avgen.data.synth.spec import parse_size
+from avgen.io import probe, write_av
+from avgen.metrics.evaluate import evaluate_clip
+from avgen.metrics.prompted import score_prompted
+from avgen.metrics.report import plot_clip
+from avgen.pipeline import AVPipeline
 
 DEMO_PROMPTS = (  # the first talk and bounce captions of the test split (seed 0), not picked by result
     'a square yellow face says "see you tomorrow"',
@@ -40,8 +47,6 @@ def join(clips: list[AVClip], scale: int = 1, metadata: dict[str, str] | None = 
 
 def render_ground_truth(seed: int, size: tuple[int, int], duration: float) -> list[tuple[str, AVClip]]:
     """A talk scene and a bounce scene of avgen-synth's test split: (caption, clip) each, 24 fps, 16 kHz."""
-    from avgen.data.synth import SynthConfig, make_sample
-
     parts = [
         make_sample(seed, "test", SynthConfig(sizes=(size,), durations=(duration,), families={family: 1.0}))
         for family in ("talk", "bounce")
@@ -53,8 +58,6 @@ def generate_scenes(
     model: str, prompts: tuple[str, ...], seed: int, steps: int | None
 ) -> tuple[list[tuple[str, AVClip]], str]:
     """One generated clip per prompt at the pipeline's default geometry; returns them and the model name."""
-    from avgen.pipeline import AVPipeline
-
     pipe = AVPipeline.from_pretrained(model)
     clips = pipe(list(prompts), seed=seed, steps=steps, progress=True)
     return list(zip(prompts, clips, strict=True)), pipe.config.name
@@ -62,8 +65,6 @@ def generate_scenes(
 
 def sync_line(caption: str, clip: AVClip) -> str:
     """What the clip's pixels and sound say about sync, in words (caption-only scoring)."""
-    from avgen.metrics.prompted import score_prompted
-
     s: dict[str, Any] = score_prompted(clip.video, float(clip.fps), clip.audio, clip.sample_rate, caption)
     if s.get("lip_sync"):
         ls = s["lip_sync"]
@@ -101,8 +102,6 @@ def main(argv: list[str]) -> int:
         parser.error("--scale must be >= 1")
     if args.out.exists() and not args.overwrite:
         parser.error(f"{args.out} exists; pass --overwrite to replace it")
-    from avgen.data.synth.spec import parse_size
-    from avgen.io import probe, write_av
 
     if args.ground_truth:
         scenes, name = render_ground_truth(args.seed, parse_size(args.size), args.duration), "avgen-synth"
@@ -121,9 +120,6 @@ def main(argv: list[str]) -> int:
     for caption, scene in scenes:
         print(f"{name}: {caption!r}: {sync_line(caption, scene)}")
     if not args.no_png:
-        from avgen.metrics.evaluate import evaluate_clip
-        from avgen.metrics.report import plot_clip
-
         evaluation = evaluate_clip(clip.video, float(clip.fps), clip.audio, clip.sample_rate)
         png = plot_clip(
             args.out.with_suffix(".png"),

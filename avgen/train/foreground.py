@@ -24,9 +24,12 @@ from typing import Any
 
 import torch
 from einops import rearrange, reduce
+from safetensors import safe_open
 from torch import Tensor
 from torch.nn import functional as F
+from tqdm import tqdm
 
+from avgen.atomic import save_safetensors
 from avgen.data.maps import CLIP_MAPS
 from avgen.errors import ConfigError
 from avgen.tokens import VIDEO, ShapeError, TokenSpec
@@ -49,8 +52,6 @@ def foreground_maps(
     """``(T', H', W')`` float32 share of foreground pixels per latent cell of each ``latents[i]``
     ``(C, T', H', W')``; clips of one shape are decoded ``batch`` at a time. ``kind``: a name in
     ``avgen.data.maps.CLIP_MAPS`` (the module docstring)."""
-    from tqdm import tqdm
-
     if stride < 1:
         raise ConfigError(f"foreground stride must be >= 1, got {stride}")
     if kind not in KINDS:
@@ -116,10 +117,6 @@ def cached_foreground_maps(
 ) -> list[Tensor]:
     """``foreground_maps``, read from / saved to ``cache_dir`` (None: always computed; float16 on disk).
     A damaged cache file is computed again and replaced."""
-    from safetensors import safe_open
-
-    from avgen.atomic import save_safetensors
-
     path = None
     if cache_dir is not None:
         path = Path(cache_dir) / f"foreground-{_cache_key(video_codec, latents, stride, kind)}.safetensors"

@@ -3,7 +3,7 @@
 
 Phases are timed without changing avgen: the pipeline is called as users call it, with timers wrapped
 around the parts ``AVPipeline.__call__`` calls (instance attributes shadow the methods for this one
-pipeline; the module attribute ``avgen.diffusion.generate.generate_tokens``, which ``__call__`` imports at
+pipeline; the module attribute ``avgen.diffusion.generate.generate_tokens``, which ``__call__`` looks up at
 call time, is swapped for the run and restored):
 
 - text: ``text_encoder.forward`` (prompt + negative prompt);
