@@ -108,7 +108,7 @@ def sample_timesteps(
 
     shift = cfg.shift_for(modality.shape[0])
     t = time_shift(torch.sigmoid(cfg.logit_mean + cfg.logit_std * draw(batch, 2)), shift)  # (B, 2)
-    if cfg.uniform_prob > 0:  # (no draws otherwise: older runs keep their random streams)
+    if cfg.uniform_prob > 0:  # (no draws otherwise: a run without it keeps its random streams)
         flat = uniform(batch) < cfg.uniform_prob
         t = torch.where(flat[:, None], uniform(batch, 2), t)
     independent = uniform(batch) < cfg.independent_prob

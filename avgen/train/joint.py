@@ -198,7 +198,7 @@ class JointTask:
             g = torch.Generator().manual_seed(s)
             drop = bool(torch.rand((), generator=g) < dropout)
             caption = "" if drop else data.captions[i]
-            if variants > 0:  # (no draws otherwise: older runs keep their random streams)
+            if variants > 0:  # (no draws otherwise: a run without variants keeps its random streams)
                 swap, pick = torch.rand(2, generator=g).tolist()
                 options = self.variants.get(caption, [])
                 if swap < variants and options:

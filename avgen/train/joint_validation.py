@@ -4,7 +4,7 @@ scored for sync."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -14,6 +14,9 @@ from avgen.diffusion.flow import FlowConfig
 from avgen.errors import AVGenError, ConfigError
 from avgen.io import write_av
 from avgen.metrics.evaluate import evaluate_clip
+
+if TYPE_CHECKING:  # (joint.py imports this module)
+    from avgen.train.joint import JointTask
 
 # Validation's fixed flow settings, one per task: one t per sample from logit-normal(0, 1), shift 1, for
 # every run whatever it trained with; "v2a" gives the frames clean and scores the sound, "a2v" the reverse.
@@ -28,8 +31,9 @@ VALIDATION_FLOWS: dict[str, tuple[FlowConfig, tuple[str, ...]]] = {
 
 
 @torch.no_grad()
-def validation_losses(run: Any, model: nn.Module) -> dict[str, Any]:
-    """A ``JointTask``'s flow losses on the first ``val_batches`` validation batches, fixed noise, no caption dropout.
+def validation_losses(run: JointTask, model: nn.Module) -> dict[str, Any]:
+    """A ``JointTask``'s flow losses on its first ``val_batches`` validation batches, fixed noise, no caption
+    dropout.
 
     ``val_loss``: the run's own flow settings (its clean share, timestep law and loss weights), so it
     tracks one run but does not compare runs trained with other settings. ``val_mse``: per task and
@@ -54,7 +58,7 @@ def validation_losses(run: Any, model: nn.Module) -> dict[str, Any]:
     val_loss = 0.0
     mse = {task: dict.fromkeys(terms, 0.0) for task, (_, terms) in VALIDATION_FLOWS.items()}
     for chunk in tqdm(chunks, desc="validation", disable=not run.progress, leave=False):
-        seeds = [run.sample_seed(-1, i) for i in chunk]  # the run's seed: val_loss as it always was
+        seeds = [run.sample_seed(-1, i) for i in chunk]  # the run's own seed: val_loss tracks one run
         loss, _ = run.batch_loss(model, val, chunk, seeds, 0.0)
         val_loss += float(loss) * len(chunk)
         fixed = [run.sample_seed(-1, i, seed=VALIDATION_SEED) for i in chunk]  # the same for every run
@@ -66,7 +70,7 @@ def validation_losses(run: Any, model: nn.Module) -> dict[str, Any]:
     return {"val_loss": val_loss / count, "val_mse": mse, "val_clips": count}
 
 
-def write_samples(run: Any, model: nn.Module, step: int, out: Path) -> list[dict[str, Any]]:
+def write_samples(run: JointTask, model: nn.Module, step: int, out: Path) -> list[dict[str, Any]]:
     """A ``JointTask``'s first ``eval_samples`` validation captions generated with ``model``, as MP4 under
     ``out/samples/step_N/`` with their sync metrics (a missing optional metric dependency is recorded,
     never raised: it must not stop training)."""
