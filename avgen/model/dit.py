@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from einops import rearrange
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
@@ -38,6 +39,7 @@ from avgen.tokens import AUDIO, VIDEO, ShapeError, TokenSpec
 from avgen.weights import load_weights, read_json, save_weights, write_json
 
 MODULATIONS = ("block", "shared")
+PREDICTIONS = ("v", "x")
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,13 @@ class DiTConfig:
     parameters and FLOPs). ``per_modality_mlp`` gives video and audio tokens separate MLPs.
     ``bridge_window`` > 0 adds a sync bridge to every block (``avgen.model.bridge``): ``bridge_heads``
     heads of attention from each token to the other modality's tokens within that many seconds.
+    ``prediction``: what the network's last layer outputs, "v" the flow velocity or "x" the clean tokens
+    (JiT's x-prediction); ``forward`` returns the velocity either way, from an "x" output as
+    ``(x_t - x0_hat) / max(t, prediction_min_t)``, so the loss and the samplers are the same for both.
+    ``video_bottleneck`` > 0 embeds each video token through a linear bottleneck of that width first
+    (JiT's bottleneck patch embedding; 0 = one linear). ``modality_blocks``: the first and the last that
+    many blocks give video and audio tokens their own attention projections and MLPs (attention still
+    spans the whole sequence), as single-stream audio-video models do at their ends.
     """
 
     tokens: TokenSpec = field(default_factory=TokenSpec)
@@ -68,6 +77,10 @@ class DiTConfig:
     bridge_window: float = 0.0
     bridge_heads: int = 2
     gradient_checkpointing: bool = False
+    prediction: str = "v"
+    prediction_min_t: float = 0.05
+    video_bottleneck: int = 0
+    modality_blocks: int = 0
 
     def __post_init__(self) -> None:
         if min(self.text_dim, self.width, self.depth, self.heads) < 1:
@@ -99,6 +112,15 @@ class DiTConfig:
             )
         if self.modulation not in MODULATIONS:
             raise ConfigError(f"DiTConfig.modulation must be one of {MODULATIONS}, got {self.modulation!r}")
+        if self.prediction not in PREDICTIONS:
+            raise ConfigError(f"DiTConfig.prediction must be one of {PREDICTIONS}, got {self.prediction!r}")
+        if not 0 < self.prediction_min_t <= 1:
+            raise ConfigError(f"DiTConfig.prediction_min_t must be in (0, 1], got {self.prediction_min_t}")
+        if self.video_bottleneck < 0 or not 0 <= 2 * self.modality_blocks <= self.depth:
+            raise ConfigError(
+                f"DiTConfig: need video_bottleneck >= 0 and 0 <= modality_blocks <= depth / 2 (first and last "
+                f"blocks), got {self.video_bottleneck}, {self.modality_blocks} with depth {self.depth}"
+            )
 
 
 def dit_config(preset: str = "default", **overrides: object) -> DiTConfig:
@@ -127,18 +149,20 @@ class SequenceContext:
 class JointBlock(nn.Module):
     """Self-attention + cross-attention + MLP, with per-token adaLN-zero modulation."""
 
-    def __init__(self, cfg: DiTConfig) -> None:
+    def __init__(self, cfg: DiTConfig, per_modality: bool = False) -> None:
         super().__init__()
         d = cfg.width
         self.norm1 = RMSNorm(d, affine=False)
-        self.attn = SelfAttention(d, cfg.heads)
+        self.attn = SelfAttention(d, cfg.heads, per_modality=per_modality)
         if cfg.bridge_window > 0:
             self.bridge = SyncBridge(d, cfg.bridge_heads, d // cfg.heads)
         self.norm_cross = RMSNorm(d)
         self.cross = CrossAttention(d, cfg.heads)
         self.norm2 = RMSNorm(d, affine=False)
         hidden = int(d * cfg.mlp_ratio)
-        self.mlps = nn.ModuleList([MLP(d, hidden) for _ in range(2 if cfg.per_modality_mlp else 1)])
+        self.mlps = nn.ModuleList(
+            [MLP(d, hidden) for _ in range(2 if cfg.per_modality_mlp or per_modality else 1)]
+        )
         if cfg.modulation == "block":
             self.modulation = nn.Sequential(nn.SiLU(), nn.Linear(d, 6 * d))
         else:
@@ -158,7 +182,8 @@ class JointBlock(nn.Module):
         mod = self.modulation(c) if hasattr(self, "modulation") else c + self.modulation_offset
         shift1, scale1, gate1, shift2, scale2, gate2 = mod.chunk(6, dim=-1)  # each (B, S, D)
         runs = ctx.runs
-        x = x + gate(self.attn(modulate(self.norm1(x), shift1, scale1, runs), ctx.rope), gate1, runs)
+        h = modulate(self.norm1(x), shift1, scale1, runs)
+        x = x + gate(self.attn(h, ctx.rope, modalities=(ctx.video, ctx.audio)), gate1, runs)
         if hasattr(self, "bridge"):
             x = x + self.bridge(x, ctx.rope, ctx.bridge_mask)
         x = x + self.cross(self.norm_cross(x), ctx.text, ctx.text_mask)
@@ -179,16 +204,22 @@ class FinalLayer(nn.Module):
 
 
 class JointDiT(nn.Module):
-    """The joint audio-video diffusion transformer; predicts the flow velocity of every token.
+    """The joint audio-video diffusion transformer; returns the flow velocity of every token.
 
-    At init (adaLN-zero) every block is the identity and the output is exactly zero.
+    At init (adaLN-zero) every block is the identity and the last layer outputs exactly zero (the velocity
+    with ``prediction="v"``, the clean tokens with "x").
     """
 
     def __init__(self, config: DiTConfig) -> None:
         super().__init__()
         self.config = config
         d, spec = config.width, config.tokens
-        self.video_in = nn.Linear(spec.video_dim, d)
+        b = config.video_bottleneck
+        self.video_in = (
+            nn.Sequential(nn.Linear(spec.video_dim, b), nn.Linear(b, d))
+            if b
+            else nn.Linear(spec.video_dim, d)
+        )
         self.audio_in = nn.Linear(spec.audio_dim, d)
         self.modality_embed = nn.Embedding(2, d)
         self.time_embed = TimestepEmbedder(d)
@@ -196,7 +227,13 @@ class JointDiT(nn.Module):
         self.text_proj = nn.Linear(config.text_dim, d)
         if config.modulation == "shared":
             self.shared_modulation = nn.Sequential(nn.SiLU(), nn.Linear(d, 6 * d))
-        self.blocks = nn.ModuleList([JointBlock(config) for _ in range(config.depth)])
+        ends = config.modality_blocks
+        self.blocks = nn.ModuleList(
+            [
+                JointBlock(config, per_modality=i < ends or i >= config.depth - ends)
+                for i in range(config.depth)
+            ]
+        )
         self.final = FinalLayer(config)
         self.reset_parameters()
 
@@ -296,6 +333,8 @@ class JointDiT(nn.Module):
         out = x.new_zeros(*x.shape[:2], spec.feature_dim, dtype=torch.float32)
         out[:, video, : spec.video_dim] = self.final.video(h[:, video]).float()
         out[:, audio, : spec.audio_dim] = self.final.audio(h[:, audio]).float()
+        if cfg.prediction == "x":  # out is x0_hat; x_t = (1 - t) x0 + t noise gives v = (x_t - x0) / t
+            out = x_to_velocity(x.float(), out, t, cfg.prediction_min_t)
         return out
 
     def compile_blocks(self, **options: Any) -> JointDiT:
@@ -325,6 +364,12 @@ class JointDiT(nn.Module):
         model = cls(cfg)
         load_weights(model, d / "model.safetensors")
         return model
+
+
+def x_to_velocity(x_t: Tensor, x0_hat: Tensor, t: Tensor, min_t: float) -> Tensor:
+    """The velocity ``(x_t - x0_hat) / max(t, min_t)`` of a clean-sample prediction, for ``x_t, x0_hat
+    (B, L, F)`` and per-token ``t (B, L)``; zero wherever both are zero (padded features)."""
+    return (x_t - x0_hat) / rearrange(t.float().clamp(min=min_t), "b l -> b l 1")
 
 
 def parameter_count(config: DiTConfig) -> int:

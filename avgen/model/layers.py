@@ -66,30 +66,66 @@ def apply_rope(x: Tensor, rope: tuple[Tensor, Tensor]) -> Tensor:
     return (y * cos + torch.cat([-y2, y1], dim=-1) * sin).to(x.dtype)
 
 
+class ByModality(nn.Module):
+    """One module per modality (``parts[0]`` video, ``parts[1]`` audio), each applied to its own tokens:
+    ``(B, L, D_in) -> (B, L, D_out)``, given the ``(L,)`` bool masks of video and audio tokens."""
+
+    def __init__(self, video: nn.Module, audio: nn.Module) -> None:
+        super().__init__()
+        self.parts = nn.ModuleList([video, audio])
+
+    def forward(self, x: Tensor, video: Tensor, audio: Tensor) -> Tensor:
+        hv, ha = self.parts[0](x[:, video]), self.parts[1](x[:, audio])
+        out = hv.new_empty(*x.shape[:2], hv.shape[-1])
+        out[:, video], out[:, audio] = hv, ha
+        return out
+
+
 class SelfAttention(nn.Module):
     """Multi-head self-attention over the whole joint sequence with QK RMSNorm and RoPE.
 
     ``head_dim`` defaults to ``dim // heads``; a smaller ``heads * head_dim`` gives a narrower attention
-    (the sync bridge's) that still uses the main attention's RoPE tables.
+    (the sync bridge's) that still uses the main attention's RoPE tables. ``per_modality``: video and audio
+    tokens get their own input and output projections (``ByModality``), while attention still runs over
+    the whole sequence; ``forward`` then needs the modality masks.
     """
 
-    def __init__(self, dim: int, heads: int, head_dim: int | None = None) -> None:
+    def __init__(self, dim: int, heads: int, head_dim: int | None = None, per_modality: bool = False) -> None:
         super().__init__()
         self.heads = heads
         head_dim = head_dim or dim // heads
-        self.qkv = nn.Linear(dim, 3 * heads * head_dim)
+
+        def linear(d_in: int, d_out: int) -> nn.Module:
+            return (
+                ByModality(nn.Linear(d_in, d_out), nn.Linear(d_in, d_out))
+                if per_modality
+                else nn.Linear(d_in, d_out)
+            )
+
+        self.qkv = linear(dim, 3 * heads * head_dim)
         self.q_norm = RMSNorm(head_dim)
         self.k_norm = RMSNorm(head_dim)
-        self.proj = nn.Linear(heads * head_dim, dim)
+        self.proj = linear(heads * head_dim, dim)
 
-    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor], mask: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        rope: tuple[Tensor, Tensor],
+        mask: Tensor | None = None,
+        modalities: tuple[Tensor, Tensor] | None = None,
+    ) -> Tensor:
         """``x (B, L, D)``, ``rope = rope_tables(angles)``, optional bool ``mask`` (True = attend),
-        broadcastable to ``(B, H, L, L)`` -> ``(B, L, D)``."""
-        q, k, v = rearrange(self.qkv(x), "b l (three h d) -> three b h l d", three=3, h=self.heads)
+        broadcastable to ``(B, H, L, L)``; ``modalities``: the ``(L,)`` video and audio masks (needed with
+        ``per_modality``) -> ``(B, L, D)``."""
+        split = isinstance(self.qkv, ByModality)
+        if split and modalities is None:
+            raise ValueError("a per-modality attention needs the video and audio token masks")
+        qkv = self.qkv(x, *modalities) if split else self.qkv(x)
+        q, k, v = rearrange(qkv, "b l (three h d) -> three b h l d", three=3, h=self.heads)
         q = apply_rope(self.q_norm(q), rope)
         k = apply_rope(self.k_norm(k), rope)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        return self.proj(rearrange(out, "b h l d -> b l (h d)"))
+        out = rearrange(F.scaled_dot_product_attention(q, k, v, attn_mask=mask), "b h l d -> b l (h d)")
+        return self.proj(out, *modalities) if split else self.proj(out)
 
 
 class CrossAttention(nn.Module):
