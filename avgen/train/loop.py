@@ -20,7 +20,7 @@ import copy
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,6 +32,7 @@ from avgen.atomic import write_json
 from avgen.errors import CheckpointError, ConfigError
 from avgen.train import checkpoint as ckpt
 from avgen.train import distributed as D
+from avgen.train.budget import StepBudget
 from avgen.train.ema import EMA
 from avgen.train.loop_config import LoopConfig, lr_factor
 from avgen.train.precision import autocast, warn_slow_bf16
@@ -242,6 +243,11 @@ def train(
     opt = torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
     run = _Run(model, opt, sched, EMA(D.unwrap(model), cfg.ema_decay) if cfg.ema_decay > 0 else None)
+    budget = None
+    if cfg.budget_minutes > 0:
+        budget = StepBudget(cfg.budget_minutes, ctx.device, out, cfg.steps, resume)
+        if budget.steps is not None:  # fixed before a resume: the schedule is the one it ran with
+            cfg = replace(cfg, steps=budget.steps)
     step = 0
     latest = ckpt.latest_checkpoint(out) if resume else None
     if latest is not None:
@@ -260,6 +266,8 @@ def train(
     count, t0 = 0, time.perf_counter()
     with stop_signals() as signals:
         while step < cfg.steps:
+            if budget is not None:
+                budget.start()
             batches = task.next_batches(ctx, cfg.grad_accum)
             for i, batch in enumerate(batches):
                 # note: every micro-batch but the last skips the gradient all-reduce
@@ -282,6 +290,12 @@ def train(
                 run.ema.update(D.unwrap(model))
             step += 1
             count += 1
+            if budget is not None and (planned := budget.stop(step)) is not None:
+                if ctx.world_size > 1:  # every process must stop at the same step
+                    planned = round(D.all_mean({"steps": float(planned)}, ctx)["steps"])
+                budget.fix(planned, ctx.is_main)
+                cfg = replace(cfg, steps=planned)  # the schedule's lambda reads cfg: it decays over planned
+                bar.total = planned
             bar.update(1)
             for cb in callbacks:
                 cb(step)

@@ -20,6 +20,9 @@ class LoopConfig:
     on CPU (bf16 matmul on a CPU without bf16 instructions is ~400x slower; on one with avx512_bf16 the
     joint step is 1.6x faster under "bf16", ``benchmarks/TRAIN.md``). ``compile`` runs the model's blocks
     through ``torch.compile`` (the joint DiT's ``compile_blocks``; other models refuse it).
+    ``budget_minutes`` > 0 trains for that many minutes instead of ``steps`` (then the most it may run):
+    the step count is fixed from the first steps' timing (``avgen.train.budget``), so candidates compare
+    at equal compute on the same clips and seeds.
     """
 
     steps: int = 1000
@@ -39,6 +42,7 @@ class LoopConfig:
     precision: str = "auto"
     num_threads: int = 0
     compile: bool = False
+    budget_minutes: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("steps", "grad_accum", "log_every", "ckpt_every", "keep_checkpoints"):
@@ -54,6 +58,8 @@ class LoopConfig:
             raise ConfigError(f"loop.ema_decay must be in [0, 1) (0 = off), got {self.ema_decay}")
         if self.grad_clip < 0 or self.weight_decay < 0 or len(self.betas) != 2:
             raise ConfigError("loop: grad_clip and weight_decay must be >= 0 and betas two numbers")
+        if not 0 <= self.budget_minutes < float("inf"):
+            raise ConfigError(f"loop.budget_minutes must be >= 0 (0 = off), got {self.budget_minutes}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"loop.precision must be one of {PRECISIONS}, got {self.precision!r}")
 
