@@ -129,3 +129,31 @@ def test_options_round_trip_and_older_configs_load(tmp_path) -> None:
         del cfg[key]  # a DiT saved before these options existed
     (tmp_path / "old" / "config.json").write_text(json.dumps(cfg))
     assert JointDiT.from_pretrained(tmp_path / "old").config == dataclasses.replace(old.config)
+
+
+def test_a_joint_recipe_trains_and_exports_each_design(tmp_path) -> None:
+    """x-prediction, 2x2x2 video tokens, a bottleneck and modality blocks go through the one training path
+    and come back from the exported pipeline folder as they were trained."""
+    from avgen.pipeline import AVPipeline
+    from avgen.train.recipe import load_recipe, run
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        "task: joint\n"
+        "loop: {steps: 2, lr: 1.0e-3, warmup: 1, log_every: 1, eval_every: 0, ckpt_every: 2, num_threads: 1}\n"
+        "joint:\n"
+        "  batch_size: 2\n"
+        "  val_batches: 1\n"
+        "  model: {preset: tiny, video_codec: tiny, audio_codec: tiny, text_encoder: tiny, text_max_length: 32,\n"
+        "          video_patch: [2, 2, 2],\n"
+        "          dit: {prediction: x, video_bottleneck: 8, modality_blocks: 1}}\n"
+        f"  data: {{n: 4, val_n: 2, size: [32, 32], duration: 1.0, cache_dir: {tmp_path / 'latents'}}}\n"
+        "  flow: {logit_mean: 0.8, uniform_prob: 0.0}\n"
+    )
+    result = run(load_recipe(recipe, out=str(tmp_path / "run")), progress=False)
+    assert result["status"] == "done" and result["final"]["val_loss"] > 0
+    pipe = AVPipeline.from_pretrained(tmp_path / "run" / "pipeline")
+    cfg = pipe.dit.config
+    assert (cfg.prediction, cfg.video_bottleneck, cfg.modality_blocks) == ("x", 8, 1)
+    clip = pipe("a red ball bounces", seconds=1.0, steps=2, seed=0, progress=False)
+    assert clip.video.shape[1:3] == (32, 32)
