@@ -1,4 +1,5 @@
-"""Lazy imports of the ``eval`` extra (opencv, librosa, matplotlib) with an error that says how to get them."""
+"""Lazy imports of the ``eval`` extra (opencv, librosa, matplotlib, pocketsphinx) with an error that says how
+to get them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,12 @@ from types import ModuleType
 
 from avgen.errors import AVGenError
 
-_PIP_NAMES = {"cv2": "opencv-python-headless", "librosa": "librosa", "matplotlib": "matplotlib"}
+_PIP_NAMES = {
+    "cv2": "opencv-python-headless",
+    "librosa": "librosa",
+    "matplotlib": "matplotlib",
+    "pocketsphinx": "pocketsphinx",
+}
 
 
 class MissingDependencyError(AVGenError, ImportError):
@@ -15,7 +21,7 @@ class MissingDependencyError(AVGenError, ImportError):
 
 
 def require(module: str) -> ModuleType:
-    """Import ``module`` (one of cv2, librosa, matplotlib) or raise naming ``pip install avgen[eval]``."""
+    """Import ``module`` (one of cv2, librosa, matplotlib, pocketsphinx) or raise naming ``pip install avgen[eval]``."""
     try:
         return importlib.import_module(module)
     except ImportError as e:

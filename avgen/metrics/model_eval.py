@@ -18,6 +18,9 @@ next to the ground-truth clips themselves (``gt``). Per task and family the repo
   pixel in the mouth box, and the standard deviation of the opening over the clip (pixels), each a mean
   over the clips with a face, and the share of those whose opening changes at all (the correlation is a
   mean over these alone). A face drawn without a mouth has no lip sync to find, whatever its sound;
+  and whether the sound says the caption's phrase (``avgen.metrics.speech``, PocketSphinx from the eval
+  extra): the share of clips where forced alignment picks it among all avgen-synth phrases (chance 1/54),
+  its median rank there, and the word error rate of free decoding (None without pocketsphinx);
 - bounce: impact F1 and AV-Align, and AV-Align as a ratio of the ground-truth clips' mean, each next to its
   chance level (shuffled pairs; peaks shifted at random), and the mean count per clip of audio onsets and of
   visible impacts: a generator that makes twice the events of real clips scores at chance as well as it;
@@ -30,6 +33,7 @@ next to the ground-truth clips themselves (``gt``). Per task and family the repo
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,6 +47,7 @@ from avgen.atomic import write_text
 from avgen.clip import AVClip
 from avgen.config import to_dict
 from avgen.data.synth import SynthConfig, make_sample, sample_family
+from avgen.data.synth.captions import TEST_PHRASES, TRAIN_PHRASES
 from avgen.data.synth.spec import SPLITS
 from avgen.diffusion.settings import SamplingConfig
 from avgen.errors import ConfigError
@@ -50,10 +55,12 @@ from avgen.io import write_av
 from avgen.metrics.av_align import av_align, chance_iou
 from avgen.metrics.prompted import score_prompted
 from avgen.metrics.report import write_json
+from avgen.metrics.speech import caption_speech, speech_available, speech_markdown, summarize_speech
 from avgen.metrics.synth import frame_change, frame_rms, impact_f1, lip_sync, mouth_openness
 
 TASKS = ("t2av", "a2v", "v2a", "codec")
 SCORED_FAMILIES = ("talk", "bounce", "keys")
+PHRASES = tuple(dict.fromkeys(TRAIN_PHRASES + TEST_PHRASES))  # the candidates a talk clip's speech is among
 
 
 @dataclass(frozen=True)
@@ -115,10 +122,13 @@ def test_samples(cfg: ModelEvalConfig, sample_rate: int, max_seeds: int = 100_00
 
 
 def score_clip(
-    video: np.ndarray, fps: int, audio: np.ndarray, sample_rate: int, caption: str
+    video: np.ndarray, fps: int, audio: np.ndarray, sample_rate: int, caption: str, *, speech: bool = True
 ) -> dict[str, Any]:
-    """Caption-only scores, AV-Align, and the per-frame mouth/sound curves for shuffled lip-sync pairs."""
+    """Caption-only scores, AV-Align, and the per-frame mouth/sound curves for shuffled lip-sync pairs;
+    for talk, whether the speech says the quoted phrase (``score_speech``; None values unless ``speech``)."""
     row = score_prompted(video, fps, audio, sample_rate, caption)
+    if row["family"] == "talk":
+        row.update(caption_speech(audio, sample_rate, caption, PHRASES if speech else None))
     row["frame_change"] = round(frame_change(video), 4)
     align = av_align(video, fps, audio, sample_rate)
     row["av_align"] = align.score
@@ -188,6 +198,7 @@ def summarize(rows: list[dict[str, Any]], fps: int, gt_av_align: float | None = 
             shuffled_correlation=_shuffled_correlation(rows, fps),
             **_mouth_drawn(rows),
         )
+        out.update(summarize_speech(rows))
     if family == "bounce":
         out["impact_f1"] = _mean([r["impact"]["f1"] for r in rows])
         out["impact_f1_shuffled"] = _shuffled_impact_f1(rows, fps)
@@ -230,7 +241,7 @@ def summary_markdown(report: dict[str, Any]) -> str:
                     f"{_fmt(s.get('mouth_shown'))} | {_fmt(s.get('mouth_opening_std'))} | "
                     f"{_fmt(s.get('mouth_moving'))} |"
                 )
-        lines.append("")
+        lines += ["", *speech_markdown({t: summary[t].get("talk") for t in tasks}, len(PHRASES)), ""]
     if any("bounce" in summary[t] for t in tasks):
         lines += [
             "| bounce | clips | impact F1 | shuffled pairs | AV-Align | AV-Align chance | AV-Align / ground truth "
@@ -328,10 +339,16 @@ def evaluate_model(
     samples = test_samples(cfg, pipe.audio_codec.sample_rate)
     rows: dict[str, list[dict[str, Any]]] = {"gt": []}
     save = out is not None and cfg.save_clips
+    speech = speech_available()
+    if "talk" in cfg.families and not speech:
+        print("note: no pocketsphinx, so no phrase/WER scores: pip install 'avgen[eval]'", file=sys.stderr)
     for i, s in enumerate(samples):
-        rows["gt"].append(score_clip(s.clip.video, cfg.fps, s.clip.audio, s.clip.sample_rate, s.caption))
+        clip = s.clip
+        rows["gt"].append(
+            score_clip(clip.video, cfg.fps, clip.audio, clip.sample_rate, s.caption, speech=speech)
+        )
         if save:
-            _save_clip(out, "gt", i, rows["gt"][-1]["family"], s.clip)
+            _save_clip(out, "gt", i, rows["gt"][-1]["family"], clip)
     timings = {}
     for task in tqdm(cfg.tasks, desc="tasks", disable=not progress):
         t0 = time.perf_counter()
@@ -339,7 +356,9 @@ def evaluate_model(
         timings[task] = round(time.perf_counter() - t0, 2)
         rows[task] = []
         for i, (s, clip) in enumerate(zip(samples, clips, strict=True)):
-            rows[task].append(score_clip(clip.video, cfg.fps, clip.audio, clip.sample_rate, s.caption))
+            rows[task].append(
+                score_clip(clip.video, cfg.fps, clip.audio, clip.sample_rate, s.caption, speech=speech)
+            )
             if save:
                 _save_clip(out, task, i, rows[task][-1]["family"], clip)
     summary: dict[str, dict[str, Any]] = {}
