@@ -1,7 +1,8 @@
 """Latent codecs behind one protocol: EnCodec audio, a causal video VAE, and a pixel-space codec.
 
 ``transformers`` loads only when an EnCodec codec is built; ``load_codec`` picks the class from the
-folder's config.json.
+folder's config.json. Sources are local folders; a Hugging Face hub id is fetched only when written
+``"hf://owner/name"`` and allowed with ``allow_download=True`` (``avgen.codecs.hub``).
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from avgen.codecs.base import (
     LatentCodec,
     LatentStats,
     VideoCodec,
+    local_codec_folder,
     read_codec_config,
 )
 from avgen.codecs.encodec_config import EncodecCodecConfig
+from avgen.codecs.hub import hub_id
 from avgen.codecs.pixel import PixelCodec, PixelCodecConfig
 from avgen.codecs.video_vae import CausalVideoVAE, VideoVAEConfig
 from avgen.errors import CheckpointError
@@ -38,22 +41,26 @@ __all__ = [
 ]
 
 
-def load_codec(source: str | Path) -> EncodecCodec | CausalVideoVAE | PixelCodec:
-    """Load any codec folder written by ``save_pretrained`` (or a Hugging Face EnCodec folder / hub id)."""
-    path = Path(source)
+def load_codec(
+    source: str | Path, *, allow_download: bool = False
+) -> EncodecCodec | CausalVideoVAE | PixelCodec:
+    """Load a local codec folder written by ``save_pretrained`` (or a Hugging Face EnCodec folder).
+
+    ``source`` is always a local path (relative to the working directory), never looked up online; only
+    ``"hf://owner/name"`` with ``allow_download=True`` fetches an EnCodec from the hub. A missing folder or
+    config.json raises CheckpointError naming it, before any ``transformers`` / hub code runs.
+    """
+    if hub_id(source) is not None:
+        return EncodecCodec.from_pretrained(source, allow_download=allow_download)
+    path = local_codec_folder(source)
     cfg = path / CONFIG_NAME
-    if path.is_dir() and cfg.is_file():
-        try:
-            is_hf = json.loads(cfg.read_text()).get("model_type") == "encodec"
-        except (json.JSONDecodeError, AttributeError) as e:
-            raise CheckpointError(f"{cfg}: not a JSON object ({e})") from e
-        kind = "encodec" if is_hf else read_codec_config(path)[0]
-    elif path.is_dir():
-        raise CheckpointError(f"{path}: no {CONFIG_NAME}; expected a folder written by save_pretrained")
-    else:
-        kind = "encodec"  # a hub id: only EnCodec is fetched from the hub
+    try:
+        is_hf = json.loads(cfg.read_text()).get("model_type") == "encodec"
+    except (json.JSONDecodeError, AttributeError) as e:
+        raise CheckpointError(f"{cfg}: not a JSON object ({e})") from e
+    kind = "encodec" if is_hf else read_codec_config(path)[0]
     if kind == "encodec":
-        return EncodecCodec.from_pretrained(source)
+        return EncodecCodec.from_pretrained(path)
     if kind == "video_vae":
         return CausalVideoVAE.from_pretrained(path)
     if kind == "pixel":

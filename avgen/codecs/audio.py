@@ -16,13 +16,15 @@ from torch import Tensor, nn
 
 from avgen.codecs.base import (
     CONFIG_NAME,
+    WEIGHTS_NAME,
     CodecIdCache,
     LatentStats,
+    local_codec_folder,
     read_codec_config,
     save_codec_folder,
 )
 from avgen.codecs.encodec_config import EncodecCodecConfig
-from avgen.codecs.hub import download_hub
+from avgen.codecs.hub import fetch_hub, hub_id
 from avgen.config import from_dict, to_dict
 from avgen.dsp import fit_length, resample
 from avgen.errors import CheckpointError, ClipError
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
     from transformers import EncodecModel
 
 KIND = "encodec"
+# weight files transformers reads from a local folder, the usual one first
+HF_WEIGHT_NAMES = (WEIGHTS_NAME, "model.safetensors.index.json", "pytorch_model.bin")
 
 
 OUTPUT_GAIN = 0.1  # scale of the decoder's last conv at init: output level near that of real audio
@@ -257,34 +261,38 @@ class EncodecCodec(nn.Module):
         save_codec_folder(directory, KIND, to_dict(self.config), self)
 
     @classmethod
-    def from_pretrained(cls, source: str | Path) -> EncodecCodec:
-        """Load an avgen codec folder, a Hugging Face EnCodec folder, or (online only) a hub id."""
-        path = Path(source)
-        if path.is_dir():
-            cfg_path = path / CONFIG_NAME
-            if not cfg_path.is_file():
-                raise CheckpointError(f"{path}: no {CONFIG_NAME}; not a codec folder")
-            try:
-                raw = json.loads(cfg_path.read_text())
-            except json.JSONDecodeError as e:
-                raise CheckpointError(f"{cfg_path}: not valid JSON ({e})") from e
-            if raw.get("model_type") == "encodec":
-                return cls._from_hf_folder(path)
-            kind, data = read_codec_config(path)
-            if kind != KIND:
-                raise CheckpointError(f"{cfg_path}: holds a {kind!r} codec, not an EnCodec audio codec")
-            codec = cls(from_dict(EncodecCodecConfig, data, where=str(cfg_path)))
-            load_weights(codec, path / "model.safetensors")
-            return codec
-        text = str(source)
-        if path.exists() or text.startswith((".", "/", "~")) or text.count("/") != 1:
-            raise CheckpointError(
-                f"{source}: no such codec folder (and not a hub id like 'facebook/encodec_24khz')"
-            )
-        return cls._from_hf_folder(download_hub(text))
+    def from_pretrained(cls, source: str | Path, *, allow_download: bool = False) -> EncodecCodec:
+        """Load a local avgen codec folder or a local Hugging Face EnCodec folder.
+
+        ``source`` is a local path whatever its shape; only ``"hf://owner/name"`` with
+        ``allow_download=True`` fetches from the hub. Missing files raise CheckpointError naming them.
+        """
+        if hub_id(source) is not None:
+            return cls._from_hf_folder(local_codec_folder(fetch_hub(str(source), allow_download)))
+        path = local_codec_folder(source)
+        cfg_path = path / CONFIG_NAME
+        try:
+            raw = json.loads(cfg_path.read_text())
+        except json.JSONDecodeError as e:
+            raise CheckpointError(f"{cfg_path}: not valid JSON ({e})") from e
+        if isinstance(raw, dict) and raw.get("model_type") == "encodec":
+            return cls._from_hf_folder(path)
+        kind, data = read_codec_config(path)
+        if kind != KIND:
+            raise CheckpointError(f"{cfg_path}: holds a {kind!r} codec, not an EnCodec audio codec")
+        codec = cls(from_dict(EncodecCodecConfig, data, where=str(cfg_path)))
+        load_weights(codec, path / WEIGHTS_NAME)
+        return codec
 
     @classmethod
     def _from_hf_folder(cls, path: Path) -> EncodecCodec:
+        """A local folder in the Hugging Face layout (config.json + weights); files are checked first, and
+        transformers reads only this folder (``local_files_only``)."""
+        if not any((path / name).is_file() for name in HF_WEIGHT_NAMES):
+            raise CheckpointError(
+                f"{path}: has no {WEIGHTS_NAME} (nor {', '.join(HF_WEIGHT_NAMES[1:])}); expected a "
+                "Hugging Face EnCodec folder with its weights"
+            )
         from transformers import EncodecModel
 
         try:

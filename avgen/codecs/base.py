@@ -160,12 +160,37 @@ def save_codec_folder(directory: str | Path, kind: str, config: dict[str, Any], 
     write_json(d / CONFIG_NAME, {"format": FORMAT, "kind": kind, "config": config})
 
 
+def local_codec_folder(source: str | Path) -> Path:
+    """``source`` as a local codec folder holding ``config.json``; never a hub id, never the network.
+
+    ``~`` is expanded and a relative path is taken from the working directory, whatever its shape
+    (``"pipe/audio_codec"`` and ``"facebook/encodec_24khz"`` alike). A missing folder or config.json raises
+    CheckpointError naming the folder and the file.
+    """
+    path = Path(source).expanduser()
+    if not path.is_dir():
+        if path.exists():
+            raise CheckpointError(f"{source}: is a file, not a codec folder written by save_pretrained")
+        hint = ""
+        if not path.is_absolute() and len(path.parts) == 2 and not path.parent.exists():
+            # shaped like a hub id, and no such local parent either: say how a hub id is asked for
+            hint = (
+                f". Paths are always local; to fetch a Hugging Face hub id pass 'hf://{path.as_posix()}' "
+                "with allow_download=True"
+            )
+        where = "" if path.is_absolute() else f" (looked for the local folder {path.absolute()})"
+        raise CheckpointError(
+            f"{source}: no such codec folder{where}; expected a folder written by save_pretrained{hint}"
+        )
+    if not (path / CONFIG_NAME).is_file():
+        raise CheckpointError(f"{path}: has no {CONFIG_NAME}; expected a folder written by save_pretrained")
+    return path
+
+
 def read_codec_config(directory: str | Path) -> tuple[str, dict[str, Any]]:
     """(kind, config dict) of an avgen codec folder; CheckpointError if it is not one."""
-    d = Path(directory)
+    d = local_codec_folder(directory)
     cfg_path = d / CONFIG_NAME
-    if not cfg_path.is_file():
-        raise CheckpointError(f"{d}: no {CONFIG_NAME}; expected a folder written by save_pretrained")
     try:
         data = json.loads(cfg_path.read_text())
     except json.JSONDecodeError as e:
@@ -180,11 +205,12 @@ def load_codec_folder(
 ) -> Any:
     """Build a codec from an avgen codec folder: check its ``kind`` (else CheckpointError naming ``what`` it
     is not), ``build(config_dict, where)`` it, then load ``model.safetensors`` strictly."""
-    found, data = read_codec_config(directory)
+    d = local_codec_folder(directory)
+    found, data = read_codec_config(d)
     if found != kind:
-        raise CheckpointError(f"{directory}: holds a {found!r} codec, not {what}")
-    module = build(data, f"{directory}/{CONFIG_NAME}")
-    load_weights(module, Path(directory) / WEIGHTS_NAME)
+        raise CheckpointError(f"{d}: holds a {found!r} codec, not {what}")
+    module = build(data, f"{d}/{CONFIG_NAME}")
+    load_weights(module, d / WEIGHTS_NAME)
     return module
 
 

