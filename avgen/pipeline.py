@@ -214,9 +214,31 @@ class AVPipeline:
         return self.video_codec.encode(x).expand(batch, -1, -1, -1, -1)
 
     def _decode(self, v_lat: Tensor, a_lat: Tensor, geom: ClipGeometry) -> tuple[np.ndarray, np.ndarray]:
-        """Latents -> uint8 frames (B, T, H, W, 3) cut to the clip and float32 audio (B, C, N)."""
-        frames = to_pixels(self.video_codec.decode(v_lat))[:, : geom.num_frames, : geom.height, : geom.width]
-        wav = self.audio_codec.decode(a_lat, length=geom.num_samples).cpu().numpy()
+        """Latents -> uint8 frames (B, T, H, W, 3) cut to the clip and float32 audio (B, C, N).
+
+        NaN or inf in either decoded signal raises ClipError naming the stage (the sampler's latents or the
+        codec's decoder) instead of coming out as black frames or silence; one ``isfinite`` pass per modality
+        (the latents are looked at only then).
+        """
+
+        def check(what: str, out: Tensor, lat: Tensor) -> None:
+            if bool(torch.isfinite(out).all()):  # note: a device sync point, once per modality
+                return
+            stage = (
+                f"the sampler produced non-finite {what} latents (the DiT diverged: check its weights, or "
+                "lower the guidance)"
+                if not bool(torch.isfinite(lat).all())
+                else f"the {what} codec decoded non-finite values from finite latents (its decoder "
+                "overflowed: check the codec weights, or run it in float32)"
+            )
+            raise ClipError(f"{stage}; refusing to return a clip of NaN/inf {what}")
+
+        video = self.video_codec.decode(v_lat)
+        check("video", video, v_lat)
+        frames = to_pixels(video)[:, : geom.num_frames, : geom.height, : geom.width]
+        audio = self.audio_codec.decode(a_lat, length=geom.num_samples)
+        check("audio", audio, a_lat)
+        wav = audio.cpu().numpy()
         return frames, wav
 
     @torch.no_grad()

@@ -51,7 +51,8 @@ def load_tensors(path: str | Path) -> dict[str, Tensor]:
 def load_state_checked(
     module: nn.Module, state: dict[str, Tensor], where: str | Path, *, hint: str = DEFAULT_HINT
 ) -> None:
-    """Load ``state`` into ``module`` strictly; a mismatch raises CheckpointError naming every difference."""
+    """Load ``state`` into ``module`` strictly; a mismatch in names, shapes or kind of dtype (float / integer /
+    bool), or a NaN/inf value, raises CheckpointError naming every difference (and leaves ``module`` as it was)."""
     own = module.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -75,7 +76,46 @@ def load_state_checked(
         raise CheckpointError(
             f"{where}: weights do not match the model they are loaded into; " + "; ".join(parts) + f". {hint}"
         )
+    _check_values(own, state, where)
     module.load_state_dict(state, strict=True)
+
+
+def _kind(dtype: torch.dtype) -> str:
+    if dtype == torch.bool:
+        return "bool"
+    if dtype.is_floating_point:
+        return "floating"
+    return "complex" if dtype.is_complex else "integer"
+
+
+def _few(items: list[str]) -> str:
+    return ", ".join(items[:6]) + (f" (+{len(items) - 6} more)" if len(items) > 6 else "")
+
+
+def _check_values(own: dict[str, Tensor], state: dict[str, Tensor], where: str | Path) -> None:
+    """A tensor stored with another kind of dtype than the model's (int8 or bool for a float parameter), or
+    holding NaN/inf, raises CheckpointError naming the file and tensors. Any float width is fine for a float
+    parameter: ``load_state_dict`` casts, and shipped weights are float16 on disk."""
+    kinds = [
+        f"{k}: file {state[k].dtype} vs model {own[k].dtype}"
+        for k in sorted(state)
+        if _kind(state[k].dtype) != _kind(own[k].dtype)
+    ]
+    if kinds:
+        raise CheckpointError(
+            f"{where}: {len(kinds)} tensor(s) stored with a dtype that cannot hold the model's values: "
+            f"{_few(kinds)}. The file was cast or written wrongly; save the weights again from the model"
+        )
+    bad = []
+    for k in sorted(state):
+        t = state[k]
+        if (t.is_floating_point() or t.is_complex()) and not bool(torch.isfinite(t).all()):
+            bad.append(f"{k} ({int((~torch.isfinite(t)).sum())} of {t.numel()} values)")
+    if bad:
+        raise CheckpointError(
+            f"{where}: {len(bad)} tensor(s) hold NaN or inf: {_few(bad)}. The file is damaged or was saved "
+            "from a diverged run; use an earlier checkpoint"
+        )
 
 
 def save_weights(module: nn.Module, path: str | Path, metadata: dict[str, str] | None = None) -> None:
@@ -87,18 +127,27 @@ def save_weights(module: nn.Module, path: str | Path, metadata: dict[str, str] |
 def cast_weights_file(path: str | Path, dtype: torch.dtype) -> int:
     """Rewrite a safetensors file with every floating tensor stored as ``dtype`` (atomically); returns the new
     size in bytes. Loading casts back to the module's dtype (``load_state_dict`` copies), so float16 storage
-    halves a checkpoint at a rounding error of 2^-11 relative."""
+    halves a checkpoint at a rounding error of 2^-11 relative. A non-float ``dtype``, a tensor holding NaN/inf
+    or one whose values overflow ``dtype`` raises CheckpointError and leaves the file unchanged."""
     from safetensors import safe_open
 
     p = Path(path)
+    if not dtype.is_floating_point:
+        raise CheckpointError(f"{p}: cannot store weights as {dtype}; pick a float dtype (float16, bfloat16)")
     state = load_tensors(p)
     with safe_open(str(p), "pt") as f:
         metadata = f.metadata()
     cast = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+    bad = [k for k, v in sorted(cast.items()) if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:  # NaN/inf already in the file, or values past the new dtype's range (65504 for float16)
+        was = [k for k in bad if not bool(torch.isfinite(state[k]).all())]
+        why = f"hold NaN or inf: {_few(was)}" if was else f"overflow {dtype}: {_few(bad)}; use bfloat16"
+        raise CheckpointError(f"{p}: {len(was or bad)} tensor(s) {why}; the file was left as it was")
     atomic.save_safetensors(cast, p, metadata=metadata)
     return p.stat().st_size
 
 
 def load_weights(module: nn.Module, path: str | Path) -> None:
-    """Load safetensors weights into ``module``; any missing, extra or mis-shaped tensor raises CheckpointError."""
+    """Load safetensors weights into ``module``; any missing, extra or mis-shaped tensor, a float parameter
+    stored as an integer or bool, or a NaN/inf value raises CheckpointError naming the file and tensors."""
     load_state_checked(module, load_tensors(path), path)

@@ -6,20 +6,23 @@ Layout of ``<run>/checkpoints/step_00000500/``:
   under ``optim/<name>/<param id>/<key>``, RNG states under ``rng/<name>`` (``rng/<name>@<rank>`` for the
   per-rank states of a distributed run);
 - ``train_state.json``: step, optimizer param groups and scalar state, scheduler state dicts, the Python
-  RNG state, and ``extra`` (data position, anything JSON-able the caller adds).
+  RNG state, ``extra`` (data position, anything JSON-able the caller adds), and ``checksums``: the sha256
+  of every tensor (its dtype, shape and bytes) and of the rest of the JSON.
 
 A checkpoint is built in ``.step_N.tmp`` and renamed to ``step_N`` in one ``os.replace``, so a folder named
 ``step_N`` holding both files is complete whatever moment a run was killed at. ``latest.json`` is a
-convenience pointer; ``latest_checkpoint`` trusts only the folders themselves. Old checkpoints are pruned
-to the newest ``keep``.
+convenience pointer; ``latest_checkpoint`` trusts only the folders themselves, and only those whose
+checksums verify (a damaged one is skipped with a warning). Old checkpoints are pruned to the newest ``keep``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
 import shutil
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +38,7 @@ STATE_TENSORS = "train_state.safetensors"
 STATE_JSON = "train_state.json"
 LATEST = "latest.json"
 PREFIX = "step_"
+CHECKSUMS = "checksums"
 
 
 @dataclass
@@ -152,9 +156,28 @@ def complete_checkpoints(run_dir: str | Path) -> list[Path]:
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
-    """The newest complete checkpoint folder of ``run_dir``, or None when it has none."""
+    """The newest complete checkpoint folder of ``run_dir`` whose checksums verify, or None when it has none.
+
+    A damaged newer one is skipped with a warning naming it; when every checkpoint is damaged this raises
+    CheckpointError. This reads every tensor of the checkpoint it returns (to hash it), so a resume reads it
+    twice. Checkpoints written before checksums existed cannot be checked and are taken as they are.
+    """
     done = complete_checkpoints(run_dir)
-    return done[-1] if done else None
+    damaged = []
+    for folder in reversed(done):
+        try:
+            _read_verified(folder)
+        except CheckpointError as e:
+            warnings.warn(f"skipping a damaged checkpoint: {e}", stacklevel=2)
+            damaged.append(folder.name)
+            continue
+        return folder
+    if damaged:
+        raise CheckpointError(
+            f"{checkpoint_root(run_dir)}: every checkpoint is damaged ({', '.join(damaged)}); "
+            "nothing to resume from, so start the run again in a new --out"
+        )
+    return None
 
 
 def save_checkpoint(
@@ -193,17 +216,20 @@ def save_checkpoint(
                 rng_json[f"{key}@{rank}"] = value
     plain = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     save_safetensors(plain, tmp / STATE_TENSORS)
-    write_json(
-        tmp / STATE_JSON,
-        {
-            "step": state.step,
-            "optimizers": optim_meta,
-            "schedulers": state.schedulers,
-            "rng": rng_json,
-            "ranks": sorted(state.rng),
-            "extra": state.extra,
-        },
-    )
+    meta: dict[str, Any] = {
+        "step": state.step,
+        "optimizers": optim_meta,
+        "schedulers": state.schedulers,
+        "rng": rng_json,
+        "ranks": sorted(state.rng),
+        "extra": state.extra,
+    }
+    meta[CHECKSUMS] = {
+        "algorithm": "sha256",
+        "json": _json_digest(meta),
+        "tensors": {k: _tensor_digest(v) for k, v in sorted(plain.items())},
+    }
+    write_json(tmp / STATE_JSON, meta)
     if write_extra_files is not None:
         write_extra_files(tmp)
     final = root / name
@@ -217,19 +243,73 @@ def save_checkpoint(
     return final
 
 
-def load_checkpoint(folder: str | Path) -> TrainState:
-    """Read a checkpoint folder written by ``save_checkpoint``."""
+def _tensor_digest(t: torch.Tensor) -> str:
+    """sha256 of a CPU tensor's dtype, shape and bytes (little-endian, as safetensors stores them)."""
+    h = hashlib.sha256(f"{t.dtype} {tuple(t.shape)}".encode())
+    flat = t.contiguous().reshape(-1)
+    if flat.numel():
+        h.update(flat.view(torch.uint8).numpy())  # a view: no copy
+    return h.hexdigest()
+
+
+def _json_digest(meta: dict[str, Any]) -> str:
+    """sha256 of ``meta`` (less its checksums) as canonical JSON: round-tripped first (int keys become
+    strings, tuples lists), so the dict a save starts from and the one a load reads give the same text."""
+    rest = json.loads(json.dumps({k: v for k, v in meta.items() if k != CHECKSUMS}))
+    return hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()
+
+
+def _verify(folder: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    sums = meta.get(CHECKSUMS)
+    if sums is None:
+        return  # written before checksums existed: nothing to check against
+    where = f"{folder}: damaged checkpoint"
+    hint = "delete it to resume from an older one"
+    if sums.get("json") != _json_digest(meta):
+        raise CheckpointError(f"{where} ({folder / STATE_JSON} does not match its checksum); {hint}")
+    expected = sums.get("tensors", {})
+    missing, unexpected = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{where} ({folder / STATE_TENSORS} has tensors missing {missing[:4]} and unexpected "
+            f"{unexpected[:4]}); {hint}"
+        )
+    bad = [k for k in sorted(expected) if _tensor_digest(tensors[k]) != expected[k]]
+    if bad:
+        more = f" (+{len(bad) - 4} more)" if len(bad) > 4 else ""
+        raise CheckpointError(
+            f"{where} ({folder / STATE_TENSORS}: {', '.join(bad[:4])}{more} do not match their checksums); "
+            f"{hint}"
+        )
+
+
+def _read_verified(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(tensors, JSON) of a checkpoint folder, checked against its checksums; CheckpointError otherwise."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    folder = Path(folder)
     try:
         tensors = load_file(str(folder / STATE_TENSORS))
         meta = json.loads((folder / STATE_JSON).read_text())
-    except (SafetensorError, OSError, json.JSONDecodeError) as e:
+    except (SafetensorError, OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(
             f"{folder}: unreadable checkpoint ({e}); delete it to resume from an older one"
         ) from e
+    if not isinstance(meta, dict) or not isinstance(meta.get(CHECKSUMS, {}), dict):
+        raise CheckpointError(
+            f"{folder}: damaged checkpoint ({folder / STATE_JSON} is not a checkpoint's JSON)"
+        )
+    _verify(folder, tensors, meta)
+    return tensors, meta
+
+
+def load_checkpoint(folder: str | Path) -> TrainState:
+    """Read a checkpoint folder written by ``save_checkpoint``, checking every tensor and the JSON against the
+    sha256 checksums saved with them; a mismatch (flipped bytes, a truncated or edited file) raises
+    CheckpointError naming the tensors. Checkpoints written before checksums existed load unchecked.
+    """
+    folder = Path(folder)
+    tensors, meta = _read_verified(folder)
     state = TrainState(
         step=int(meta["step"]), schedulers=meta.get("schedulers", {}), extra=meta.get("extra", {})
     )
