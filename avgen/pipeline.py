@@ -170,18 +170,18 @@ class AVPipeline:
         if meta.get("format") != FORMAT:
             raise CheckpointError(f"{meta_file}: format is {meta.get('format')!r}, expected {FORMAT!r}")
         config = config_from_json(meta, str(meta_file))
+        dit = JointDiT.from_pretrained(path / "dit")
         text_dir = path / "text_encoder"
         if text_dir.is_dir():
             text = TextEncoder.from_pretrained(text_dir, max_length=config.text.max_length)
         else:
             text = TextEncoder.from_config(config.text)
-        pipe = cls(
-            JointDiT.from_pretrained(path / "dit"),
-            load_codec(path / "video_codec"),
-            load_codec(path / "audio_codec"),
-            text,
-            config,
-        )
+            if text.dim != dit.config.text_dim:  # a pipeline saved with its own encoder lost that folder
+                raise CheckpointError(
+                    f"{text_dir}: missing; the DiT reads {dit.config.text_dim}-wide text states and the "
+                    f"configured encoder gives {text.dim}: restore the folder the pipeline was saved with"
+                )
+        pipe = cls(dit, load_codec(path / "video_codec"), load_codec(path / "audio_codec"), text, config)
         return pipe.to(device)
 
     # -- generation ------------------------------------------------------------------------------------

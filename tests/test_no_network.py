@@ -76,6 +76,7 @@ MISSING = [
     ("audio_codec/model.safetensors", r"pipe/audio_codec/model\.safetensors: weights file not found"),
     ("text_encoder/config.json", r"pipe/text_encoder: has no config\.json"),
     ("text_encoder/model.safetensors", r"pipe/text_encoder: has no model\.safetensors"),
+    ("text_encoder", r"pipe/text_encoder: missing; the DiT reads 32-wide text states"),
 ]
 
 
