@@ -51,18 +51,28 @@ def _format_info(info: dict) -> str:
 
 
 def info_main(argv: list[str]) -> int:
+    """``avgen info FILE...``: each file's info, or its error on stderr; exit 1 if any file failed."""
     parser = argparse.ArgumentParser(prog="avgen info", description=COMMANDS["info"][1])
     parser.add_argument("files", nargs="+", help="media files (mp4, mkv, mov, webm, wav, flac, ...)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     args = parser.parse_args(argv)
+    from avgen.errors import AVGenError
     from avgen.io import probe
 
-    infos = [probe(f) for f in args.files]
+    infos, failed = [], 0
+    for f in args.files:
+        try:
+            info = probe(f)
+        except AVGenError as e:  # one bad file must not hide the others
+            failed += 1
+            print(f"avgen info: error: {e}", file=sys.stderr)
+            info = {"path": str(f), "error": str(e)}
+        infos.append(info)
+        if not args.json and "error" not in info:
+            print(_format_info(info))
     if args.json:
         print(json.dumps(infos if len(infos) > 1 else infos[0], indent=2))
-    else:
-        print("\n".join(_format_info(i) for i in infos))
-    return 0
+    return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
@@ -11,7 +13,7 @@ from typing import Any, Literal
 import numpy as np
 
 from avgen.clip import AVClip
-from avgen.errors import MediaError
+from avgen.errors import AVGenError, MediaError
 
 Streams = Literal["av", "v", "a", "any"]
 SOUNDFILE_SUFFIXES = (".wav", ".flac", ".ogg")
@@ -27,6 +29,31 @@ def _check_file(path: str | os.PathLike) -> Path:
     if p.stat().st_size == 0:
         raise MediaError(p, "empty file (0 bytes)")
     return p
+
+
+@contextlib.contextmanager
+def _damage_is_media_error(p: Path) -> Iterator[None]:
+    """Turn what PyAV and numpy raise on a damaged container (a stream with no codec, None timestamps or
+    rates, an FFmpeg error outside decoding such as a failed seek) into a MediaError naming ``p``."""
+    import av
+
+    try:
+        yield
+    except AVGenError:
+        raise
+    except av.error.FFmpegError as e:
+        raise MediaError(p, f"damaged or unsupported stream ({e.__class__.__name__}: {e})") from e
+    except (AttributeError, TypeError, ValueError, IndexError, ZeroDivisionError, OverflowError) as e:
+        raise MediaError(p, f"damaged container or stream header ({e.__class__.__name__}: {e})") from e
+
+
+def _codec(p: Path, stream: Any) -> Any:
+    """The stream's codec context; a damaged or unknown codec id leaves PyAV without one."""
+    if stream.codec_context is None:
+        raise MediaError(
+            p, f"{stream.type} stream {stream.index} has no codec (unknown codec id or damaged header)"
+        )
+    return stream.codec_context
 
 
 def _open(p: Path) -> Any:
@@ -48,8 +75,6 @@ def _tags(container: Any) -> dict[str, str]:
 
 def _need(p: Path, streams: str, has_video: bool, has_audio: bool) -> tuple[bool, bool]:
     """Which streams to read; a missing required one is an error."""
-    if streams not in ("av", "v", "a", "any"):
-        raise ValueError(f"streams must be 'av', 'v', 'a' or 'any', got {streams!r}")
     if streams in ("av", "v") and not has_video:
         raise MediaError(p, "has no video stream" + ("; read it with streams='a'" if has_audio else ""))
     if streams in ("av", "a") and not has_audio:
@@ -83,6 +108,7 @@ def _decode_video(p: Path, container: Any, tags: dict[str, str]) -> tuple[np.nda
     import av
 
     stream = container.streams.video[0]
+    _codec(p, stream)
     width = int(tags.get("avgen_width", 0)) or None
     height = int(tags.get("avgen_height", 0)) or None
     frames, times = [], []
@@ -115,7 +141,8 @@ def _decode_audio(p: Path, container: Any) -> tuple[np.ndarray, int, float, int 
     import av
 
     stream = container.streams.audio[0]
-    rate = stream.rate or stream.codec_context.sample_rate
+    codec = _codec(p, stream)  # first: an audio stream without one has no .rate or .channels either
+    rate = stream.rate or codec.sample_rate
     if not rate:
         raise MediaError(p, "audio stream has no sample rate")
     layout = "mono" if stream.channels == 1 else "stereo"
@@ -134,9 +161,7 @@ def _decode_audio(p: Path, container: Any) -> tuple[np.ndarray, int, float, int 
     audio = np.concatenate(chunks, axis=1).astype(np.float32)
     seconds, exact = _declared_seconds(stream)
     if seconds is not None and not exact:  # millisecond precision: a check for truncation, not a trim
-        if (start or 0.0) * rate + audio.shape[1] < (seconds - 0.002) * rate - (
-            stream.codec_context.frame_size or 0
-        ):
+        if (start or 0.0) * rate + audio.shape[1] < (seconds - 0.002) * rate - (codec.frame_size or 0):
             raise MediaError(
                 p, f"truncated: decoded {audio.shape[1] / rate:.3f} s of {seconds:.3f} s of audio"
             )
@@ -197,11 +222,13 @@ def read_av(path: str | os.PathLike, *, streams: Streams = "av") -> AVClip:
     AAC priming and padding are trimmed, fps stays an exact fraction. Raises MediaError naming the path
     for missing, empty, truncated, corrupt or non-media files and for a missing required stream.
     """
+    if streams not in ("av", "v", "a", "any"):
+        raise ValueError(f"streams must be 'av', 'v', 'a' or 'any', got {streams!r}")
     p = _check_file(path)
     if p.suffix.lower() in SOUNDFILE_SUFFIXES:
         return _read_soundfile(p, streams)
     container = _open(p)
-    try:
+    with container, _damage_is_media_error(p):
         tags = _tags(container)
         want_v, want_a = _need(p, streams, bool(container.streams.video), bool(container.streams.audio))
         video = fps = audio = rate = None
@@ -217,7 +244,7 @@ def read_av(path: str | os.PathLike, *, streams: Streams = "av") -> AVClip:
         if want_a:
             astream = container.streams.audio[0]
             audio, rate, a_start, declared = _decode_audio(p, container)
-            audio = _fit_audio(p, audio, rate, declared, astream.codec_context.frame_size or 0)
+            audio = _fit_audio(p, audio, rate, declared, _codec(p, astream).frame_size or 0)
             original = int(tags.get("avgen_sample_rate", 0)) or rate
             if original != rate:
                 audio, rate = _restore_rate(audio, rate, original), original
@@ -226,8 +253,6 @@ def read_av(path: str | os.PathLike, *, streams: Streams = "av") -> AVClip:
             shift = round((a_start - v_start) * rate)  # put audio sample 0 at the first frame's time
             audio = np.pad(audio, ((0, 0), (shift, 0))) if shift > 0 else audio[:, -shift:]
             audio = np.clip(audio, -1.0, 1.0)
-    finally:
-        container.close()
     meta = {k: v for k, v in tags.items() if k not in _INTERNAL_TAGS}
     return AVClip(
         video=video, fps=Fraction(fps) if fps else None, audio=audio, sample_rate=rate, metadata=meta
@@ -241,16 +266,46 @@ def read_video_timed(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """
     p = _check_file(path)
     container = _open(p)
-    try:
+    with container, _damage_is_media_error(p):
         _need(p, "v", bool(container.streams.video), bool(container.streams.audio))
         frames, times = _decode_video(p, container, _tags(container))
-    finally:
-        container.close()
     return frames, times - times[0]
 
 
+def _stream_entry(p: Path, s: Any) -> dict[str, Any]:
+    """What ``probe`` reports of one audio or video stream."""
+    cc, tb = _codec(p, s), s.time_base
+    entry: dict[str, Any] = {
+        "index": s.index,
+        "type": s.type,
+        "codec": cc.name,
+        "profile": cc.profile,
+        "duration_s": float(s.duration * tb) if s.duration is not None and tb else None,
+        "start_s": float(s.start_time * tb) if s.start_time is not None and tb else None,
+        "bit_rate": cc.bit_rate or None,
+    }
+    if s.type == "video":
+        rate = s.average_rate or s.guessed_rate
+        return entry | {
+            "width": cc.width,
+            "height": cc.height,
+            "pix_fmt": cc.pix_fmt,
+            "fps": str(rate) if rate else None,
+            "frames": s.frames or None,
+        }
+    return entry | {
+        "sample_rate": s.rate,
+        "channels": s.channels,
+        "layout": s.layout.name,
+        "samples": round(s.duration * tb * s.rate) if s.duration is not None and tb else None,
+    }
+
+
 def probe(path: str | os.PathLike) -> dict[str, Any]:
-    """Container and stream facts without decoding: what ``avgen info`` prints."""
+    """Container and stream facts without decoding: what ``avgen info`` prints.
+
+    Raises MediaError naming the path for missing, empty, non-media or damaged files (e.g. a stream whose
+    codec id is unknown after a bit flip)."""
     p = _check_file(path)
     if p.suffix.lower() in SOUNDFILE_SUFFIXES:
         import soundfile as sf
@@ -279,43 +334,13 @@ def probe(path: str | os.PathLike) -> dict[str, Any]:
             "metadata": {"comment": info.extra_info.strip()[:200]} if info.extra_info else {},
         }
     container = _open(p)
-    try:
-        streams = []
-        for s in container.streams:
-            if s.type not in ("video", "audio"):
-                continue
-            tb = s.time_base
-            entry: dict[str, Any] = {
-                "index": s.index,
-                "type": s.type,
-                "codec": s.codec_context.name,
-                "profile": s.codec_context.profile,
-                "duration_s": float(s.duration * tb) if s.duration is not None and tb else None,
-                "start_s": float(s.start_time * tb) if s.start_time is not None and tb else None,
-                "bit_rate": s.codec_context.bit_rate or None,
-            }
-            if s.type == "video":
-                rate = s.average_rate or s.guessed_rate
-                entry |= {
-                    "width": s.codec_context.width,
-                    "height": s.codec_context.height,
-                    "pix_fmt": s.codec_context.pix_fmt,
-                    "fps": str(rate) if rate else None,
-                    "frames": s.frames or None,
-                }
-            else:
-                entry |= {
-                    "sample_rate": s.rate,
-                    "channels": s.channels,
-                    "layout": s.layout.name,
-                    "samples": round(s.duration * tb * s.rate) if s.duration is not None and tb else None,
-                }
-            streams.append(entry)
+    with container, _damage_is_media_error(p):
+        streams = [_stream_entry(p, s) for s in container.streams if s.type in ("video", "audio")]
         starts = {e["type"]: e["start_s"] for e in reversed(streams)}
         offset = None
         if starts.get("video") is not None and starts.get("audio") is not None:
             offset = starts["audio"] - starts["video"]
-        result = {
+        return {
             "path": str(p),
             "format": container.format.name,
             "size_bytes": p.stat().st_size,
@@ -324,6 +349,3 @@ def probe(path: str | os.PathLike) -> dict[str, Any]:
             "av_start_offset_s": offset,
             "metadata": _tags(container),
         }
-    finally:
-        container.close()
-    return result

@@ -290,4 +290,4 @@ def main(argv: Sequence[str]) -> int:
     for s in report.skips:
         print(f"skipped {s.path}: {s.reason} ({s.detail})")
     print(f"{report.summary()}; report: {path}")
-    return 0
+    return 1 if report.counts().get("unreadable") else 0  # skips by policy (silent, too short) are no failure

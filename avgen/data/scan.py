@@ -74,8 +74,8 @@ def packet_times(path: str | Path) -> np.ndarray:
             stream = c.streams.video[0]
             tb = stream.time_base
             t = sorted(float(p.pts * tb) for p in c.demux(stream) if p.pts is not None)
-    except (av.FFmpegError, OSError, IndexError) as e:
-        raise MediaError(path, f"cannot read video timestamps ({e})") from None
+    except (av.FFmpegError, OSError, IndexError, AttributeError, TypeError, ZeroDivisionError) as e:
+        raise MediaError(path, f"cannot read video timestamps ({e.__class__.__name__}: {e})") from None
     times = np.asarray(t, dtype=np.float64)
     return times - times[0] if len(times) else times
 
@@ -97,7 +97,10 @@ def _probe(path: Path, rel: str, captions: dict[str, str], cfg: FolderConfig) ->
         return ("empty", "0 bytes")
     caption = captions.get(rel)
     if caption is None and path.with_suffix(".txt").is_file():
-        caption = path.with_suffix(".txt").read_text(encoding="utf-8").strip()
+        try:
+            caption = path.with_suffix(".txt").read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as e:
+            return ("unreadable", f"caption file {path.with_suffix('.txt').name}: {e}")
     if caption is None and cfg.skip.require_caption:
         return ("no_caption", f"no entry in {cfg.captions_file} and no {path.with_suffix('.txt').name}")
     try:
@@ -132,6 +135,9 @@ def scan_folder(
 ) -> tuple[list[FolderEntry], SkipReport]:
     """Decode every media file under ``root`` once: the usable entries (sorted by path) and the skips.
 
+    A file that cannot be read, whatever it raises, is a skip with reason ``unreadable`` and a detail
+    naming the problem; it never stops the scan of the other files.
+
     workers: threads decoding in parallel (PyAV releases the GIL while decoding).
     """
     root = Path(root)
@@ -153,7 +159,11 @@ def scan_folder(
         report.add(root / rel, "missing", f"named in {cfg.captions_file}")
 
     def probe_one(i: int) -> FolderEntry | tuple:
-        return _probe(files[i], rels[i], captions, cfg)
+        # one file must never sink the scan: whatever it raises becomes its skip reason
+        try:
+            return _probe(files[i], rels[i], captions, cfg)
+        except Exception as e:
+            return ("unreadable", f"unexpected {e.__class__.__name__}: {e}")
 
     if workers > 1:
         from concurrent.futures import ThreadPoolExecutor

@@ -88,7 +88,10 @@ def _synth_json(video: Path) -> dict[str, Any] | None:
 
 
 def score_file(path: Path, out: Path, *, png: bool, scorer: Any = None) -> dict[str, Any]:
-    """Score one video file; a failure is recorded in the entry rather than raised.
+    """Score one video file; a failure is recorded in the entry (``error``) rather than raised.
+
+    Whatever one file raises (a damaged stream, a metric that cannot handle it) stays with that file, so a
+    folder is always scored to the end.
 
     ``scorer`` (a DistributionScorer) also embeds the clip for FAD / FVD.
     """
@@ -116,6 +119,8 @@ def score_file(path: Path, out: Path, *, png: bool, scorer: Any = None) -> dict[
             entry["png"] = str(image)
     except AVGenError as e:
         entry["error"] = str(e)
+    except Exception as e:
+        entry["error"] = f"{path}: unexpected {e.__class__.__name__}: {e}"
     return entry
 
 
@@ -152,7 +157,9 @@ def score_all(
     scorer: Any = None,
     reference: list[Path] | None = None,
 ) -> dict[str, Any]:
-    """Score each video, print a line per clip, and write ``out/report.json``; returns the report.
+    """Score each video, print a line per clip (its scores or ``FAILED: reason``), and write
+    ``out/report.json``; returns the report. A file that fails is recorded with its error and the others
+    are still scored; ``summary["failed"]`` counts them.
 
     With a ``scorer`` (DistributionScorer) and the ``reference`` files, the summary also gets its metrics
     (``fad`` / ``fvd``) and the report a ``distribution`` section with counts, KID and the reference files.
@@ -162,9 +169,12 @@ def score_all(
     for i, path in enumerate(videos, 1):
         entry = score_file(path, out, png=png, scorer=scorer)
         clips.append(entry)
-        status = entry.get("error") or (
-            f"AV-Align {entry['scores']['av_align']}, offset {entry['scores']['offset']['lag_ms']} ms"
-        )
+        if "error" in entry:
+            status = f"FAILED: {entry['error']}"
+        else:
+            status = (
+                f"AV-Align {entry['scores']['av_align']}, offset {entry['scores']['offset']['lag_ms']} ms"
+            )
         print(f"[{i}/{len(videos)}] {path.name}: {status}", file=sys.stderr)
     summary = summarize(clips)
     definitions = {
@@ -195,6 +205,8 @@ def score_all(
     }
     path = write_json(out / "report.json", report)
     extra = "".join(f", {m.upper()} {summary[m]}" for m in ("fad", "fvd") if m in summary)
+    if summary["failed"]:
+        extra += f"; {summary['failed']} failed (errors in the report)"
     print(
         f"scored {summary['scored']}/{summary['clips']} clips: AV-Align {summary['av_align']} "
         f"(chance {summary['av_align_chance']}), mean |offset| {summary['abs_offset_ms_mean']} ms{extra} -> {path}"
