@@ -36,8 +36,13 @@ def main(argv: list[str]) -> int:
             height, width = (int(v) for v in args.size.lower().split("x"))
         except ValueError:
             raise ConfigError(f"--size {args.size!r}: expected HxW, e.g. 64x96") from None
-    if args.out.exists() and not args.overwrite:  # fail before minutes of sampling, not after
+    # Fail before minutes of sampling, not after.
+    if args.out.is_dir():
+        raise ConfigError(f"-o {args.out}: is a folder; give the file to write, e.g. {args.out / 'out.mp4'}")
+    if args.out.exists() and not args.overwrite:
         raise ConfigError(f"{args.out}: exists; pass --overwrite to replace it")
+    if not args.out.parent.is_dir():
+        raise ConfigError(f"-o {args.out}: the folder {args.out.parent} does not exist; create it first")
     pipe = AVPipeline.from_pretrained(args.pipeline, device=args.device)
     clip = pipe(
         args.prompt,

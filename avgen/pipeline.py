@@ -300,14 +300,19 @@ class AVPipeline:
             seconds, height, width, fps = video.video_duration, video.height, video.width, video.fps
         elif extend is not None:
             height, width, fps = extend.height, extend.width, extend.fps
-            seconds = seconds or cfg.duration
+            seconds = cfg.duration if seconds is None else seconds
             if seconds <= extend.video_duration:
                 raise ConfigError(
                     f"seconds={seconds} must exceed the given clip's {extend.video_duration:.3f} s to extend it"
                 )
         elif audio is not None and seconds is None:
             seconds = audio.audio_duration
-        geom = self.geometry(seconds or cfg.duration, height or cfg.height, width or cfg.width, fps)
+        geom = self.geometry(  # None takes the pipeline's default; 0 is refused by the geometry, not replaced
+            cfg.duration if seconds is None else seconds,
+            cfg.height if height is None else height,
+            cfg.width if width is None else width,
+            fps,
+        )
         batch, device = len(prompts), self.device
 
         # The packed sequence: given modalities are encoded, generated ones are placeholders.
