@@ -7,12 +7,12 @@ folder's config.json. Sources are local folders; a Hugging Face hub id is fetche
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from avgen.codecs.audio import EncodecCodec
 from avgen.codecs.base import (
     CONFIG_NAME,
+    HF_ENCODEC,
     AudioCodec,
     LatentCodec,
     LatentStats,
@@ -53,16 +53,13 @@ def load_codec(
     if hub_id(source) is not None:
         return EncodecCodec.from_pretrained(source, allow_download=allow_download)
     path = local_codec_folder(source)
-    cfg = path / CONFIG_NAME
-    try:
-        is_hf = json.loads(cfg.read_text()).get("model_type") == "encodec"
-    except (json.JSONDecodeError, AttributeError) as e:
-        raise CheckpointError(f"{cfg}: not a JSON object ({e})") from e
-    kind = "encodec" if is_hf else read_codec_config(path)[0]
-    if kind == "encodec":
+    kind = read_codec_config(path)[0]
+    if kind in ("encodec", HF_ENCODEC):
         return EncodecCodec.from_pretrained(path)
     if kind == "video_vae":
         return CausalVideoVAE.from_pretrained(path)
     if kind == "pixel":
         return PixelCodec.from_pretrained(path)
-    raise CheckpointError(f"{cfg}: unknown codec kind {kind!r} (known: encodec, video_vae, pixel)")
+    raise CheckpointError(
+        f"{path / CONFIG_NAME}: unknown codec kind {kind!r} (known: encodec, video_vae, pixel)"
+    )

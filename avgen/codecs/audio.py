@@ -6,7 +6,6 @@ normalised per channel by LatentStats. ``quantize``/``dequantize`` go through th
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +15,7 @@ from torch import Tensor, nn
 
 from avgen.codecs.base import (
     CONFIG_NAME,
+    HF_ENCODEC,
     WEIGHTS_NAME,
     CodecIdCache,
     LatentStats,
@@ -271,13 +271,9 @@ class EncodecCodec(nn.Module):
             return cls._from_hf_folder(local_codec_folder(fetch_hub(str(source), allow_download)))
         path = local_codec_folder(source)
         cfg_path = path / CONFIG_NAME
-        try:
-            raw = json.loads(cfg_path.read_text())
-        except json.JSONDecodeError as e:
-            raise CheckpointError(f"{cfg_path}: not valid JSON ({e})") from e
-        if isinstance(raw, dict) and raw.get("model_type") == "encodec":
-            return cls._from_hf_folder(path)
         kind, data = read_codec_config(path)
+        if kind == HF_ENCODEC:
+            return cls._from_hf_folder(path)
         if kind != KIND:
             raise CheckpointError(f"{cfg_path}: holds a {kind!r} codec, not an EnCodec audio codec")
         codec = cls(from_dict(EncodecCodecConfig, data, where=str(cfg_path)))

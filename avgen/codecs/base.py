@@ -187,14 +187,21 @@ def local_codec_folder(source: str | Path) -> Path:
     return path
 
 
+# The kind ``read_codec_config`` gives a Hugging Face EnCodec folder (transformers layout, not avgen's).
+HF_ENCODEC = "hf_encodec"
+
+
 def read_codec_config(directory: str | Path) -> tuple[str, dict[str, Any]]:
-    """(kind, config dict) of an avgen codec folder; CheckpointError if it is not one."""
+    """(kind, config dict) of an avgen codec folder, or (``HF_ENCODEC``, its config) of a Hugging Face
+    EnCodec folder; CheckpointError if it is neither."""
     d = local_codec_folder(directory)
     cfg_path = d / CONFIG_NAME
     try:
         data = json.loads(cfg_path.read_text())
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{cfg_path}: not valid JSON ({e})") from e
+    if isinstance(data, dict) and data.get("model_type") == "encodec":
+        return HF_ENCODEC, data
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f'{cfg_path}: not an avgen codec config (no "format": "{FORMAT}")')
     return str(data.get("kind")), dict(data.get("config") or {})

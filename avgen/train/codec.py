@@ -22,12 +22,12 @@ from torch import Tensor, nn
 
 from avgen.atomic import write_json
 from avgen.codecs.audio import EncodecCodec
-from avgen.codecs.base import read_codec_config
+from avgen.codecs.base import HF_ENCODEC, read_codec_config
 from avgen.codecs.encodec_config import EncodecCodecConfig
 from avgen.codecs.losses import AudioLossWeights, VideoLossWeights
 from avgen.codecs.video_vae import CausalVideoVAE, VideoVAEConfig
 from avgen.config import apply_overrides, from_dict, load_yaml, to_dict
-from avgen.errors import ConfigError
+from avgen.errors import CheckpointError, ConfigError
 from avgen.train import loop as train_loop
 from avgen.train.codec_task import AudioTask, VideoTask
 from avgen.train.distributed import DistContext
@@ -125,7 +125,12 @@ def resolve_init(cfg: CodecTrainConfig) -> CodecTrainConfig:
     if cfg.init_from is None:
         return cfg
     name, config_type = ("audio", EncodecCodecConfig) if cfg.kind == "audio" else ("video", VideoVAEConfig)
-    _, data = read_codec_config(cfg.init_from)
+    kind, data = read_codec_config(cfg.init_from)
+    if kind == HF_ENCODEC:
+        raise CheckpointError(
+            f"{cfg.init_from}: a Hugging Face EnCodec folder, not an avgen codec config; init_from needs a "
+            "folder written by save_pretrained"
+        )
     found = from_dict(config_type, data, where=f"{cfg.init_from} (init_from)")
     given = getattr(cfg, name)
     if given != config_type() and given != found:
