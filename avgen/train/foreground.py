@@ -36,7 +36,6 @@ from avgen.tokens import VIDEO, ShapeError, TokenSpec
 from avgen.train.encode import device_of
 
 FORMAT = "avgen.foreground/1"
-KINDS = tuple(CLIP_MAPS)
 
 
 @torch.no_grad()
@@ -54,8 +53,8 @@ def foreground_maps(
     ``avgen.data.maps.CLIP_MAPS`` (the module docstring)."""
     if stride < 1:
         raise ConfigError(f"foreground stride must be >= 1, got {stride}")
-    if kind not in KINDS:
-        raise ConfigError(f"foreground map kind {kind!r}: choose from {KINDS}")
+    if kind not in CLIP_MAPS:  # (read at call time: a dataset may have added its own maps)
+        raise ConfigError(f"foreground map kind {kind!r}: choose from {sorted(CLIP_MAPS)}")
     pixel_map = CLIP_MAPS[kind]
     device = device_of(video_codec)
     maps: list[Tensor] = []
