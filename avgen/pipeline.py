@@ -23,12 +23,14 @@ from avgen.clip import AVClip
 from avgen.codecs import load_codec
 from avgen.codecs.tiny import tiny_audio_codec, tiny_video_vae
 from avgen.config import to_dict
+from avgen.data.speech_timing import prompt_timeline
 from avgen.diffusion import generate  # (the module, so a benchmark can time generate_tokens in place)
 from avgen.diffusion.settings import SamplingConfig
 from avgen.dsp import fit_length, resample
 from avgen.errors import CheckpointError, ClipError, ConfigError
 from avgen.geometry import ClipGeometry
 from avgen.model.dit import JointDiT, tiny_dit
+from avgen.model.phonemes import Phonemes, Timeline
 from avgen.model.text import TextEncoder, default_encoder_path, tiny_text_encoder
 from avgen.pipeline_config import (
     FORMAT,
@@ -256,6 +258,9 @@ class AVPipeline:
         video: AVClip | None = None,
         extend: AVClip | None = None,
         progress: bool = True,
+        speech_start: float | None = None,
+        speech_rate: int | None = None,
+        phonemes: Sequence[Timeline] | None = None,
         **sampling: Any,
     ) -> AVClip | list[AVClip]:
         """Generate one clip per prompt (a string in, an AVClip out; a list in, a list out).
@@ -268,6 +273,11 @@ class AVPipeline:
         ``SamplingConfig`` (``steps``, ``sampler``, ``shift``, ``video_guidance``, ``audio_guidance``,
         ``video_sync``, ``audio_sync``, ``order``, ``negative_prompt``) overriding the pipeline's
         ``config.sampling`` for this call; None keeps it. ``generator`` (or ``seed``) fixes the noise.
+
+        Speech, for a DiT that reads timed phonemes (``DiTConfig.phonemes``): the words a prompt quotes are
+        timed by espeak-ng (the ``speech`` extra) from ``speech_start`` seconds at ``speech_rate`` words per
+        minute (``avgen.data.speech_timing.speak_timeline``; defaults fit the words into the clip), or
+        ``phonemes`` gives each prompt's timeline itself: ``[(start_s, end_s, espeak_mnemonic), ...]``.
         """
         cfg = self.config
         settings = cfg.sampling.replace(**sampling)
@@ -326,6 +336,11 @@ class AVPipeline:
         packed = pack(spec, v_lat, a_lat, geom.video_times(), geom.audio_times())
 
         cond = self.text_encoder(prompts)
+        if self.dit.config.phonemes:
+            if phonemes is None:
+                timing = {"seconds": geom.duration, "start": speech_start, "rate": speech_rate}
+                phonemes = [prompt_timeline(p, **timing) for p in prompts]
+            cond = cond.with_phonemes(Phonemes.from_timelines(phonemes).to(device))
         uncond = self.text_encoder([settings.negative_prompt] * batch)
         passes = 1 if settings.order == "joint" or task in ("a2v", "v2a") else 2
         if generator is None:

@@ -59,7 +59,7 @@ def _captions_and_loss(variants: float) -> tuple[list[str], float]:
     task = JointTask(from_dict(JointConfig, {**CFG, "caption_variants": variants}))
     used: list[str] = []
     encode = task._text
-    task._text = lambda captions: used.extend(captions) or encode(captions)  # type: ignore[method-assign]
+    task._text = lambda captions, timelines=None: used.extend(captions) or encode(captions, timelines)  # type: ignore[method-assign]
     loss, _ = task.loss(task.model, {"indices": list(range(8)), "slots": list(range(8))}, step=0)
     originals = task.train_set.captions
     assert all(u == o or u in task.variants[o] for u, o in zip(used, originals))
@@ -93,7 +93,7 @@ def test_trainer_with_colour_keeping_variants_never_drops_a_colour() -> None:
     task = JointTask(from_dict(JointConfig, cfg))
     used: list[str] = []
     encode = task._text
-    task._text = lambda captions: used.extend(captions) or encode(captions)  # type: ignore[method-assign]
+    task._text = lambda captions, timelines=None: used.extend(captions) or encode(captions, timelines)  # type: ignore[method-assign]
     task.loss(task.model, {"indices": list(range(8)), "slots": list(range(8))}, step=0)
     for u, o in zip(used, task.train_set.captions, strict=True):
         assert u != o and not any(w in ADJECTIVES for w in u.split())

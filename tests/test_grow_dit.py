@@ -60,7 +60,13 @@ def test_settings_that_change_trained_weights_are_refused_by_name() -> None:
         grow_dit(bridged, {"bridge_heads": 4}, "bridged")
     assert grow_dit(bridged, {"bridge_window": 0.125}, "bridged") is bridged  # the same bridge: kept
     assert grow_dit(bridged, {"bridge_window": 0.25}, "bridged").config.bridge_window == 0.25  # wider window
-    assert set(GROWABLE_DIT_FIELDS) == {"bridge_window", "bridge_heads", "gradient_checkpointing"}
+    assert set(GROWABLE_DIT_FIELDS) == {
+        "bridge_window",
+        "bridge_heads",
+        "gradient_checkpointing",
+        "phonemes",
+        "phoneme_window",
+    }
 
 
 def test_init_from_a_pipeline_folder_with_a_bridge(tmp_path) -> None:

@@ -57,7 +57,8 @@ def guided_velocity(
     audio_sync: float = 0.0,
     null: Tensor | None = None,
 ) -> VelocityFn:
-    """A ``velocity_fn(x, t)`` for the samplers, calling ``model(x, t, positions, modality, text, mask)``.
+    """A ``velocity_fn(x, t)`` for the samplers, calling ``model(x, t, positions, modality, text, mask)``
+    (plus ``phonemes=`` when the text states carry timed phonemes; the unconditional branch has none).
 
     ``cond``: text of the B samples (or of 1, broadcast); ``uncond``: the empty/negative prompt (1 or B).
     With both guidance scales 1 (or no ``uncond``) and no sync it returns the conditional velocity from a single
@@ -98,8 +99,9 @@ def guided_velocity(
         if b not in cache:
             cache[b] = texts(b).to(x.device)
         text = cache[b]
+        extra = {} if text.phonemes is None else {"phonemes": text.phonemes}  # (models without keep working)
         if not guide and not syncs:
-            return model(x, t, positions, modality, text.states, text.mask)
+            return model(x, t, positions, modality, text.states, text.mask, **extra)
         if syncs and null.shape != x.shape:
             raise ShapeError(f"null noise must be {tuple(x.shape)} like the state, got {tuple(null.shape)}")
         xs, ts = [x, x] if guide else [x], [t, t] if guide else [t]
@@ -107,7 +109,7 @@ def guided_velocity(
             x_d, t_d = without_modality(x, t, modality, drop, null)
             xs.append(x_d)
             ts.append(t_d)
-        v = model(torch.cat(xs), torch.cat(ts), positions, modality, text.states, text.mask)
+        v = model(torch.cat(xs), torch.cat(ts), positions, modality, text.states, text.mask, **extra)
         branches = v.chunk(len(xs))
         v_cond = branches[0]
         out = apply_guidance(v_cond, branches[1], scale.to(x.device)) if guide else v_cond

@@ -19,6 +19,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from avgen.config import to_dict
+from avgen.data.synth.captions import PHRASE_POOLS
 from avgen.diffusion import settings
 from avgen.errors import AVGenError, MediaError
 from avgen.io import read_av, write_av
@@ -282,6 +283,7 @@ def model_main(args: argparse.Namespace) -> int:
         batch=args.batch,
         save_clips=args.save_clips,
         split=args.split,
+        phrase_pool=args.phrase_pool,
         sampling=settings.from_arguments(args),
     )
     pipe = AVPipeline.from_pretrained(args.pipeline, device=args.device)
@@ -340,6 +342,12 @@ def main(argv: list[str]) -> int:
     model.add_argument("--batch", type=int, default=8, help="text-to-audio-video prompts per call")
     model.add_argument(
         "--split", default="test", choices=("val", "test"), help="prompts from: test (report) or val (tuning)"
+    )
+    model.add_argument(
+        "--phrase-pool",
+        default="fixed",
+        choices=PHRASE_POOLS,
+        help="what the talk prompts say: fixed (54 phrases) or composed (sentences with held-out words)",
     )
     model.add_argument("--save-clips", action="store_true", help="also write every generated clip (MP4)")
     model.add_argument("--device", default="cpu")

@@ -19,8 +19,9 @@ next to the ground-truth clips themselves (``gt``). Per task and family the repo
   over the clips with a face, and the share of those whose opening changes at all (the correlation is a
   mean over these alone). A face drawn without a mouth has no lip sync to find, whatever its sound;
   and whether the sound says the caption's phrase (``avgen.metrics.speech``, PocketSphinx from the eval
-  extra): the share of clips where forced alignment picks it among all avgen-synth phrases (chance 1/54),
-  its median rank there, and the word error rate of free decoding (None without pocketsphinx);
+  extra): the share of clips where forced alignment picks it among ``speech_candidates`` (all 54 fixed
+  phrases, chance 1/54; or the split's composed pool, a few hundred), its median rank there, and the word
+  error rate of free decoding (None without pocketsphinx);
 - bounce: impact F1 and AV-Align, and AV-Align as a ratio of the ground-truth clips' mean, each next to its
   chance level (shuffled pairs; peaks shifted at random), and the mean count per clip of audio onsets and of
   visible impacts: a generator that makes twice the events of real clips scores at chance as well as it;
@@ -32,10 +33,11 @@ next to the ground-truth clips themselves (``gt``). Per task and family the repo
 
 from __future__ import annotations
 
+import functools
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,7 +49,7 @@ from avgen.atomic import write_text
 from avgen.clip import AVClip
 from avgen.config import to_dict
 from avgen.data.synth import SynthConfig, make_sample, sample_family
-from avgen.data.synth.captions import TEST_PHRASES, TRAIN_PHRASES
+from avgen.data.synth.captions import PHRASE_POOLS, TEST_PHRASES, TRAIN_PHRASES, phrases
 from avgen.data.synth.spec import SPLITS
 from avgen.diffusion.settings import SamplingConfig
 from avgen.errors import ConfigError
@@ -60,7 +62,13 @@ from avgen.metrics.synth import frame_change, frame_rms, impact_f1, lip_sync, mo
 
 TASKS = ("t2av", "a2v", "v2a", "codec")
 SCORED_FAMILIES = ("talk", "bounce", "keys")
-PHRASES = tuple(dict.fromkeys(TRAIN_PHRASES + TEST_PHRASES))  # the candidates a talk clip's speech is among
+PHRASES = tuple(dict.fromkeys(TRAIN_PHRASES + TEST_PHRASES))  # the candidates under the "fixed" pool
+
+
+def speech_candidates(phrase_pool: str, split: str) -> tuple[str, ...]:
+    """The phrases a talk clip's speech is identified among: PHRASES (all 54, whatever the split) for the
+    "fixed" pool; the split's own pool for "composed" (a few hundred for val and test)."""
+    return PHRASES if phrase_pool == "fixed" else phrases(split, phrase_pool)
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,8 @@ class ModelEvalConfig:
     ``sampling``: overrides of the pipeline's ``SamplingConfig`` by field name (empty: the pipeline's
     own settings). ``batch``: text-to-audio-video prompts per call. Report on ``split="test"``; tune
     settings on ``"val"`` (its captions differ from the test split's), so test numbers stay held out.
+    ``phrase_pool``: what the talk clips say (``SynthConfig.phrase_pool``); speech is identified among
+    ``speech_candidates(phrase_pool, split)``.
     """
 
     per_family: int = 32
@@ -84,11 +94,14 @@ class ModelEvalConfig:
     save_clips: bool = False
     split: str = "test"
     sampling: dict[str, Any] = field(default_factory=dict)
+    phrase_pool: str = "fixed"
 
     def __post_init__(self) -> None:
 
         if self.split not in SPLITS:
             raise ConfigError(f"split {self.split!r}: choose from {SPLITS}")
+        if self.phrase_pool not in PHRASE_POOLS:
+            raise ConfigError(f"phrase_pool {self.phrase_pool!r}: choose from {PHRASE_POOLS}")
         SamplingConfig().replace(**self.sampling)  # unknown names and bad values fail here, by name
         if self.per_family < 2:
             raise ConfigError(
@@ -105,7 +118,11 @@ class ModelEvalConfig:
 def test_samples(cfg: ModelEvalConfig, sample_rate: int, max_seeds: int = 100_000) -> list[Any]:
     """The first ``per_family`` SynthSamples of ``cfg.split`` of each family in ``cfg.families``, by seed."""
     synth = SynthConfig(
-        sizes=(tuple(cfg.size),), fps=cfg.fps, sample_rate=sample_rate, durations=(cfg.seconds,)
+        sizes=(tuple(cfg.size),),
+        fps=cfg.fps,
+        sample_rate=sample_rate,
+        durations=(cfg.seconds,),
+        phrase_pool=cfg.phrase_pool,
     )
     want = dict.fromkeys(cfg.families, cfg.per_family)
     out = []
@@ -122,13 +139,22 @@ def test_samples(cfg: ModelEvalConfig, sample_rate: int, max_seeds: int = 100_00
 
 
 def score_clip(
-    video: np.ndarray, fps: int, audio: np.ndarray, sample_rate: int, caption: str, *, speech: bool = True
+    video: np.ndarray,
+    fps: int,
+    audio: np.ndarray,
+    sample_rate: int,
+    caption: str,
+    *,
+    speech: bool = True,
+    candidates: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Caption-only scores, AV-Align, and the per-frame mouth/sound curves for shuffled lip-sync pairs;
-    for talk, whether the speech says the quoted phrase (``score_speech``; None values unless ``speech``)."""
+    for talk, whether the speech says the quoted phrase among ``candidates`` (default PHRASES;
+    ``score_speech``; None values unless ``speech``)."""
     row = score_prompted(video, fps, audio, sample_rate, caption)
     if row["family"] == "talk":
-        row.update(caption_speech(audio, sample_rate, caption, PHRASES if speech else None))
+        pool = PHRASES if candidates is None else candidates
+        row.update(caption_speech(audio, sample_rate, caption, pool if speech else None))
     row["frame_change"] = round(frame_change(video), 4)
     align = av_align(video, fps, audio, sample_rate)
     row["av_align"] = align.score
@@ -241,7 +267,9 @@ def summary_markdown(report: dict[str, Any]) -> str:
                     f"{_fmt(s.get('mouth_shown'))} | {_fmt(s.get('mouth_opening_std'))} | "
                     f"{_fmt(s.get('mouth_moving'))} |"
                 )
-        lines += ["", *speech_markdown({t: summary[t].get("talk") for t in tasks}, len(PHRASES)), ""]
+        config = report.get("config", {})
+        candidates = speech_candidates(config.get("phrase_pool", "fixed"), config.get("split", "test"))
+        lines += ["", *speech_markdown({t: summary[t].get("talk") for t in tasks}, len(candidates)), ""]
     if any("bounce" in summary[t] for t in tasks):
         lines += [
             "| bounce | clips | impact F1 | shuffled pairs | AV-Align | AV-Align chance | AV-Align / ground truth "
@@ -340,13 +368,14 @@ def evaluate_model(
     rows: dict[str, list[dict[str, Any]]] = {"gt": []}
     save = out is not None and cfg.save_clips
     speech = speech_available()
+    score = functools.partial(
+        score_clip, speech=speech, candidates=speech_candidates(cfg.phrase_pool, cfg.split)
+    )
     if "talk" in cfg.families and not speech:
         print("note: no pocketsphinx, so no phrase/WER scores: pip install 'avgen[eval]'", file=sys.stderr)
     for i, s in enumerate(samples):
         clip = s.clip
-        rows["gt"].append(
-            score_clip(clip.video, cfg.fps, clip.audio, clip.sample_rate, s.caption, speech=speech)
-        )
+        rows["gt"].append(score(clip.video, cfg.fps, clip.audio, clip.sample_rate, s.caption))
         if save:
             _save_clip(out, "gt", i, rows["gt"][-1]["family"], clip)
     timings = {}
@@ -356,9 +385,7 @@ def evaluate_model(
         timings[task] = round(time.perf_counter() - t0, 2)
         rows[task] = []
         for i, (s, clip) in enumerate(zip(samples, clips, strict=True)):
-            rows[task].append(
-                score_clip(clip.video, cfg.fps, clip.audio, clip.sample_rate, s.caption, speech=speech)
-            )
+            rows[task].append(score(clip.video, cfg.fps, clip.audio, clip.sample_rate, s.caption))
             if save:
                 _save_clip(out, task, i, rows[task][-1]["family"], clip)
     summary: dict[str, dict[str, Any]] = {}

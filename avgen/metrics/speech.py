@@ -20,6 +20,7 @@ Decoders are built once per process (about 1 s for the language model) and reuse
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import re
 import threading
@@ -172,12 +173,28 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
     return row[-1] / len(ref)
 
 
+MAX_CANDIDATES = 54  # a clip's phrase and at most 53 others: chance 1/54 whatever the pool's size
+
+
+def candidates_for(phrase: str, candidates: Sequence[str], limit: int = MAX_CANDIDATES) -> list[str]:
+    """``phrase`` and the others of ``candidates`` (different words), at most ``limit`` in all: from a larger
+    pool the others are a sample fixed by ``phrase`` (sha256-seeded), so every model is scored against the
+    same ones and alignment time stays bounded."""
+    others = list(dict.fromkeys(c for c in candidates if words_of(c) != words_of(phrase)))
+    if len(others) >= limit:
+        seed = int.from_bytes(hashlib.sha256(phrase.encode()).digest()[:8], "little")
+        picked = np.random.default_rng(seed).choice(len(others), size=limit - 1, replace=False)
+        others = [others[i] for i in sorted(picked)]
+    return [phrase, *others]
+
+
 def score_speech(
     audio: np.ndarray, sample_rate: int, phrase: str, candidates: Sequence[str]
 ) -> dict[str, Any]:
     """One clip's intelligibility for a report row: ``{"phrase_identified": bool, "phrase_rank": int (1 =
-    best of the candidates, ``phrase`` among them), "transcript": str, "wer": float}``."""
-    pool = [phrase, *(c for c in candidates if words_of(c) != words_of(phrase))]
+    best of the candidates, ``phrase`` among them), "transcript": str, "wer": float}``. The candidates
+    are ``candidates_for(phrase, candidates)``."""
+    pool = candidates_for(phrase, candidates)
     found = identify_phrase(audio, sample_rate, pool)
     transcript = transcribe(audio, sample_rate)
     return {

@@ -16,24 +16,23 @@ from typing import Any
 import torch
 from einops import rearrange
 from torch import Tensor, nn
+from torch.nn import functional as F
 from torch.utils.checkpoint import checkpoint
 
 from avgen.config import from_dict, to_dict
 from avgen.errors import ConfigError
-from avgen.model.bridge import SyncBridge, bridge_mask
+from avgen.model.blocks import FinalLayer, JointBlock, SequenceContext, SpeechContext
+from avgen.model.bridge import bridge_mask
 from avgen.model.layers import (
-    MLP,
-    CrossAttention,
     RMSNorm,
-    SelfAttention,
     TimestepEmbedder,
     constant_runs,
-    gate,
     modulate,
     rope_angles,
     rope_tables,
     run_starts,
 )
+from avgen.model.phonemes import PHONEMES, PhonemeEmbedder, Phonemes
 from avgen.model.presets import PRESETS
 from avgen.tokens import AUDIO, VIDEO, ShapeError, TokenSpec
 from avgen.weights import load_weights, read_json, save_weights, write_json
@@ -61,6 +60,10 @@ class DiTConfig:
     (JiT's bottleneck patch embedding; 0 = one linear). ``modality_blocks``: the first and the last that
     many blocks give video and audio tokens their own attention projections and MLPs (attention still
     spans the whole sequence), as single-stream audio-video models do at their ends.
+    ``phonemes`` > 0 reads timed phonemes (``avgen.model.phonemes``; the value is the size of its phoneme
+    table, ``len(PHONEMES)``): every block attends from each token to the phonemes within
+    ``phoneme_window`` seconds of its time (0 = all), with RoPE on the shared time axis, so speech content
+    is told where it falls. 0 = none (the quoted words reach the model only through the text encoder).
     """
 
     tokens: TokenSpec = field(default_factory=TokenSpec)
@@ -81,6 +84,8 @@ class DiTConfig:
     prediction_min_t: float = 0.05
     video_bottleneck: int = 0
     modality_blocks: int = 0
+    phonemes: int = 0
+    phoneme_window: float = 0.25
 
     def __post_init__(self) -> None:
         if min(self.text_dim, self.width, self.depth, self.heads) < 1:
@@ -121,6 +126,11 @@ class DiTConfig:
                 f"DiTConfig: need video_bottleneck >= 0 and 0 <= modality_blocks <= depth / 2 (first and last "
                 f"blocks), got {self.video_bottleneck}, {self.modality_blocks} with depth {self.depth}"
             )
+        if self.phonemes not in (0, len(PHONEMES)) or not self.phoneme_window >= 0:
+            raise ConfigError(
+                f"DiTConfig: phonemes must be 0 (off) or {len(PHONEMES)} (the phoneme table's size) and "
+                f"phoneme_window >= 0 seconds, got {self.phonemes}, {self.phoneme_window}"
+            )
 
 
 def dit_config(preset: str = "default", **overrides: object) -> DiTConfig:
@@ -131,76 +141,6 @@ def dit_config(preset: str = "default", **overrides: object) -> DiTConfig:
     if isinstance(data.get("tokens"), TokenSpec):
         data["tokens"] = to_dict(data["tokens"])
     return from_dict(DiTConfig, data, where=f"preset {preset!r}")
-
-
-@dataclass
-class SequenceContext:
-    """What every block needs besides the tokens: RoPE angles, projected text, and modality masks."""
-
-    rope: tuple[Tensor, Tensor]  # cos, sin: (B or 1, 1, L, head_dim) float32
-    text: Tensor  # (B, Lt, D)
-    text_mask: Tensor  # (B, Lt) bool
-    video: Tensor  # (L,) bool
-    audio: Tensor  # (L,) bool
-    runs: list[int] | None = None  # constant_runs: modulation is per run (B, S, .) instead of per token
-    bridge_mask: Tensor | None = None  # (B or 1, 1, L, L) bool, when the blocks have a sync bridge
-
-
-class JointBlock(nn.Module):
-    """Self-attention + cross-attention + MLP, with per-token adaLN-zero modulation."""
-
-    def __init__(self, cfg: DiTConfig, per_modality: bool = False) -> None:
-        super().__init__()
-        d = cfg.width
-        self.norm1 = RMSNorm(d, affine=False)
-        self.attn = SelfAttention(d, cfg.heads, per_modality=per_modality)
-        if cfg.bridge_window > 0:
-            self.bridge = SyncBridge(d, cfg.bridge_heads, d // cfg.heads)
-        self.norm_cross = RMSNorm(d)
-        self.cross = CrossAttention(d, cfg.heads)
-        self.norm2 = RMSNorm(d, affine=False)
-        hidden = int(d * cfg.mlp_ratio)
-        self.mlps = nn.ModuleList(
-            [MLP(d, hidden) for _ in range(2 if cfg.per_modality_mlp or per_modality else 1)]
-        )
-        if cfg.modulation == "block":
-            self.modulation = nn.Sequential(nn.SiLU(), nn.Linear(d, 6 * d))
-        else:
-            self.modulation_offset = nn.Parameter(torch.zeros(6 * d))
-
-    def _mlp(self, h: Tensor, ctx: SequenceContext) -> Tensor:
-        if len(self.mlps) == 1:
-            return self.mlps[0](h)
-        out = torch.empty_like(h)
-        out[:, ctx.video] = self.mlps[VIDEO](h[:, ctx.video])
-        out[:, ctx.audio] = self.mlps[AUDIO](h[:, ctx.audio])
-        return out
-
-    def forward(self, x: Tensor, c: Tensor, ctx: SequenceContext) -> Tensor:
-        """``x (B, L, D)``; ``c`` is ``(B, S, D)`` ("block") or the shared ``(B, S, 6D)`` ("shared"), with
-        S = L (per token) or one row per run of ``ctx.runs``."""
-        mod = self.modulation(c) if hasattr(self, "modulation") else c + self.modulation_offset
-        shift1, scale1, gate1, shift2, scale2, gate2 = mod.chunk(6, dim=-1)  # each (B, S, D)
-        runs = ctx.runs
-        h = modulate(self.norm1(x), shift1, scale1, runs)
-        x = x + gate(self.attn(h, ctx.rope, modalities=(ctx.video, ctx.audio)), gate1, runs)
-        if hasattr(self, "bridge"):
-            x = x + self.bridge(x, ctx.rope, ctx.bridge_mask)
-        x = x + self.cross(self.norm_cross(x), ctx.text, ctx.text_mask)
-        x = x + gate(self._mlp(modulate(self.norm2(x), shift2, scale2, runs), ctx), gate2, runs)
-        return x
-
-
-class FinalLayer(nn.Module):
-    """adaLN-modulated norm, then one output projection per modality."""
-
-    def __init__(self, cfg: DiTConfig) -> None:
-        super().__init__()
-        d = cfg.width
-        self.norm = RMSNorm(d, affine=False)
-        self.modulation = nn.Sequential(nn.SiLU(), nn.Linear(d, 2 * d))
-        self.video = nn.Linear(d, cfg.tokens.video_dim)
-        self.audio = nn.Linear(d, cfg.tokens.audio_dim)
 
 
 class JointDiT(nn.Module):
@@ -225,6 +165,8 @@ class JointDiT(nn.Module):
         self.time_embed = TimestepEmbedder(d)
         self.text_norm = RMSNorm(config.text_dim)
         self.text_proj = nn.Linear(config.text_dim, d)
+        if config.phonemes:
+            self.phoneme_embed = PhonemeEmbedder(d)
         if config.modulation == "shared":
             self.shared_modulation = nn.Sequential(nn.SiLU(), nn.Linear(d, 6 * d))
         ends = config.modality_blocks
@@ -244,6 +186,9 @@ class JointDiT(nn.Module):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
         nn.init.normal_(self.modality_embed.weight, std=0.02)
+        if hasattr(self, "phoneme_embed"):
+            nn.init.normal_(self.phoneme_embed.ids.weight, std=0.02)
+            nn.init.normal_(self.phoneme_embed.stress.weight, std=0.02)
         for lin in self.time_embed.mlp:
             if isinstance(lin, nn.Linear):
                 nn.init.normal_(lin.weight, std=0.02)
@@ -252,6 +197,7 @@ class JointDiT(nn.Module):
         zero += [self.shared_modulation[1]] if hasattr(self, "shared_modulation") else []
         zero += [b.cross.proj for b in self.blocks]
         zero += [b.bridge.attn.proj for b in self.blocks if hasattr(b, "bridge")]
+        zero += [b.speech.proj for b in self.blocks if hasattr(b, "speech")]
         for lin in zero:
             nn.init.zeros_(lin.weight)
             nn.init.zeros_(lin.bias)
@@ -289,15 +235,56 @@ class JointDiT(nn.Module):
             raise ShapeError("x, t or text states contain NaN or inf")
         return t[:, None].expand(b, seq) if t.ndim == 1 else t
 
+    def _speech(self, phonemes: Phonemes | None, positions: Tensor, batch: int) -> SpeechContext:
+        """The blocks' view of ``phonemes`` (None: no speech in any sample) for tokens at ``positions``."""
+        cfg = self.config
+        if phonemes is None:
+            phonemes = Phonemes.empty(batch).to(positions.device)
+        if len(phonemes) != batch:
+            raise ShapeError(f"phonemes have {len(phonemes)} rows; expected {batch} (one per sample)")
+        if not (torch.isfinite(phonemes.start).all() and torch.isfinite(phonemes.end).all()):
+            raise ShapeError("phoneme start/end times contain NaN or inf")
+        phonemes = phonemes.to(positions.device)
+
+        def rope(times: Tensor) -> tuple[Tensor, Tensor]:  # (B or 1, N) seconds -> time-only tables
+            pos = F.pad(rearrange(times, "b n -> b n 1"), (0, 2))
+            return rope_tables(
+                rope_angles(pos, cfg.rope_axes, cfg.rope_theta, (cfg.rope_time_scale, 1.0, 1.0))
+            )
+
+        token_t = positions[..., 0] if positions.ndim == 3 else positions[None, :, 0]  # (B or 1, L)
+        mask = rearrange(phonemes.mask, "b p -> b 1 1 p")
+        if cfg.phoneme_window > 0:
+            tt = rearrange(token_t, "b l -> b 1 l 1")
+            w = cfg.phoneme_window
+            near = (tt >= rearrange(phonemes.start - w, "b p -> b 1 1 p")) & (
+                tt <= rearrange(phonemes.end + w, "b p -> b 1 1 p")
+            )
+            mask = mask & near
+        return SpeechContext(
+            states=self.phoneme_embed(phonemes),
+            rope_q=rope(token_t.float()),
+            rope_k=rope((phonemes.start + phonemes.end) / 2),
+            mask=mask,
+        )
+
     def forward(
-        self, x: Tensor, t: Tensor, positions: Tensor, modality: Tensor, text: Tensor, text_mask: Tensor
+        self,
+        x: Tensor,
+        t: Tensor,
+        positions: Tensor,
+        modality: Tensor,
+        text: Tensor,
+        text_mask: Tensor,
+        phonemes: Phonemes | None = None,
     ) -> Tensor:
         """Velocity for packed tokens.
 
         ``x (B, L, F)`` noisy packed tokens (``avgen.tokens.pack``); ``t (B,)`` or ``(B, L)`` per-token
         time in [0, 1] (1 = pure noise, 0 = clean); ``positions (L, 3)`` or ``(B, L, 3)``; ``modality (L,)``;
-        ``text (B, Lt, text_dim)`` states and ``text_mask (B, Lt)`` bool. Returns ``(B, L, F)`` float32,
-        zero on the padded features.
+        ``text (B, Lt, text_dim)`` states and ``text_mask (B, Lt)`` bool; ``phonemes``: B timed-phoneme rows
+        for a model with ``config.phonemes`` (None = nothing said; ignored by a model without). Returns
+        ``(B, L, F)`` float32, zero on the padded features.
         """
         t = self._check(x, t, positions, modality, text, text_mask)
         cfg, spec = self.config, self.config.tokens
@@ -322,6 +309,7 @@ class JointDiT(nn.Module):
             bridge_mask=bridge_mask(positions[..., 0], modality, cfg.bridge_window)
             if cfg.bridge_window > 0
             else None,
+            speech=self._speech(phonemes, positions, x.shape[0]) if cfg.phonemes else None,
         )
         for block in self.blocks:
             if cfg.gradient_checkpointing and torch.is_grad_enabled():

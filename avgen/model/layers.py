@@ -152,6 +152,52 @@ class CrossAttention(nn.Module):
         return self.proj(rearrange(out, "b h l d -> b l (h d)"))
 
 
+class TimedCrossAttention(nn.Module):
+    """Attention from the joint sequence to timed conditioning tokens (phonemes) on the same time axis.
+
+    Queries and keys are rotated by their own times (RoPE on the time features only), so a token's score
+    for a phoneme depends on how far apart in seconds they are; a window mask keeps each token to the
+    phonemes near it. One learned null key/value is always attendable: a token with no phoneme nearby (or a
+    clip that says nothing) attends to it instead of to nothing; it sits at each token's own time, so the
+    whole layer depends only on time differences.
+    """
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        head_dim = dim // heads
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(dim, 2 * dim)
+        self.q_norm = RMSNorm(head_dim)
+        self.k_norm = RMSNorm(head_dim)
+        self.null = nn.Parameter(torch.zeros(2, heads, head_dim))  # key, value
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(
+        self,
+        x: Tensor,
+        context: Tensor,
+        rope_q: tuple[Tensor, Tensor],
+        rope_k: tuple[Tensor, Tensor],
+        mask: Tensor,
+    ) -> Tensor:
+        """``x (B, L, D)``, ``context (B, P, D)``, RoPE tables of the queries ``(B or 1, 1, L, Dh)`` and of
+        the keys ``(B, 1, P, Dh)``, ``mask (B, 1, L, P)`` bool (True = attend) -> ``(B, L, D)``. Scores in
+        float32; P is small (the phonemes of a clip), so this is plain attention rather than SDPA."""
+        q = self.q_norm(rearrange(self.q(x), "b l (h d) -> b h l d", h=self.heads))
+        k, v = rearrange(self.kv(context), "b p (two h d) -> two b h p d", two=2, h=self.heads)
+        k = apply_rope(self.k_norm(k), rope_k)
+        null_k, null_v = (rearrange(n, "h d -> 1 h 1 d") for n in self.null.unbind(0))
+        scale = q.shape[-1] ** -0.5
+        # The null key sits at each query's own time: with RoPE that is the unrotated dot product.
+        null_score = (q.float() * self.k_norm(null_k).float()).sum(-1, keepdim=True) * scale  # (B, H, L, 1)
+        score = torch.einsum("bhld,bhpd->bhlp", apply_rope(q, rope_q).float(), k.float()) * scale
+        score = torch.cat([null_score, score.masked_fill(~mask, float("-inf"))], dim=-1)
+        weights = score.softmax(dim=-1)  # (B, H, L, 1 + P); the null entry keeps every row finite
+        out = weights[..., :1] * null_v.float() + torch.einsum("bhlp,bhpd->bhld", weights[..., 1:], v.float())
+        return self.proj(rearrange(out.to(x.dtype), "b h l d -> b l (h d)"))
+
+
 class MLP(nn.Module):
     """Two-layer GELU(tanh) MLP: ``(..., D) -> (..., D)``."""
 

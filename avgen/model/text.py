@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from avgen.errors import CheckpointError, ConfigError
+from avgen.model.phonemes import Phonemes
 
 
 @dataclass(frozen=True)
@@ -38,28 +39,45 @@ class TextEncoderConfig:
 
 @dataclass(frozen=True)
 class TextStates:
-    """Encoded prompts: ``states (B, Lt, D)`` float and ``mask (B, Lt)`` bool (True = a real token)."""
+    """Encoded prompts: ``states (B, Lt, D)`` float and ``mask (B, Lt)`` bool (True = a real token), and
+    optionally the timed phonemes of their quoted speech (``Phonemes``, B rows), for models that read them."""
 
     states: Tensor
     mask: Tensor
+    phonemes: Phonemes | None = None
 
     def __len__(self) -> int:
         return self.states.shape[0]
 
     def to(self, device: torch.device | str) -> TextStates:
-        return TextStates(self.states.to(device), self.mask.to(device))
+        phonemes = None if self.phonemes is None else self.phonemes.to(device)
+        return TextStates(self.states.to(device), self.mask.to(device), phonemes)
 
     def repeat(self, n: int) -> TextStates:
         """Each prompt repeated ``n`` times along the batch (``B -> B * n``, prompt-major)."""
-        return TextStates(self.states.repeat_interleave(n, 0), self.mask.repeat_interleave(n, 0))
+        phonemes = None if self.phonemes is None else self.phonemes.repeat(n)
+        return TextStates(self.states.repeat_interleave(n, 0), self.mask.repeat_interleave(n, 0), phonemes)
+
+    def with_phonemes(self, phonemes: Phonemes | None) -> TextStates:
+        """The same states with ``phonemes`` (B rows, or None) attached."""
+        if phonemes is not None and len(phonemes) != len(self):
+            raise ConfigError(
+                f"{len(phonemes)} phoneme timelines for {len(self)} prompts; give one per prompt"
+            )
+        return TextStates(self.states, self.mask, phonemes)
 
     @staticmethod
     def cat(parts: list[TextStates]) -> TextStates:
-        """Concatenate along the batch, zero-padding shorter sequences (padding is masked out)."""
+        """Concatenate along the batch, zero-padding shorter sequences (padding is masked out). If any
+        part has phonemes, parts without get rows of none."""
         length = max(p.states.shape[1] for p in parts)
         states = [F.pad(p.states, (0, 0, 0, length - p.states.shape[1])) for p in parts]
         masks = [F.pad(p.mask, (0, length - p.mask.shape[1]), value=False) for p in parts]
-        return TextStates(torch.cat(states), torch.cat(masks))
+        phonemes = None
+        if any(p.phonemes is not None for p in parts):
+            rows = [p.phonemes if p.phonemes is not None else Phonemes.empty(len(p)) for p in parts]
+            phonemes = Phonemes.cat([r.to(parts[0].states.device) for r in rows])
+        return TextStates(torch.cat(states), torch.cat(masks), phonemes)
 
 
 def default_encoder_path() -> str:

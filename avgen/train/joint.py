@@ -27,6 +27,7 @@ from avgen.data.maps import CAPTION_TRANSFORMS
 from avgen.diffusion.flow import FlowConfig, sample_timesteps, training_loss
 from avgen.errors import ConfigError
 from avgen.model.dit import JointDiT
+from avgen.model.phonemes import Phonemes
 from avgen.model.text import TextStates
 from avgen.pipeline import AVPipeline
 from avgen.pipeline_config import caption_words
@@ -62,11 +63,11 @@ class JointTask:
         self.samples_per_step = cfg.batch_size
         # Synth clips are encoded on the training device (the GPU when there is one), folders on the CPU.
         encode_on = self.device if cfg.data.source == "synth" else torch.device("cpu")
+        self.phonemes = bool(self.model.config.phonemes)  # the DiT reads timed phonemes: the sets carry them
         with codecs_on(encode_on, self.video_codec, self.audio_codec):
-            self.train_set = load_latents(cfg.data, self.video_codec, self.audio_codec, progress=progress)
-            self.val_set = load_latents(
-                cfg.data, self.video_codec, self.audio_codec, validation=True, progress=progress
-            )
+            sets = {"progress": progress, "phonemes": self.phonemes}
+            self.train_set = load_latents(cfg.data, self.video_codec, self.audio_codec, **sets)
+            self.val_set = load_latents(cfg.data, self.video_codec, self.audio_codec, validation=True, **sets)
             self.foreground: list[Tensor] | None = None
             if cfg.foreground_weight > 0:
                 self.foreground = cached_foreground_maps(
@@ -125,8 +126,10 @@ class JointTask:
                 out[c] = (enc.states[i, :n].cpu(), enc.mask[i, :n].cpu())
         return out
 
-    def _text(self, captions: list[str]) -> TextStates:
-        return TextStates.cat([TextStates(self.text[c][0][None], self.text[c][1][None]) for c in captions])
+    def _text(self, captions: list[str], timelines: list[Any] | None = None) -> TextStates:
+        """The states of ``captions`` (B), with ``timelines`` (B phoneme timelines) attached if given."""
+        text = TextStates.cat([TextStates(self.text[c][0][None], self.text[c][1][None]) for c in captions])
+        return text if timelines is None else text.with_phonemes(Phonemes.from_timelines(timelines))
 
     # --- data ---------------------------------------------------------------------------------------
     def data_state(self) -> dict[str, Any]:
@@ -193,7 +196,7 @@ class JointTask:
         audio = torch.stack([data.audio[i] for i in indices]).to(self.device)  # (B, Da, L)
         packed = pack(self.model.config.tokens, video, audio, geom.video_times(), geom.audio_times())
         fmask = packed.layout.feature_mask(self.device)  # (L, F)
-        ts, noises, captions = [], [], []
+        ts, noises, captions, timelines = [], [], [], []
         for i, s in zip(indices, seeds):
             g = torch.Generator().manual_seed(s)
             drop = bool(torch.rand((), generator=g) < dropout)
@@ -204,13 +207,16 @@ class JointTask:
                 if swap < variants and options:
                     caption = options[min(int(pick * len(options)), len(options) - 1)]
             captions.append(caption)
+            if self.phonemes:  # an empty caption says nothing timed either (guidance's unconditional branch)
+                timelines.append([] if drop else data.phonemes[i])
             times = self.cfg.flow_for(data.groups[i]) if weighted and self.cfg.group_flow else flow
             ts.append(sample_timesteps(times, packed.modality.cpu(), 1, g))  # (1, L)
             noises.append(torch.randn((1, *packed.tokens.shape[1:]), generator=g))  # (1, L, F)
         t = torch.cat(ts).to(self.device)  # (B, L)
         noise = torch.cat(noises).to(self.device)  # (B, L, F)
         x0 = packed.tokens
-        text = self._text(captions).to(self.device)
+        text = self._text(captions, timelines if self.phonemes else None).to(self.device)
+        extra = {"phonemes": text.phonemes} if self.phonemes else {}
         weights = self.group_weights(data, indices) if weighted else None  # (B, 2) or None
         token_w = None
         if weighted and self.foreground is not None and data is self.train_set:
@@ -220,7 +226,7 @@ class JointTask:
             )
 
         def velocity(x: Tensor, tt: Tensor) -> Tensor:
-            return model(x, tt, packed.positions, packed.modality, text.states, text.mask)
+            return model(x, tt, packed.positions, packed.modality, text.states, text.mask, **extra)
 
         per = training_loss(
             velocity,

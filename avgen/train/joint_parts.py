@@ -30,7 +30,15 @@ def _codec(spec: str, kind: str, seed: int) -> Any:
 
 # DiT fields a fine-tune (init_from) may set: the pretrained weights load unchanged into the new model, and
 # what they add starts as a no-op (the sync bridge's output projection is zero), so step 0 samples as before.
-GROWABLE_DIT_FIELDS = ("bridge_window", "bridge_heads", "gradient_checkpointing")
+GROWABLE_DIT_FIELDS = (
+    "bridge_window",
+    "bridge_heads",
+    "gradient_checkpointing",
+    "phonemes",
+    "phoneme_window",
+)
+# the parameters a grown DiT may add: sync bridges and the phoneme reader, each a no-op at init
+GROWN_PARTS = (".bridge.", ".speech.", ".norm_speech.", "phoneme_embed.")
 
 
 def freeze_except(model: nn.Module, patterns: tuple[str, ...]) -> set[str]:
@@ -73,6 +81,11 @@ def grow_dit(dit: nn.Module, overrides: dict[str, Any], source: str, seed: int =
             f"joint.model.dit.bridge_window: 0 would drop the trained sync bridge of init_from {source} "
             f"(its window is {old.bridge_window} s); leave bridge_window out to keep it"
         )
+    if old.phonemes and not new.phonemes:
+        raise ConfigError(
+            f"joint.model.dit.phonemes: 0 would drop the trained phoneme reader of init_from {source}; leave "
+            "phonemes out to keep it"
+        )
     if old.bridge_window > 0 and new.bridge_heads != old.bridge_heads:
         raise ConfigError(
             f"joint.model.dit.bridge_heads: init_from {source} has a trained sync bridge of "
@@ -82,7 +95,9 @@ def grow_dit(dit: nn.Module, overrides: dict[str, Any], source: str, seed: int =
         torch.manual_seed(seed)
         grown = JointDiT(new)
     missing, unexpected = grown.load_state_dict(dit.state_dict(), strict=False)
-    if unexpected or any(".bridge." not in k for k in missing):  # (a bug, not a user error)
+    if unexpected or any(
+        not any(part in k for part in GROWN_PARTS) for k in missing
+    ):  # (a bug, not a user error)
         raise AVGenError(f"growing the DiT of {source}: missing {missing}, unexpected {unexpected}")
     return grown.to(next(dit.parameters()).device)
 

@@ -16,12 +16,15 @@ from torch import Tensor
 
 from avgen.atomic import save_safetensors
 from avgen.geometry import ClipGeometry
+from avgen.model.phonemes import TimedPhoneme
 
 
 @dataclass
 class LatentSet:
     """Encoded clips: ``video[i] (Dv, T', H', W')``, ``audio[i] (Da, L)`` float32, ``captions[i]``,
-    ``groups[i]`` (synth family or top-level subfolder), ``buckets[i]`` (a key of ``geometries``)."""
+    ``groups[i]`` (synth family or top-level subfolder), ``buckets[i]`` (a key of ``geometries``), and
+    ``phonemes[i]``, the timed phonemes each clip says (``avgen.model.phonemes``; [] for a silent one), or
+    None for a set that does not know them."""
 
     video: list[Tensor]
     audio: list[Tensor]
@@ -29,6 +32,7 @@ class LatentSet:
     groups: list[str]
     buckets: list[str]
     geometries: dict[str, ClipGeometry]
+    phonemes: list[list[TimedPhoneme]] | None = None
 
     def __len__(self) -> int:
         return len(self.captions)
@@ -57,6 +61,8 @@ def save_set(path: Path, s: LatentSet, what: dict[str, Any]) -> None:
         f"audio/{i}": a for i, a in enumerate(s.audio)
     }
     meta = {"captions": s.captions, "groups": s.groups, "buckets": s.buckets, "what": what}
+    if s.phonemes is not None:
+        meta["phonemes"] = s.phonemes
     path.parent.mkdir(parents=True, exist_ok=True)
     save_safetensors(tensors, path, metadata={"avgen": json.dumps(meta, default=str)})
 
@@ -82,6 +88,7 @@ def load_set(
         stored[:n] if stored else groups(n),
         meta["buckets"][:n],
         geometries,
+        [[tuple(p) for p in row] for row in meta["phonemes"][:n]] if "phonemes" in meta else None,
     )
 
 

@@ -24,9 +24,12 @@ from tqdm import tqdm
 
 from avgen.data.cache import LatentCache, LatentDataset, precompute_latents
 from avgen.data.folder import FolderConfig, FolderDataset
+from avgen.data.speech_timing import timeline_from_events
 from avgen.data.synth import SynthConfig, make_sample, sample_family
+from avgen.data.synth.spec import PHRASE_POOLS
 from avgen.errors import ConfigError
 from avgen.geometry import ClipGeometry
+from avgen.model.phonemes import TimedPhoneme
 from avgen.train.encode import bucket_key, encode_clips, geometry_for
 from avgen.train.latent_set import LatentSet, cache_file, codec_ids, load_set, nearest_cache, save_set
 
@@ -42,6 +45,8 @@ class JointDataConfig:
         captions.jsonl). ``val_n`` synth samples of the "val" split (or ``val_root`` for folders) give
         the validation loss. ``cache_dir``: where encoded latents are kept between runs (None: re-encode).
     families: avgen-synth family weights (None: its defaults).
+    phrase_pool: what talk clips say ("fixed": 44 train phrases; "composed": thousands of sentences, with
+        held-out words in the test split; see ``avgen.data.synth.phrases``).
     workers: subprocesses that render synth clips while the main process encodes them (0 or 1: render inline).
     """
 
@@ -55,6 +60,7 @@ class JointDataConfig:
     duration: float = 2.0
     fps: int | str = 24
     families: dict[str, float] | None = None
+    phrase_pool: str = "fixed"
     cache_dir: str | None = None
     workers: int = 0
 
@@ -65,6 +71,8 @@ class JointDataConfig:
             raise ConfigError("data.root: a folder of videos is needed when data.source is 'folder'")
         if self.n < 1 or self.val_n < 0:
             raise ConfigError(f"data: need n >= 1 and val_n >= 0, got {self.n}, {self.val_n}")
+        if self.phrase_pool not in PHRASE_POOLS:
+            raise ConfigError(f"data.phrase_pool must be one of {PHRASE_POOLS}, got {self.phrase_pool!r}")
         if len(self.size) != 2 or min(self.size) < 8 or not self.duration > 0:
             raise ConfigError(f"data: size must be (height, width) >= 8 and duration > 0, got {self.size}")
 
@@ -92,18 +100,22 @@ def synth_latents(
     audio_codec: Any,
     progress: bool = False,
     workers: int = 0,
+    phonemes: bool = False,
 ) -> LatentSet:
     """``n`` avgen-synth samples of ``split`` (seeds 0..n-1) encoded; cached in ``cfg.cache_dir`` if set.
 
     ``workers`` > 1 renders the clips in that many subprocesses while this one encodes (same result). A
     cache of the same clips under another ``n`` is reused: cut to its first ``n``, or extended by
-    rendering only seeds it lacks (the set is then saved under this ``n`` too).
+    rendering only seeds it lacks (the set is then saved under this ``n`` too). Clips encoded here carry
+    their phoneme timelines; ``phonemes=True`` also gives them to a cached set that lacks them (rendering
+    its talk clips again, without encoding).
     """
     synth_kwargs: dict[str, Any] = {
         "sizes": (tuple(cfg.size),),
         "fps": cfg.fps,
         "sample_rate": audio_codec.sample_rate,
         "durations": (cfg.duration,),
+        "phrase_pool": cfg.phrase_pool,
     }
     if cfg.families is not None:
         synth_kwargs["families"] = dict(cfg.families)
@@ -126,17 +138,24 @@ def synth_latents(
         "n": n,
         "codecs": codec_ids(video_codec, audio_codec),
     }
+    if synth.phrase_pool != "fixed":  # (not in repr(synth); the fixed pool keeps the keys it always had)
+        what["phrase_pool"] = synth.phrase_pool
     cached = cache_file(cfg.cache_dir, what)
 
     def families(m: int) -> list[str]:
         return [sample_family(i, split, synth) for i in range(m)]
 
+    def timelines(out: LatentSet) -> LatentSet:
+        if phonemes and out.phonemes is None:
+            out.phonemes = synth_timelines(len(out), split, synth, progress)
+        return out
+
     if cached is not None and cached.is_file():
-        return load_set(cached, {key: geom}, families)
-    out = LatentSet([], [], [], [], [], {key: geom})
+        return timelines(load_set(cached, {key: geom}, families))
+    out = LatentSet([], [], [], [], [], {key: geom}, [])
     nearest = nearest_cache(cfg.cache_dir, what)
     if nearest is not None:
-        out = load_set(nearest[0], {key: geom}, families, limit=n)
+        out = timelines(load_set(nearest[0], {key: geom}, families, limit=n))
         if len(out) == n:
             return out
     start = len(out)
@@ -158,6 +177,8 @@ def synth_latents(
         out.video += videos
         out.audio += audios
         out.captions += [p.caption for p in pending]
+        if out.phonemes is not None:
+            out.phonemes += [timeline_from_events(p.events, p.objects.get("speech_end")) for p in pending]
         out.groups += [p.family for p in pending]
         out.buckets += [key] * len(pending)
         bar.update(len(pending))
@@ -165,6 +186,21 @@ def synth_latents(
     bar.close()
     if cached is not None:
         save_set(cached, out, what)
+    return out
+
+
+def synth_timelines(
+    n: int, split: str, synth: SynthConfig, progress: bool = False
+) -> list[list[TimedPhoneme]]:
+    """The phoneme timelines of avgen-synth samples 0..n-1 of ``split`` ([] for families that say nothing;
+    talk clips are rendered again to read their events)."""
+    out: list[list[TimedPhoneme]] = []
+    for i in tqdm(range(n), desc=f"phoneme timelines {split}", disable=not progress, leave=False):
+        if sample_family(i, split, synth) != "talk":
+            out.append([])
+            continue
+        sample = make_sample(i, split, synth)
+        out.append(timeline_from_events(sample.events, sample.objects.get("speech_end")))
     return out
 
 
@@ -232,14 +268,19 @@ def load_latents(
     *,
     validation: bool = False,
     progress: bool = False,
+    phonemes: bool = False,
 ) -> LatentSet | None:
-    """The training (or validation) set of ``cfg``; None when no validation data is configured."""
+    """The training (or validation) set of ``cfg``; None when no validation data is configured.
+    ``phonemes``: the set must carry phoneme timelines (synth; folder clips have none: [] each)."""
     if cfg.source == "synth":
         if validation and cfg.val_n == 0:
             return None
         split, n = ("val", cfg.val_n) if validation else (cfg.split, cfg.n)
-        return synth_latents(cfg, split, n, video_codec, audio_codec, progress, cfg.workers)
+        return synth_latents(cfg, split, n, video_codec, audio_codec, progress, cfg.workers, phonemes)
     root = cfg.val_root if validation else cfg.root
     if root is None:
         return None
-    return folder_latents(cfg, root, video_codec, audio_codec, progress)
+    out = folder_latents(cfg, root, video_codec, audio_codec, progress)
+    if phonemes and out.phonemes is None:  # folder clips carry no timelines: none says anything timed
+        out.phonemes = [[] for _ in range(len(out))]
+    return out

@@ -2,7 +2,8 @@
 
 Every caption pairs an adjective with a colour (bounce: ball size, talk: face shape, keys: pace, ambience:
 rain strength). The test split draws only the HELD_OUT pairs and TEST_PHRASES; train and val never do, so
-test captions are unseen compositions of seen words.
+test captions are unseen compositions of seen words. The "composed" phrase pool (``phrases``) goes further:
+its test sentences say words that train and val never speak.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import re
 
 from avgen.data.synth.draw import Color
+from avgen.errors import ConfigError
 
 # name -> RGB in [0, 1]; metrics may use these to measure the colour asked for in a caption.
 COLORS: dict[str, Color] = {
@@ -118,8 +120,20 @@ def pairs(
     return [p for p in every if (p in held) == (split == "test")]
 
 
-def phrases(split: str) -> tuple[str, ...]:
-    return TEST_PHRASES if split == "test" else TRAIN_PHRASES
+# What the talk family quotes: "fixed", the 44 train / 10 test phrases above (val speaks the train ones);
+# "composed", the pools of ``avgen.data.synth.phrases`` (thousands, with held-out words in test).
+PHRASE_POOLS = ("fixed", "composed")
+
+
+def phrases(split: str, pool: str = "fixed") -> tuple[str, ...]:
+    """The phrases a talk clip of ``split`` may say under phrase pool ``pool`` (one of PHRASE_POOLS)."""
+    if pool == "fixed":
+        return TEST_PHRASES if split == "test" else TRAIN_PHRASES
+    if pool == "composed":
+        from avgen.data.synth.phrases import composed_phrases
+
+        return composed_phrases(split)
+    raise ConfigError(f"phrase pool must be one of {', '.join(PHRASE_POOLS)}, got {pool!r}")
 
 
 def count_word(n: int) -> str:

@@ -28,6 +28,8 @@ _PRELOAD = [
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from avgen.data.synth.captions import PHRASE_POOLS
+
     p = argparse.ArgumentParser(
         prog="avgen data synth",
         description="Write procedural audio-visual clips (talk, bounce, keys, ambience) with captions and "
@@ -48,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--sample-rate", type=int, help="audio rate in Hz (default 16000)")
     p.add_argument("--families", help="comma-separated subset of talk,bounce,keys,ambience (equal weights)")
+    p.add_argument(
+        "--phrase-pool",
+        choices=PHRASE_POOLS,
+        help="what talk clips say: fixed (44 train / 10 test phrases, the default) or composed (thousands, "
+        "test sentences with held-out words)",
+    )
     p.add_argument("--config", type=Path, help="YAML file with SynthConfig fields")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all cores)")
@@ -75,6 +83,8 @@ def config_from_args(args: argparse.Namespace) -> Any:
         data["sample_rate"] = args.sample_rate
     if args.families:
         data["families"] = {f.strip(): 1.0 for f in args.families.split(",") if f.strip()}
+    if args.phrase_pool:
+        data["phrase_pool"] = args.phrase_pool
     return from_dict(SynthConfig, data, where=str(args.config) if args.config else "avgen data synth")
 
 

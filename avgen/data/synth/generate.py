@@ -19,6 +19,7 @@ Per-frame state: talk mouth_open / mouth_width / viseme / phoneme / eyes_open; b
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -33,10 +34,13 @@ from avgen.data.synth.spec import Scene, SynthConfig, generators, sample_seed
 SCHEMA_VERSION = 1
 
 
-def _renderer(family: str) -> Callable[[np.random.Generator, Scene, str], Rendered]:
+def _renderer(family: str, cfg: SynthConfig) -> Callable[[np.random.Generator, Scene, str], Rendered]:
+    """``family``'s ``render(rng, scene, split)``, bound to the options of ``cfg`` that it reads."""
     if family == "talk":
         from avgen.data.synth.talk import render
-    elif family == "bounce":
+
+        return functools.partial(render, phrase_pool=cfg.phrase_pool)
+    if family == "bounce":
         from avgen.data.synth.bounce import render
     elif family == "keys":
         from avgen.data.synth.keys import render
@@ -107,7 +111,7 @@ def make_sample(seed: int, split: str = "train", cfg: SynthConfig | None = None)
     height, width = cfg.sizes[int(layout_rng.integers(len(cfg.sizes)))]
     duration = cfg.durations[int(layout_rng.integers(len(cfg.durations)))]
     scene = Scene.make(height, width, cfg.fps_fraction, cfg.sample_rate, duration)
-    out = _renderer(family)(content_rng, scene, split)
+    out = _renderer(family, cfg)(content_rng, scene, split)
     if out.video.shape != (scene.num_frames, height, width, 3) or out.audio.shape != (scene.num_samples,):
         raise AssertionError(
             f"{family} rendered {out.video.shape} / {out.audio.shape} for {scene}"

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from avgen.checks import as_fps
+from avgen.data.synth.captions import PHRASE_POOLS
 from avgen.errors import ClipError, ConfigError
 
 FAMILIES = ("talk", "bounce", "keys", "ambience")
@@ -58,6 +59,9 @@ class SynthConfig:
     sample_rate: audio rate in Hz (mono).
     durations: clip lengths in seconds, each in [1, 20].
     families: relative weight of each family (talk, bounce, keys, ambience); zero disables one.
+    phrase_pool: what talk clips say, one of PHRASE_POOLS: "fixed" (44 train / 10 test phrases) or
+        "composed" (``avgen.data.synth.phrases``: thousands, test sentences with held-out words). Left out of
+        ``repr`` so that repr-keyed latent caches of "fixed" configs stay valid: key on it separately.
     """
 
     sizes: tuple[tuple[int, int], ...] = ((64, 64), (64, 96), (96, 64))
@@ -67,6 +71,7 @@ class SynthConfig:
     families: dict[str, float] = dataclasses.field(
         default_factory=lambda: {"talk": 1.0, "bounce": 1.0, "keys": 1.0, "ambience": 0.5}
     )
+    phrase_pool: str = dataclasses.field(default="fixed", repr=False)
 
     def __post_init__(self) -> None:
         sizes = tuple(tuple(int(v) for v in s) for s in self.sizes)
@@ -98,6 +103,10 @@ class SynthConfig:
                 f"SynthConfig.families: weights must be >= 0 with a positive sum, got {families}"
             )
         object.__setattr__(self, "families", families)
+        if self.phrase_pool not in PHRASE_POOLS:
+            raise ConfigError(
+                f"SynthConfig.phrase_pool must be one of {', '.join(PHRASE_POOLS)}, got {self.phrase_pool!r}"
+            )
 
     @property
     def fps_fraction(self) -> Fraction:

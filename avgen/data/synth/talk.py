@@ -48,14 +48,17 @@ VARIANTS = (
 )
 
 
-def _speak(rng: np.random.Generator, scene: Scene, split: str) -> tuple[str, Speech, dict[str, Any]]:
-    """A phrase and its speech, fitted into the clip (faster speech, then shorter phrases, if needed)."""
+def _speak(
+    rng: np.random.Generator, scene: Scene, split: str, phrase_pool: str
+) -> tuple[str, Speech, dict[str, Any]]:
+    """A phrase of ``phrase_pool`` and its speech, fitted into the clip (faster speech, then shorter phrases,
+    if needed)."""
     room = scene.duration - 0.2
     voice = f"{pick(rng, LANGUAGES)}+{pick(rng, VARIANTS)}"
     pitch, pitch_range = int(rng.integers(25, 76)), int(rng.integers(30, 81))
     rate = int(rng.integers(150, 211))
     noise_seed = int(rng.integers(2**31))
-    pool = list(phrases(split))
+    pool = list(phrases(split, phrase_pool))
     phrase = pick(rng, pool)
     for attempt in range(8):
         speech = synthesize(
@@ -134,7 +137,8 @@ def _draw_face(canvas: np.ndarray, face: dict[str, Any], open_: float, width: fl
         draw.ellipse(canvas, my, cx, max(r * 0.26 * open_, 0.8), half_w, MOUTH_RGB)
 
 
-def render(rng: np.random.Generator, scene: Scene, split: str) -> Rendered:
+def render(rng: np.random.Generator, scene: Scene, split: str, *, phrase_pool: str = "fixed") -> Rendered:
+    """A talk clip of ``split`` whose face says a phrase of ``phrase_pool`` (``captions.PHRASE_POOLS``)."""
     H, W, T = scene.height, scene.width, scene.num_frames
     shape, color = pick(rng, pairs("talk", SHAPES, tuple(COLORS), split))
     bg_name, bg = background_for(rng, [color])
@@ -148,7 +152,7 @@ def render(rng: np.random.Generator, scene: Scene, split: str) -> Rendered:
     }
     base = draw.vertical_gradient(H, W, bg, draw.mix(bg, (0, 0, 0), 0.25))
 
-    phrase, speech, voice_info = _speak(rng, scene, split)
+    phrase, speech, voice_info = _speak(rng, scene, split, phrase_pool)
     audio, t0 = _place_speech(rng, scene, speech)
     events, timeline = _events(scene, speech, t0)
 
