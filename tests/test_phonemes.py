@@ -25,7 +25,7 @@ HELLO = [(0.1, 0.2, "h"), (0.2, 0.3, "@"), (0.3, 0.35, "_"), (0.35, 0.5, "l"), (
 
 
 def _dit(phonemes: bool = True, window: float = 0.25, seed: int = 0, active: bool = True) -> JointDiT:
-    cfg = dit_config("tiny", tokens=SPEC, text_dim=32, phonemes=len(PHONEMES) if phonemes else 0)
+    cfg = dit_config("tiny", tokens=SPEC, text_dim=32, phonemes=phonemes)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = JointDiT(replace(cfg, phoneme_window=window))
@@ -76,7 +76,7 @@ def test_text_states_carry_phonemes_through_cat_and_repeat() -> None:
 def test_a_phoneme_reader_starts_as_a_no_op_and_grows_onto_a_trained_dit() -> None:
     p, t, text, mask = _inputs()
     base = _dit(phonemes=False)
-    grown = grow_dit(base, {"phonemes": len(PHONEMES)}, "base")
+    grown = grow_dit(base, {"phonemes": True}, "base")
     added = set(grown.state_dict()) - set(base.state_dict())
     assert added and all(".speech." in k or ".norm_speech." in k or "phoneme_embed." in k for k in added)
     ph = Phonemes.from_timelines([HELLO, HELLO])
@@ -84,8 +84,8 @@ def test_a_phoneme_reader_starts_as_a_no_op_and_grows_onto_a_trained_dit() -> No
         before = base(p.tokens, t, p.positions, p.modality, text, mask)
         after = grown(p.tokens, t, p.positions, p.modality, text, mask, phonemes=ph)
     assert torch.allclose(before, after, atol=1e-6)
-    with pytest.raises(ConfigError, match="must be 0 \\(off\\) or"):
-        dit_config("tiny", phonemes=7)
+    with pytest.raises(ConfigError, match="phoneme_window must be >= 0"):
+        dit_config("tiny", phoneme_window=-1.0)
 
 
 def test_what_is_said_changes_the_output_and_only_where_it_is_said() -> None:
@@ -194,7 +194,7 @@ def test_trainer_feeds_phonemes_of_talk_clips_and_none_for_dropped_captions() ->
             "video_codec": "tiny",
             "audio_codec": "tiny",
             "text_encoder": "tiny",
-            "dit": {"phonemes": len(PHONEMES)},
+            "dit": {"phonemes": True},
         },
         "data": {"n": 4, "val_n": 0, "size": [32, 32], "duration": 1.0, "families": {"talk": 1.0}},
     }
@@ -224,7 +224,7 @@ def test_trainer_feeds_phonemes_of_talk_clips_and_none_for_dropped_captions() ->
 def test_pipeline_times_the_quoted_words_and_takes_a_given_timeline() -> None:
     pytest.importorskip("espeakng_loader")
     pipe = tiny_pipeline()
-    pipe.dit = grow_dit(pipe.dit, {"phonemes": len(PHONEMES)}, "tiny").eval()
+    pipe.dit = grow_dit(pipe.dit, {"phonemes": True}, "tiny").eval()
     seen: list[Phonemes | None] = []
     forward = pipe.dit.forward
 

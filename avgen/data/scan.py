@@ -84,7 +84,7 @@ def decode_timed(path: str | Path, *, audio: bool) -> tuple[AVClip, np.ndarray]:
     """The clip (audio, if asked, aligned so sample 0 plays with the first frame) and the frames'
     presentation times (T,) float64 s, first at 0. One decode: times come from the packets, or from
     ``read_video_timed`` if their count disagrees with the decoded frames."""
-    clip = read_av(path, streams="av" if audio else "v")
+    clip = read_av(path, streams="av" if audio else "v", vfr="frames")  # one frame per decoded frame
     times = packet_times(path)
     if len(times) != clip.num_frames:
         _, times = read_video_timed(path)

@@ -28,7 +28,9 @@ next to the ground-truth clips themselves (``gt``). Per task and family the repo
 - talk, bounce, keys: the share of clips showing the caption's colour(s) (and the asked ball count);
 - every family: how steady the picture is, as the mean change between consecutive frames (8-bit levels),
   and for bounce how much a tracked ball's area varies from frame to frame (``avgen.metrics.synth``): a
-  generator whose balls flicker as blobs draws spurious impacts, so this is read next to the event counts.
+  generator whose balls flicker as blobs draws spurious impacts, so this is read next to the event counts;
+- every family: the share of clips whose backdrop is one the renderer draws behind the asked colours, and
+  for bounce the share of frames that show a round flat-coloured ball and little else (``avgen.metrics.scene``).
 """
 
 from __future__ import annotations
@@ -57,8 +59,9 @@ from avgen.io import write_av
 from avgen.metrics.av_align import av_align, chance_iou
 from avgen.metrics.prompted import score_prompted
 from avgen.metrics.report import write_json
+from avgen.metrics.scene import scene_scores
 from avgen.metrics.speech import caption_speech, speech_available, speech_markdown, summarize_speech
-from avgen.metrics.synth import frame_change, frame_rms, impact_f1, lip_sync, mouth_openness
+from avgen.metrics.synth import frame_change, frame_rms, impact_f1, lip_sync, mouth_openness, parse_caption
 
 TASKS = ("t2av", "a2v", "v2a", "codec")
 SCORED_FAMILIES = ("talk", "bounce", "keys")
@@ -156,6 +159,7 @@ def score_clip(
         pool = PHRASES if candidates is None else candidates
         row.update(caption_speech(audio, sample_rate, caption, pool if speech else None))
     row["frame_change"] = round(frame_change(video), 4)
+    row.update(scene_scores(video, row["family"], parse_caption(caption)["colors"]))
     align = av_align(video, fps, audio, sample_rate)
     row["av_align"] = align.score
     if row["family"] == "bounce":  # the same peak densities with no sync (random circular shifts)
@@ -236,6 +240,9 @@ def summarize(rows: list[dict[str, Any]], fps: int, gt_av_align: float | None = 
         out["impacts_per_clip"] = round(statistics.mean(len(r["impact"]["impact_times"]) for r in rows), 2)
         out["ball_area_cv"] = _mean([r.get("ball_area_cv") for r in rows])
     out["frame_change"] = _mean([r.get("frame_change") for r in rows])
+    out["background_ok"] = round(sum(bool(r.get("background_ok")) for r in rows) / len(rows), 4)
+    if family == "bounce":
+        out["ball_round"] = _mean([r.get("ball_round") for r in rows])
     prompts = [r["prompt"] for r in rows if r.get("prompt")]
     if prompts:
         out["color_ok"] = round(sum(p["color_ok"] for p in prompts) / len(prompts), 4)
@@ -305,6 +312,18 @@ def summary_markdown(report: dict[str, Any]) -> str:
             s = summary[t].get(f, {})
             count = f" ({_fmt(s['count_ok'])})" if s.get("count_ok") is not None else ""
             cells.append(f"{_fmt(s.get('color_ok'))}{count}")
+        lines.append(f"| {t} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "| backdrop right (ball shown, share of frames) | " + " | ".join(families) + " |",
+        "|---|" + "---|" * len(families),
+    ]
+    for t in tasks:
+        cells = []
+        for f in families:
+            s = summary[t].get(f, {})
+            ball = f" ({_fmt(s['ball_round'])})" if s.get("ball_round") is not None else ""
+            cells.append(f"{_fmt(s.get('background_ok'))}{ball}")
         lines.append(f"| {t} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

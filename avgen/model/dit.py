@@ -32,7 +32,7 @@ from avgen.model.layers import (
     rope_tables,
     run_starts,
 )
-from avgen.model.phonemes import PHONEMES, PhonemeEmbedder, Phonemes
+from avgen.model.phonemes import PhonemeEmbedder, Phonemes
 from avgen.model.presets import PRESETS
 from avgen.tokens import AUDIO, VIDEO, ShapeError, TokenSpec
 from avgen.weights import load_weights, read_json, save_weights, write_json
@@ -60,10 +60,10 @@ class DiTConfig:
     (JiT's bottleneck patch embedding; 0 = one linear). ``modality_blocks``: the first and the last that
     many blocks give video and audio tokens their own attention projections and MLPs (attention still
     spans the whole sequence), as single-stream audio-video models do at their ends.
-    ``phonemes`` > 0 reads timed phonemes (``avgen.model.phonemes``; the value is the size of its phoneme
-    table, ``len(PHONEMES)``): every block attends from each token to the phonemes within
-    ``phoneme_window`` seconds of its time (0 = all), with RoPE on the shared time axis, so speech content
-    is told where it falls. 0 = none (the quoted words reach the model only through the text encoder).
+    ``phonemes``: read timed phonemes (``avgen.model.phonemes``): every block attends from each token to the
+    phonemes within ``phoneme_window`` seconds of its time (0 = all), with RoPE on the shared time axis, so
+    speech content is told where it falls. Off: the quoted words reach the model only through the text
+    encoder.
     """
 
     tokens: TokenSpec = field(default_factory=TokenSpec)
@@ -84,7 +84,7 @@ class DiTConfig:
     prediction_min_t: float = 0.05
     video_bottleneck: int = 0
     modality_blocks: int = 0
-    phonemes: int = 0
+    phonemes: bool = False
     phoneme_window: float = 0.25
 
     def __post_init__(self) -> None:
@@ -126,11 +126,8 @@ class DiTConfig:
                 f"DiTConfig: need video_bottleneck >= 0 and 0 <= modality_blocks <= depth / 2 (first and last "
                 f"blocks), got {self.video_bottleneck}, {self.modality_blocks} with depth {self.depth}"
             )
-        if self.phonemes not in (0, len(PHONEMES)) or not self.phoneme_window >= 0:
-            raise ConfigError(
-                f"DiTConfig: phonemes must be 0 (off) or {len(PHONEMES)} (the phoneme table's size) and "
-                f"phoneme_window >= 0 seconds, got {self.phonemes}, {self.phoneme_window}"
-            )
+        if not self.phoneme_window >= 0:
+            raise ConfigError(f"DiTConfig.phoneme_window must be >= 0 seconds, got {self.phoneme_window}")
 
 
 def dit_config(preset: str = "default", **overrides: object) -> DiTConfig:
