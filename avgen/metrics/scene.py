@@ -8,7 +8,9 @@ Both read only the frames and the caption, so they score generated clips the sam
   with every asked colour as the renderer requires, and it holds still (edge colours vary little in time).
 - ``ball_round``: the share of sampled frames that show a ball and little else: some foreground component is
   ball-shaped (at least ``min_area`` pixels, a bounding box of aspect 2/3-3/2 that it fills 0.6-0.9 of: a
-  disc fills pi/4 = 0.785, a square 1, a token-sized block or a smear neither) and of one flat colour, and
+  disc fills pi/4 = 0.785, a square 1, a token-sized block or a smear neither), overlapping the ellipse
+  inscribed in that box by IoU >= ``min_iou`` (a speckled patch does not), and of one flat colour (median
+  deviation from its median colour at most ``max_spread``: H.264 smears a small ball's chroma), and
   the foreground outside such balls covers at most ``max_clutter`` of the frame (a textured picture with a
   roundish patch in it is no ball on a floor).
 """
@@ -49,8 +51,22 @@ def background_ok(
     return bool(near <= tolerance and flicker <= max_flicker)
 
 
+def _ellipse_iou(mask: np.ndarray, box: np.ndarray) -> float:
+    """IoU of a component ``mask (H, W)`` with the ellipse inscribed in its bounding box ``(x, y, w, h, .)``."""
+    x, y, w, h = (int(v) for v in box[:4])
+    yy, xx = np.mgrid[: mask.shape[0], : mask.shape[1]]
+    ellipse = ((xx + 0.5 - x - w / 2) / (w / 2)) ** 2 + ((yy + 0.5 - y - h / 2) / (h / 2)) ** 2 <= 1.0
+    return float((mask & ellipse).sum() / max((mask | ellipse).sum(), 1))
+
+
 def ball_round(
-    video: np.ndarray, *, frames_used: int = 12, min_area: int | None = None, max_clutter: float = 0.03
+    video: np.ndarray,
+    *,
+    frames_used: int = 12,
+    min_area: int | None = None,
+    max_clutter: float = 0.03,
+    max_spread: float = 0.2,
+    min_iou: float = 0.75,
 ) -> float:
     """See the module docstring. ``video`` uint8 ``(T, H, W, 3)``; returns a share in [0, 1]."""
     cv2 = require("cv2")
@@ -67,8 +83,10 @@ def ball_round(
             w, h, area = stats[k, cv2.CC_STAT_WIDTH], stats[k, cv2.CC_STAT_HEIGHT], stats[k, cv2.CC_STAT_AREA]
             if area < area_floor or not (2 / 3 <= w / h <= 3 / 2 and 0.6 <= area / (w * h) <= 0.9):
                 continue
+            if _ellipse_iou(labels == k, stats[k]) < min_iou:
+                continue
             inside = frame[labels == k]  # (area, 3): one flat colour, up to shading at the rim
-            if float(np.median(np.abs(inside - np.median(inside, axis=0)).max(axis=-1))) <= 0.08:
+            if float(np.median(np.abs(inside - np.median(inside, axis=0)).max(axis=-1))) <= max_spread:
                 balls += 1
                 ball_pixels += area
         clutter = (int(mask.sum()) - ball_pixels) / pixels
