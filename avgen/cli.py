@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import importlib
 import json
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 # name -> ("module:function", one-line help). Each function takes argv (list[str]) and returns an exit code.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -22,7 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 # (COMMAND, SUBCOMMAND) served by another module than COMMAND's own, where the layers demand it: validation
 # losses need the trainer, which sits above the metrics.
-SUBCOMMANDS: dict[tuple[str, str], str] = {("eval", "loss"): "avgen.train.validate:main"}
+SUBCOMMANDS: dict[tuple[str, str], str] = {
+    ("eval", "loss"): "avgen.train.validate:main",
+    ("codec", "stats"): "avgen.codecs.stats_cli:main",
+}
 
 
 def _load(target: str) -> Callable[[list[str]], int]:
@@ -30,23 +36,37 @@ def _load(target: str) -> Callable[[list[str]], int]:
     return getattr(importlib.import_module(module), func)
 
 
+def printable(value: object) -> str:
+    """``str(value)`` safe to print on a terminal: control characters (escape sequences, newlines, bidi
+    overrides, C1 codes) are shown as ``\\x1b``-style escapes instead of acting on the terminal."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def _format_info(info: dict) -> str:
+    """``probe``'s dict as text; every value that comes from the file (codec names, tags, the path) is
+    passed through ``printable``, so a crafted file cannot drive the terminal."""
+    p = printable
     lines = [
-        f"{info['path']}",
-        f"  format: {info['format']}, {info['size_bytes']} bytes, duration {info['duration_s']} s",
+        f"{p(info['path'])}",
+        f"  format: {p(info['format'])}, {info['size_bytes']} bytes, duration {info['duration_s']} s",
     ]
     for s in info["streams"]:
         if s["type"] == "video":
-            desc = f"{s['codec']} {s['width']}x{s['height']} {s.get('pix_fmt')} @ {s['fps']} fps, {s['frames']} frames"
-        else:
             desc = (
-                f"{s['codec']} {s['sample_rate']} Hz {s.get('layout', s['channels'])}, {s['samples']} samples"
+                f"{p(s['codec'])} {s['width']}x{s['height']} {p(s.get('pix_fmt'))} @ {p(s['fps'])} fps, "
+                f"{s['frames']} frames"
             )
-        lines.append(f"  {s['type']}: {desc}, duration {s['duration_s']} s, start {s['start_s']} s")
+        else:
+            layout = p(s.get("layout", s["channels"]))
+            desc = f"{p(s['codec'])} {s['sample_rate']} Hz {layout}, {s['samples']} samples"
+        lines.append(f"  {p(s['type'])}: {desc}, duration {s['duration_s']} s, start {s['start_s']} s")
     if info["av_start_offset_s"] is not None:
         lines.append(f"  A/V start offset: {info['av_start_offset_s'] * 1000:.3f} ms (audio minus video)")
     for k, v in info["metadata"].items():
-        lines.append(f"  tag {k}: {v}")
+        lines.append(f"  tag {p(k)}: {p(v)}")
     return "\n".join(lines)
 
 
@@ -65,13 +85,14 @@ def info_main(argv: list[str]) -> int:
             info = probe(f)
         except AVGenError as e:  # one bad file must not hide the others
             failed += 1
-            print(f"avgen info: error: {e}", file=sys.stderr)
+            print(f"avgen info: error: {printable(e)}", file=sys.stderr)
             info = {"path": str(f), "error": str(e)}
         infos.append(info)
         if not args.json and "error" not in info:
             print(_format_info(info))
-    if args.json:
-        print(json.dumps(infos if len(infos) > 1 else infos[0], indent=2))
+    if args.json:  # ensure_ascii escapes C1 controls and bidi marks; DEL is escaped by hand
+        text = json.dumps(infos if len(infos) > 1 else infos[0], indent=2, ensure_ascii=True)
+        print(text.replace("\x7f", "\\u007f"))
     return 1 if failed else 0
 
 
@@ -103,13 +124,61 @@ def main(argv: list[str] | None = None) -> int:
     if rest and (args.command, rest[0]) in SUBCOMMANDS:
         target, rest = SUBCOMMANDS[args.command, rest[0]], rest[1:]
     try:
-        return int(_load(target)(rest) or 0)
+        with _terminate_cleanly():
+            return int(_load(target)(rest) or 0)
     except AVGenError as e:
-        print(f"avgen {args.command}: error: {e}", file=sys.stderr)
+        print(f"avgen {args.command}: error: {printable(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"avgen {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print(f"avgen {args.command}: terminated", file=sys.stderr)
+        return 143
+    except OSError as e:
+        if e.errno not in _OUTPUT_ERRNOS:
+            raise
+        where = f"{printable(e.filename)}: " if e.filename else ""
+        print(f"avgen {args.command}: error: {where}{e.strerror}", file=sys.stderr)
+        return 2
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwinds the command like KeyboardInterrupt, so ``finally`` blocks and ``with`` exits
+    remove their temp files (``.part``); a BaseException, so no ``except Exception`` swallows it."""
+
+
+# File-system answers worth one line, not a traceback: the file or folder named is the whole story.
+_OUTPUT_ERRNOS = {
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.ENAMETOOLONG,
+    errno.EISDIR,
+    errno.ENOTDIR,
+}
+
+
+@contextlib.contextmanager
+def _terminate_cleanly() -> Iterator[None]:
+    """SIGTERM raises ``Terminated`` while a command runs (the default action would kill the process on the
+    spot, leaving half-written temp files). A command that handles SIGTERM itself (``avgen train`` checkpoints
+    and stops) installs its own handler inside and puts this one back after."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -23,27 +23,87 @@ def _suggest(key: str, known: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _coerce(value: Any, tp: Any, where: str) -> Any:
-    """Convert ``value`` to annotation ``tp`` where that is unambiguous (nested dataclasses, tuples)."""
+def _kind(tp: Any) -> str:
+    """A short name of annotation ``tp`` for error messages."""
+    return {int: "a whole number", float: "a number", bool: "true or false", str: "a string"}.get(
+        tp, getattr(tp, "__name__", str(tp))
+    )
+
+
+def _got(value: Any) -> str:
+    return f"{value!r} ({type(value).__name__})"
+
+
+def _coerce(value: Any, tp: Any, where: str, widen: bool = True) -> Any:
+    """``value`` checked against annotation ``tp`` and converted where that is unambiguous (an int where a
+    float is wanted, a list where a tuple is, a mapping where a nested dataclass is).
+
+    A bool is not a number here, though Python counts it as an int; a float is not a whole number, even
+    6.0 (a count written as a float is more likely a mistake than a 6). Annotations it does not know
+    (``Any``, other classes) pass values through for the dataclass's own checks. ``widen=False`` (items of
+    lists and mappings) checks an int against ``float`` without converting it, as before these checks.
+    """
     origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp) and isinstance(value, dict):
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(
+                f"{where}: expected a section of {tp.__name__} settings (a mapping), got {_got(value)}"
+            )
         return from_dict(tp, value, where=where)
     if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        args = typing.get_args(tp)
         if value is None:
-            return None
-        if len(args) == 1:
-            return _coerce(value, args[0], where)
+            if type(None) in args:
+                return None
+            raise ConfigError(f"{where}: must not be null")
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg, where, widen)
+            except ConfigError as e:
+                errors.append(e)
+        kinds = " or ".join(_kind(a) for a in args if a is not type(None))
+        raise ConfigError(f"{where}: expected {kinds}, got {_got(value)}") from errors[0]
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {_got(value)}")
         return value
-    if origin is tuple and isinstance(value, list | tuple):
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            hint = f"; write {int(value)}" if isinstance(value, float) and value.is_integer() else ""
+            raise ConfigError(f"{where}: expected a whole number, got {_got(value)}{hint}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            hint = ""
+            if isinstance(value, str):
+                hint = "; YAML reads 1e-4 as text: write 1.0e-4"
+            raise ConfigError(f"{where}: expected a number, got {_got(value)}{hint}")
+        return float(value) if widen else value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {_got(value)}")
+        return value
+    if origin is tuple or tp is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: expected a list, got {_got(value)}")
         args = typing.get_args(tp)
         if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+            return tuple(_coerce(v, args[0], f"{where}[{i}]", False) for i, v in enumerate(value))
+        if args:
+            if len(value) != len(args):
+                raise ConfigError(
+                    f"{where}: expected a list of {len(args)} values, got {len(value)}: {value!r}"
+                )
+            return tuple(_coerce(v, a, f"{where}[{i}]", False) for i, (v, a) in enumerate(zip(value, args)))
         return tuple(value)
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if tp is tuple and isinstance(value, list):
-        return tuple(value)
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {_got(value)}")
+        args = typing.get_args(tp)
+        if len(args) == 2:
+            return {k: _coerce(v, args[1], f"{where}.{k}", False) for k, v in value.items()}
+        return value
     return value
 
 
@@ -117,6 +177,12 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {text!r}: {part!r} is not a section")
+        if isinstance(node.get(path[-1]), dict) and not isinstance(value, dict):
+            key = ".".join(path)
+            raise ConfigError(
+                f"--set {text!r}: {key} is a section of settings, not a value; set one of its keys, "
+                f"e.g. --set {key}.{next(iter(node[path[-1]]), 'KEY')}=VALUE"
+            )
         node[path[-1]] = value
     return out
 
@@ -129,7 +195,16 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise ConfigError(f"{p}: config file not found")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"{p}: not a YAML text file (byte {e.start} is not UTF-8); give a recipe such as "
+            "configs/examples/small_dit_synth.yaml"
+        ) from None
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot be read ({e.strerror})") from e
+    try:
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{p}: not valid YAML: {e}") from e
     if not isinstance(data, dict):

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from avgen.atomic import check_writable
 from avgen.clip import AVClip
 from avgen.data.synth import SynthConfig, make_sample
 from avgen.data.synth.spec import parse_size
@@ -102,6 +103,7 @@ def main(argv: list[str]) -> int:
         parser.error("--scale must be >= 1")
     if args.out.exists() and not args.overwrite:
         parser.error(f"{args.out} exists; pass --overwrite to replace it")
+    check_writable(args.out, what="--out", overwrite=args.overwrite)  # before any generation
 
     if args.ground_truth:
         scenes, name = render_ground_truth(args.seed, parse_size(args.size), args.duration), "avgen-synth"

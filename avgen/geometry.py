@@ -53,7 +53,10 @@ class ClipGeometry:
         if not (isinstance(duration, int | float) and math.isfinite(duration) and duration > 0):
             raise ConfigError(f"seconds (the clip length) must be a positive number, got {duration!r}")
         fps = as_fps(fps)
-        return cls(num_frames=max(1, round(duration * fps)), fps=fps, **kwargs)
+        frames = duration * fps
+        if not math.isfinite(frames):  # 1e308 s: round() would raise OverflowError
+            raise ConfigError(f"seconds={duration!r} at {fps} fps is more frames than can be counted")
+        return cls(num_frames=max(1, round(frames)), fps=fps, **kwargs)
 
     @property
     def num_samples(self) -> int:

@@ -7,9 +7,11 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import torch
 
+from avgen.atomic import check_writable_dir
 from avgen.export import export_pipeline
 from avgen.model.dit import dit_config, parameter_count
 from avgen.model.presets import PRESETS
@@ -35,6 +37,8 @@ def main(argv: list[str]) -> int:
     export.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
     args = parser.parse_args(argv)
     if args.command == "export":
+        # The copy is built beside DST and renamed into place: its folder must take new entries.
+        check_writable_dir(Path(args.dst).parent, what=f"DST {args.dst}: its folder")
         sizes = export_pipeline(
             args.src,
             args.dst,

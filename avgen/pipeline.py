@@ -7,8 +7,7 @@ is held clean at t = 0 while the video is generated) and video-to-audio (foley f
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -23,15 +22,27 @@ from avgen.clip import AVClip
 from avgen.codecs import load_codec
 from avgen.codecs.tiny import tiny_audio_codec, tiny_video_vae
 from avgen.config import to_dict
-from avgen.data.speech_timing import prompt_timeline
 from avgen.diffusion import generate  # (the module, so a benchmark can time generate_tokens in place)
 from avgen.diffusion.settings import SamplingConfig
 from avgen.dsp import fit_length, resample
 from avgen.errors import CheckpointError, ClipError, ConfigError
 from avgen.geometry import ClipGeometry
 from avgen.model.dit import JointDiT, tiny_dit
-from avgen.model.phonemes import Phonemes, Timeline
-from avgen.model.text import TextEncoder, default_encoder_path, tiny_text_encoder
+from avgen.model.phonemes import Timeline
+from avgen.model.text import TextEncoder, TextStates, default_encoder_path, tiny_text_encoder
+from avgen.pipeline_calls import (
+    autocast_for,
+    clip_generators,
+    clip_timelines,
+    diffusers_step_end,
+    expand_prompts,
+    resolve_aliases,
+    resolve_task,
+    text_batches,
+    to_arguments,
+    warn_cpu_dtype,
+    warn_unknown_words,
+)
 from avgen.pipeline_config import (
     FORMAT,
     PARTS,
@@ -41,11 +52,8 @@ from avgen.pipeline_config import (
     PipelineConfig,
     config_from_json,
     shipped_path,
-    unknown_words,
 )
 from avgen.tokens import Packed, TokenSpec, pack, unpack
-
-log = logging.getLogger("avgen")
 
 
 def to_pixels(video: Tensor) -> np.ndarray:
@@ -118,9 +126,35 @@ class AVPipeline:
     def device(self) -> torch.device:
         return next(self.dit.parameters()).device
 
-    def to(self, device: str | torch.device) -> AVPipeline:
-        for module in (self.dit, self.video_codec, self.audio_codec, self.text_encoder):
-            module.to(device)
+    @property
+    def dtype(self) -> torch.dtype:
+        """The DiT's dtype (``to``); the text encoder, the codecs and the sampler's state are float32."""
+        return next(self.dit.parameters()).dtype
+
+    def to(
+        self,
+        *args: Any,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+        torch_dtype: torch.dtype | None = None,
+    ) -> AVPipeline:
+        """Move every part to a device and/or put the DiT in a dtype, as diffusers' ``to`` does:
+        ``to("cuda")``, ``to(torch.bfloat16)``, ``to("cuda", torch.float16)``, ``to(torch_dtype=...)``;
+        returns ``self``.
+
+        The dtype (float32, bfloat16 or float16) is the DiT's, which holds nearly all the weights and the
+        compute; it runs under autocast to that dtype (on CUDA a float32 DiT runs under bf16 autocast). The
+        text encoder and both codecs stay float32: they are small, and the codecs' outputs are the final
+        pixels and samples. The sampler's state stays float32. A reduced dtype on a CPU warns: CPU autocast
+        emulates bf16 / fp16 matmuls without avx512_bf16 or AMX (slower than float32), and is less precise.
+        """
+        where, dt = to_arguments(args, device, dtype, torch_dtype)
+        if where is not None:
+            for module in (self.dit, self.video_codec, self.audio_codec, self.text_encoder):
+                module.to(where)
+        if dt is not None:
+            self.dit.to(dtype=dt)
+        warn_cpu_dtype(self.device, self.dtype)
         return self
 
     def compile(self, **options: Any) -> AVPipeline:
@@ -152,8 +186,15 @@ class AVPipeline:
         return target
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path, *, device: str | torch.device = "cpu") -> AVPipeline:
-        """Load a pipeline folder, or a shipped model by name (``"avgen-tiny"``). Works offline."""
+    def from_pretrained(
+        cls,
+        name_or_path: str | Path,
+        *,
+        device: str | torch.device = "cpu",
+        torch_dtype: torch.dtype | None = None,
+    ) -> AVPipeline:
+        """Load a pipeline folder, or a shipped model by name (``"avgen-tiny"``). Works offline.
+        ``torch_dtype``: the DiT's dtype (``to``; default float32, as stored)."""
 
         path = shipped_path(str(name_or_path)) if str(name_or_path) in SHIPPED else Path(name_or_path)
         meta_file = path / PIPELINE_FILE
@@ -184,7 +225,7 @@ class AVPipeline:
                     f"configured encoder gives {text.dim}: restore the folder the pipeline was saved with"
                 )
         pipe = cls(dit, load_codec(path / "video_codec"), load_codec(path / "audio_codec"), text, config)
-        return pipe.to(device)
+        return pipe.to(device, torch_dtype=torch_dtype)
 
     # -- generation ------------------------------------------------------------------------------------
     def geometry(self, seconds: float, height: int, width: int, fps: Any = None) -> ClipGeometry:
@@ -253,7 +294,7 @@ class AVPipeline:
         width: int | None = None,
         fps: Any = None,
         seed: int = 0,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | Sequence[torch.Generator] | None = None,
         audio: AVClip | None = None,
         video: AVClip | None = None,
         extend: AVClip | None = None,
@@ -261,9 +302,13 @@ class AVPipeline:
         speech_start: float | None = None,
         speech_rate: int | None = None,
         phonemes: Sequence[Timeline] | None = None,
+        num_videos_per_prompt: int = 1,
+        callback_on_step_end: Callable[..., dict[str, Any]] | None = None,
+        callback_on_step_end_tensor_inputs: Sequence[str] | None = None,
         **sampling: Any,
     ) -> AVClip | list[AVClip]:
-        """Generate one clip per prompt (a string in, an AVClip out; a list in, a list out).
+        """Generate ``num_videos_per_prompt`` clips per prompt, prompt-major: an AVClip for a string prompt
+        and one clip per prompt, otherwise a list (for a list of prompts, always).
 
         Tasks: text-to-audio-video (default) of ``seconds`` at ``height`` x ``width`` and ``fps``;
         ``audio=`` an AVClip with audio -> audio-to-video (its length sets ``seconds`` unless given; the
@@ -272,7 +317,18 @@ class AVPipeline:
         and sound are kept and the clip grows to ``seconds``. ``sampling``: any field of
         ``SamplingConfig`` (``steps``, ``sampler``, ``shift``, ``video_guidance``, ``audio_guidance``,
         ``video_sync``, ``audio_sync``, ``order``, ``negative_prompt``) overriding the pipeline's
-        ``config.sampling`` for this call; None keeps it. ``generator`` (or ``seed``) fixes the noise.
+        ``config.sampling`` for this call (None keeps it), or a diffusers / audiocraft name for one
+        (``pipeline_calls.ALIASES``: ``num_inference_steps``, ``guidance_scale`` = both guidance scales,
+        ``audio_guidance_scale``, ``num_frames``, ``frame_rate``, ``duration``). ``negative_prompt`` may
+        also be a list, one per prompt.
+
+        Randomness: clip i draws all its noise from its own generator, seeded ``seed + i``, or from
+        ``generator`` (one per clip; a single one stands for ``seed=generator.initial_seed()``), and its
+        metadata's ``seed`` regenerates it alone: ``pipe(its_prompt, seed=that)`` with the same settings
+        gives the same frames and audio, bit for bit on a CPU. For that, each prompt is encoded alone, clips
+        whose texts pad alike are sampled as one batch, and each clip is decoded alone.
+        ``callback_on_step_end(pipe, step_index, timestep, callback_kwargs) -> dict`` runs after each
+        solver step of each batch, as in diffusers (``pipeline_calls.diffusers_step_end``).
 
         Speech, for a DiT that reads timed phonemes (``DiTConfig.phonemes``): the words a prompt quotes are
         timed by espeak-ng (the ``speech`` extra) from ``speech_start`` seconds at ``speech_rate`` words per
@@ -280,112 +336,123 @@ class AVPipeline:
         ``phonemes`` gives each prompt's timeline itself: ``[(start_s, end_s, espeak_mnemonic), ...]``.
         """
         cfg = self.config
-        settings = cfg.sampling.replace(**sampling)
-        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-        if not prompts or not all(isinstance(p, str) for p in prompts):
+        call = resolve_aliases({"seconds": seconds, "fps": fps, **sampling}, cfg.fps)
+        seconds, fps, negative = call.pop("seconds"), call.pop("fps"), call.pop("negative_prompt", None)
+        settings = cfg.sampling.replace(
+            **call, negative_prompt=negative if isinstance(negative, str) else None
+        )
+        texts = [prompt] if isinstance(prompt, str) else list(prompt)
+        if not texts or not all(isinstance(p, str) for p in texts):
             raise ConfigError(f"prompt must be a string or a non-empty list of strings, got {prompt!r}")
-        for text in dict.fromkeys(prompts):
-            if unknown := unknown_words(text, cfg.vocabulary):
-                log.warning(
-                    "avgen: %s knows few words of %r (not: %s); it draws only what its training captions "
-                    "name (see its model card)",
-                    cfg.name,
-                    text,
-                    ", ".join(dict.fromkeys(unknown)),
-                )
-        given = [
-            (name, c) for name, c in (("audio", audio), ("video", video), ("extend", extend)) if c is not None
-        ]
-        if len(given) > 1:
-            raise ConfigError(
-                f"give at most one of audio=, video=, extend=; got {', '.join(n for n, _ in given)}"
-            )
-        task = {"audio": "a2v", "video": "v2a", "extend": "continue"}[given[0][0]] if given else "t2av"
-        needs = {"audio": ("audio",), "video": ("video",), "extend": ("audio", "video")}
-        for name, c in given:
-            if not isinstance(c, AVClip) or any(getattr(c, part) is None for part in needs[name]):
-                what = " and ".join(needs[name])
-                raise ClipError(f"{name}= must be an AVClip with {what}, e.g. read_av(path, streams='av')")
-        if video is not None:
-            seconds, height, width, fps = video.video_duration, video.height, video.width, video.fps
-        elif extend is not None:
-            height, width, fps = extend.height, extend.width, extend.fps
-            seconds = cfg.duration if seconds is None else seconds
-            if seconds <= extend.video_duration:
-                raise ConfigError(
-                    f"seconds={seconds} must exceed the given clip's {extend.video_duration:.3f} s to extend it"
-                )
-        elif audio is not None and seconds is None:
-            seconds = audio.audio_duration
+        prompts, negatives, source = expand_prompts(
+            texts, settings.negative_prompt if negative is None else negative, num_videos_per_prompt
+        )
+        warn_unknown_words(texts, cfg)
+        task, seconds, height, width, fps = resolve_task(
+            audio, video, extend, seconds, height, width, fps, cfg.duration
+        )
         geom = self.geometry(  # None takes the pipeline's default; 0 is refused by the geometry, not replaced
             cfg.duration if seconds is None else seconds,
             cfg.height if height is None else height,
             cfg.width if width is None else width,
             fps,
         )
-        batch, device = len(prompts), self.device
+        gens, seeds = clip_generators(len(prompts), seed, generator, self.device)
 
-        # The packed sequence: given modalities are encoded, generated ones are placeholders.
-        spec = self.dit.config.tokens
-        v_lat = torch.zeros(batch, spec.video_channels, *geom.video_latent_shape, device=device)
-        a_lat = torch.zeros(batch, spec.audio_channels, geom.audio_latent_length, device=device)
-        if audio is not None or extend is not None:
-            a_lat = self._encode_audio(audio or extend, geom, batch)
-        if video is not None or extend is not None:
-            v_lat = self._encode_video(video or extend, geom, batch)  # causal VAE: the prefix encodes alone
-        packed = pack(spec, v_lat, a_lat, geom.video_times(), geom.audio_times())
-
-        cond = self.text_encoder(prompts)
+        # Given modalities are encoded once (batch 1; the causal VAE encodes a prefix alone); prompts alone.
+        a_given = self._encode_audio(audio or extend, geom, 1) if task in ("a2v", "continue") else None
+        v_given = self._encode_video(video or extend, geom, 1) if task in ("v2a", "continue") else None
+        cond = {p: self.text_encoder([p]) for p in dict.fromkeys(prompts)}
+        uncond = {n: self.text_encoder([n]) for n in dict.fromkeys(negatives)}
+        speech = None
         if self.dit.config.phonemes:
-            if phonemes is None:
-                timing = {"seconds": geom.duration, "start": speech_start, "rate": speech_rate}
-                phonemes = [prompt_timeline(p, **timing) for p in prompts]
-            cond = cond.with_phonemes(Phonemes.from_timelines(phonemes).to(device))
-        uncond = self.text_encoder([settings.negative_prompt] * batch)
+            timing = {"seconds": geom.duration, "start": speech_start, "rate": speech_rate}
+            speech = clip_timelines(prompts, source, phonemes, timing)
+        batches = text_batches([cond[p] for p in prompts], [uncond[n] for n in negatives], speech)
         passes = 1 if settings.order == "joint" or task in ("a2v", "v2a") else 2
-        if generator is None:
-            generator = torch.Generator(device=device).manual_seed(int(seed))
         bar = None
         if progress:
-            bar = tqdm(total=passes * settings.steps, desc=f"avgen {task}", unit="step", leave=False)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            tokens = generate.generate_tokens(
-                self.dit,
-                packed,
-                cond,
-                uncond,
-                task=task,
+            total = len(batches) * passes * settings.steps
+            bar = tqdm(total=total, desc=f"avgen {task}", unit="step", leave=False)
+        on_step = None
+        if callback_on_step_end is not None:
+            on_step = diffusers_step_end(self, callback_on_step_end, callback_on_step_end_tensor_inputs)
+        frames: list[np.ndarray] = [np.empty(0)] * len(prompts)
+        wavs: list[np.ndarray] = [np.empty(0)] * len(prompts)
+        for members, cond_states, uncond_states in batches:
+            batch_frames, batch_wavs = self._sample(
+                task,
+                geom,
+                settings,
+                cond_states.to(self.device),
+                uncond_states,
+                [gens[i] for i in members],
+                (v_given, a_given),
                 seconds=extend.video_duration if extend is not None else 0.0,
-                sampling=settings,
-                generator=generator,
                 callback=(lambda i, x: bar.update(1)) if bar is not None else None,
+                on_step=on_step,
             )
+            for row, i in enumerate(members):
+                frames[i], wavs[i] = batch_frames[row], batch_wavs[row]
         if bar is not None:
             bar.close()
-        frames, wav = self._decode(*unpack(tokens.float(), packed.layout), geom)
-        if extend is not None:  # the given prefix comes back exactly as given
-            frames[:, : extend.num_frames] = extend.video[: geom.num_frames]
-            n = min(extend.num_samples, geom.num_samples) if extend.sample_rate == geom.sample_rate else 0
-            wav[:, :, :n] = extend.audio.mean(0)[:n]
         clips = []
         for i, text in enumerate(prompts):
             meta = {
                 "model": cfg.name,
                 "prompt": text,
-                "seed": str(seed),
+                "seed": str(seeds[i]),
                 "task": task,
                 "steps": str(settings.steps),
             }
             if passes == 2:
                 meta["order"] = settings.order
+            if extend is not None:  # the given prefix comes back exactly as given
+                frames[i][: extend.num_frames] = extend.video[: geom.num_frames]
+                n = min(extend.num_samples, geom.num_samples) if extend.sample_rate == geom.sample_rate else 0
+                wavs[i][:, :n] = extend.audio.mean(0)[:n]
             clip_frames, clip_fps = (video.video, video.fps) if video is not None else (frames[i], geom.fps)
             sound, rate = (
-                (audio.audio, audio.sample_rate) if audio is not None else (wav[i], geom.sample_rate)
+                (audio.audio, audio.sample_rate) if audio is not None else (wavs[i], geom.sample_rate)
             )
             clips.append(
                 AVClip(video=clip_frames, fps=clip_fps, audio=sound, sample_rate=rate, metadata=meta)
             )
-        return clips[0] if isinstance(prompt, str) else clips
+        return clips[0] if isinstance(prompt, str) and len(clips) == 1 else clips
+
+    def _sample(
+        self,
+        task: str,
+        geom: ClipGeometry,
+        settings: SamplingConfig,
+        cond: TextStates,
+        uncond: TextStates,
+        generators: list[torch.Generator],
+        given: tuple[Tensor | None, Tensor | None],
+        **options: Any,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One batch (a row of ``cond`` and a generator per clip) sampled, then decoded clip by clip (the
+        codecs' last bits depend on the batch size): uint8 frames (B, T, H, W, 3), float32 audio (B, C, N).
+
+        ``given``: the video and audio latents (batch 1) that the task keeps, or None for a generated
+        modality; ``options``: ``generate_tokens``'s ``seconds``, ``callback`` and ``on_step``.
+        """
+        batch, spec = len(cond), self.dit.config.tokens
+        v_given, a_given = given
+        v_lat = torch.zeros(batch, spec.video_channels, *geom.video_latent_shape, device=self.device)
+        a_lat = torch.zeros(batch, spec.audio_channels, geom.audio_latent_length, device=self.device)
+        if v_given is not None:
+            v_lat = v_given.expand(batch, *v_given.shape[1:])
+        if a_given is not None:
+            a_lat = a_given.expand(batch, *a_given.shape[1:])
+        packed = pack(spec, v_lat, a_lat, geom.video_times(), geom.audio_times())
+        with autocast_for(self.device, self.dtype):
+            tokens = generate.generate_tokens(
+                self.dit, packed, cond, uncond, task=task, sampling=settings, generator=generators, **options
+            )
+        v_out, a_out = unpack(tokens.float(), packed.layout)
+        decoded = [self._decode(v_out[i : i + 1], a_out[i : i + 1], geom) for i in range(batch)]
+        return np.concatenate([f for f, _ in decoded]), np.concatenate([w for _, w in decoded])
 
     def _latents(self, clip: AVClip, what: str) -> tuple[Tensor, Tensor, ClipGeometry]:
         """Both codecs' latents of ``clip`` (batch 1) at its own size, fps and length, and its geometry."""

@@ -44,7 +44,7 @@ def provenance(metadata: Mapping[str, Any] | None) -> dict[str, str]:
 def _remove(path: Path) -> None:
     try:
         path.unlink()
-    except FileNotFoundError:
+    except OSError:  # never made (a read-only folder answers EROFS, not ENOENT): nothing to remove
         pass
 
 
@@ -84,7 +84,11 @@ class AVWriter:
         if suffix not in VIDEO_SUFFIXES and suffix not in AUDIO_SUFFIXES:
             known = ", ".join([*VIDEO_SUFFIXES, *AUDIO_SUFFIXES])
             raise MediaError(self.path, f"unknown extension {suffix or '(none)'!r}; avgen writes {known}")
-        if self.path.exists() and not overwrite:
+        try:
+            exists = self.path.exists()
+        except OSError as e:  # e.g. a name longer than the file system takes
+            raise MediaError(self.path, f"cannot be written ({e.strerror})") from None
+        if exists and not overwrite:
             raise MediaError(self.path, "file exists; pass overwrite=True (CLI: --overwrite) to replace it")
         if not self.path.parent.is_dir():
             raise MediaError(self.path, f"folder {self.path.parent} does not exist")
@@ -131,9 +135,17 @@ class AVWriter:
         import soundfile as sf
 
         self._container = None
-        self._sf = sf.SoundFile(
-            self._part, "w", samplerate=self.sample_rate, channels=self.channels, format=fmt, subtype=subtype
-        )
+        try:
+            self._sf = sf.SoundFile(
+                self._part,
+                "w",
+                samplerate=self.sample_rate,
+                channels=self.channels,
+                format=fmt,
+                subtype=subtype,
+            )
+        except (RuntimeError, OSError) as e:  # soundfile's LibsndfileError is a RuntimeError
+            raise MediaError(self.path, f"cannot create file: {e}") from e
         self._sf.software = self._tags["generator"]
         self._sf.comment = json.dumps(self._tags, ensure_ascii=True)[:2000]
         if "title" in self._tags:
@@ -164,7 +176,7 @@ class AVWriter:
         self._pad = (pad_h - self.height, pad_w - self.width)
         try:
             self._container = av.open(str(self._part), "w", format=fmt, options=options)
-        except av.error.FFmpegError as e:
+        except (av.error.FFmpegError, OSError) as e:
             raise MediaError(self.path, f"cannot create file: {e}") from e
         for key, value in tags.items():
             self._container.metadata[key] = value
@@ -239,7 +251,10 @@ class AVWriter:
             )
         self.samples_written += samples.shape[1]
         if self._sf is not None:
-            self._sf.write(samples.T)
+            try:
+                self._sf.write(samples.T)
+            except (RuntimeError, OSError) as e:
+                raise MediaError(self.path, f"writing failed: {e}") from e
             return
         if self._resampler is not None:
             samples = self._resample(samples)
@@ -278,8 +293,13 @@ class AVWriter:
         self._mux(self._astream.encode(af))
 
     def _mux(self, packets: Any) -> None:
-        for packet in packets:
-            self._container.mux(packet)
+        import av
+
+        try:
+            for packet in packets:
+                self._container.mux(packet)
+        except (av.error.FFmpegError, OSError) as e:  # full disk, read-only folder, file system errors
+            raise MediaError(self.path, f"writing failed: {e}") from e
 
     # -- finishing ----------------------------------------------------------------------------------------
     def close(self) -> Path:
@@ -311,7 +331,11 @@ class AVWriter:
         if self.path.exists() and not self._overwrite:
             self._finalizer()
             raise MediaError(self.path, "file appeared while writing; pass overwrite=True to replace it")
-        os.replace(self._part, self.path)
+        try:
+            os.replace(self._part, self.path)
+        except OSError as e:
+            self._finalizer()
+            raise MediaError(self.path, f"cannot move the finished file into place ({e.strerror})") from e
         self._finalizer.detach()
         return self.path
 

@@ -24,7 +24,8 @@ LAYERS: list[list[str]] = [
     ["reader", "geometry", "io"],  # media files in, the latent grid of a clip, the io facade
     ["codecs", "model", "data"],  # latent codecs, the DiT and text encoder, datasets
     ["diffusion"],  # paths, samplers and guidance around a model
-    ["pipeline_config", "pipeline"],  # prompt in, AVClip out; the pipeline's settings
+    ["pipeline_config", "pipeline", "pipeline_calls", "pipeline_output", "limits"],  # prompt in, AVClip out;
+    # the pipeline's settings, call aliases and outputs; resource limits of a generation
     ["export", "metrics"],  # shipping a pipeline, scoring clips and models
     ["train"],  # the loop, its tasks (codecs, joint model) and recipes
     ["generate", "demo", "model_cli", "cli"],  # commands

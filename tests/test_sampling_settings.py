@@ -64,8 +64,8 @@ def test_pipeline_call_takes_every_setting_and_refuses_others() -> None:
     assert (base.video == same.video).all() and (base.audio == same.audio).all()
     other = pipe("a red ball bounces", video_guidance=7.0, audio_guidance=1.0, negative_prompt="blurry", **kw)
     assert not (other.video == base.video).all()
-    with pytest.raises(ConfigError, match="guidance_scale"):
-        pipe("a red ball bounces", guidance_scale=3.0, **kw)
+    with pytest.raises(ConfigError, match="guidance_scal"):
+        pipe("a red ball bounces", guidance_scal=3.0, **kw)
     with pytest.raises(ConfigError, match="steps"):
         pipe("a red ball bounces", steps=0, **kw)
 

@@ -1,8 +1,10 @@
-"""Latent codecs behind one protocol: EnCodec audio, a causal video VAE, and a pixel-space codec.
+"""Latent codecs behind one protocol: EnCodec audio, a causal video VAE, a pixel-space codec, and pretrained
+codecs in the Hugging Face layout (Wan and LTX video VAEs, DAC, Oobleck; ``hf_*`` modules, docs/codecs.md).
 
-``transformers`` loads only when an EnCodec codec is built; ``load_codec`` picks the class from the
-folder's config.json. Sources are local folders; a Hugging Face hub id is fetched only when written
-``"hf://owner/name"`` and allowed with ``allow_download=True`` (``avgen.codecs.hub``).
+``transformers`` loads only when an EnCodec or DAC codec is built, ``diffusers`` (the ``codecs`` extra) only
+for Wan, LTX and Oobleck; ``load_codec`` picks the class from the folder's config.json. Sources are local
+folders; a Hugging Face hub id is fetched only when written ``"hf://owner/name"`` and allowed with
+``allow_download=True`` (``avgen.codecs.hub``, EnCodec only).
 """
 
 from __future__ import annotations
@@ -12,7 +14,11 @@ from pathlib import Path
 from avgen.codecs.audio import EncodecCodec
 from avgen.codecs.base import (
     CONFIG_NAME,
+    HF_DAC,
     HF_ENCODEC,
+    HF_LTX,
+    HF_OOBLECK,
+    HF_WAN,
     AudioCodec,
     LatentCodec,
     LatentStats,
@@ -21,6 +27,7 @@ from avgen.codecs.base import (
     read_codec_config,
 )
 from avgen.codecs.encodec_config import EncodecCodecConfig
+from avgen.codecs.hf_base import HFCodec
 from avgen.codecs.hub import hub_id
 from avgen.codecs.pixel import PixelCodec, PixelCodecConfig
 from avgen.codecs.video_vae import CausalVideoVAE, VideoVAEConfig
@@ -31,6 +38,7 @@ __all__ = [
     "CausalVideoVAE",
     "EncodecCodec",
     "EncodecCodecConfig",
+    "HFCodec",
     "LatentCodec",
     "LatentStats",
     "PixelCodec",
@@ -43,8 +51,10 @@ __all__ = [
 
 def load_codec(
     source: str | Path, *, allow_download: bool = False
-) -> EncodecCodec | CausalVideoVAE | PixelCodec:
-    """Load a local codec folder written by ``save_pretrained`` (or a Hugging Face EnCodec folder).
+) -> EncodecCodec | CausalVideoVAE | PixelCodec | HFCodec:
+    """Load a local codec folder written by ``save_pretrained``, or a Hugging Face folder of EnCodec, DAC
+    (transformers), Wan, LTX-Video or Oobleck (diffusers): an ``EncodecCodec``, ``CausalVideoVAE``,
+    ``PixelCodec``, ``DacCodec``, ``WanVideoCodec``, ``LTXVideoCodec`` or ``OobleckCodec``.
 
     ``source`` is always a local path (relative to the working directory), never looked up online; only
     ``"hf://owner/name"`` with ``allow_download=True`` fetches an EnCodec from the hub. A missing folder or
@@ -60,6 +70,24 @@ def load_codec(
         return CausalVideoVAE.from_pretrained(path)
     if kind == "pixel":
         return PixelCodec.from_pretrained(path)
+    # the pretrained adapters import their library only when built
+    if kind == HF_WAN:
+        from avgen.codecs.hf_wan import WanVideoCodec
+
+        return WanVideoCodec.from_pretrained(path)
+    if kind == HF_LTX:
+        from avgen.codecs.hf_ltx import LTXVideoCodec
+
+        return LTXVideoCodec.from_pretrained(path)
+    if kind == HF_DAC:
+        from avgen.codecs.hf_dac import DacCodec
+
+        return DacCodec.from_pretrained(path)
+    if kind == HF_OOBLECK:
+        from avgen.codecs.hf_oobleck import OobleckCodec
+
+        return OobleckCodec.from_pretrained(path)
     raise CheckpointError(
-        f"{path / CONFIG_NAME}: unknown codec kind {kind!r} (known: encodec, video_vae, pixel)"
+        f"{path / CONFIG_NAME}: unknown codec kind {kind!r} (known: encodec, video_vae, pixel, and Hugging "
+        "Face folders of EncodecModel, DacModel, AutoencoderKLWan, AutoencoderKLLTXVideo, AutoencoderOobleck)"
     )

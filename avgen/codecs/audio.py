@@ -25,6 +25,7 @@ from avgen.codecs.base import (
 )
 from avgen.codecs.encodec_config import EncodecCodecConfig
 from avgen.codecs.hub import fetch_hub, hub_id
+from avgen.codecs.latent_stats import STATS_NAME, read_stats_file
 from avgen.config import from_dict, to_dict
 from avgen.dsp import fit_length, resample
 from avgen.errors import CheckpointError, ClipError
@@ -301,4 +302,9 @@ class EncodecCodec(nn.Module):
         if bad:
             raise CheckpointError(f"{path}: EnCodec weights do not match its config.json: {bad}")
         config = EncodecCodecConfig.from_hf(model.config, where=str(path / CONFIG_NAME))
-        return cls(config, model=model.float().eval())
+        codec = cls(config, model=model.float().eval())
+        stats = read_stats_file(path / STATS_NAME, codec.latent_channels)  # from `avgen codec stats`
+        if stats is not None:
+            codec.stats.mean.copy_(stats[0])
+            codec.stats.std.copy_(stats[1])
+        return codec

@@ -183,25 +183,43 @@ def local_codec_folder(source: str | Path) -> Path:
             f"{source}: no such codec folder{where}; expected a folder written by save_pretrained{hint}"
         )
     if not (path / CONFIG_NAME).is_file():
-        raise CheckpointError(f"{path}: has no {CONFIG_NAME}; expected a folder written by save_pretrained")
+        hint = ""
+        if (path / "vae" / CONFIG_NAME).is_file():  # a whole diffusers pipeline: its codec is in vae/
+            hint = f"; it looks like a diffusers pipeline folder, pass its codec folder {path / 'vae'}"
+        raise CheckpointError(
+            f"{path}: has no {CONFIG_NAME}; expected a folder written by save_pretrained{hint}"
+        )
     return path
 
 
-# The kind ``read_codec_config`` gives a Hugging Face EnCodec folder (transformers layout, not avgen's).
+# The kinds ``read_codec_config`` gives folders in a Hugging Face layout (not avgen's): transformers folders
+# by their "model_type", diffusers folders by their "_class_name".
 HF_ENCODEC = "hf_encodec"
+HF_DAC = "hf_dac"
+HF_WAN = "hf_wan"
+HF_LTX = "hf_ltx"
+HF_OOBLECK = "hf_oobleck"
+HF_MODEL_TYPES = {"encodec": HF_ENCODEC, "dac": HF_DAC}
+HF_CLASS_NAMES = {
+    "AutoencoderKLWan": HF_WAN,
+    "AutoencoderKLLTXVideo": HF_LTX,
+    "AutoencoderOobleck": HF_OOBLECK,
+}
 
 
 def read_codec_config(directory: str | Path) -> tuple[str, dict[str, Any]]:
-    """(kind, config dict) of an avgen codec folder, or (``HF_ENCODEC``, its config) of a Hugging Face
-    EnCodec folder; CheckpointError if it is neither."""
+    """(kind, config dict) of an avgen codec folder, or (``HF_ENCODEC``, ``HF_DAC``, ``HF_WAN``, ``HF_LTX`` or
+    ``HF_OOBLECK``, its config) of a folder in the Hugging Face layout; CheckpointError if it is neither."""
     d = local_codec_folder(directory)
     cfg_path = d / CONFIG_NAME
     try:
         data = json.loads(cfg_path.read_text())
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{cfg_path}: not valid JSON ({e})") from e
-    if isinstance(data, dict) and data.get("model_type") == "encodec":
-        return HF_ENCODEC, data
+    if isinstance(data, dict) and data.get("model_type") in HF_MODEL_TYPES:
+        return HF_MODEL_TYPES[data["model_type"]], data
+    if isinstance(data, dict) and data.get("_class_name") in HF_CLASS_NAMES:
+        return HF_CLASS_NAMES[data["_class_name"]], data
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f'{cfg_path}: not an avgen codec config (no "format": "{FORMAT}")')
     return str(data.get("kind")), dict(data.get("config") or {})

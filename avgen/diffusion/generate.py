@@ -6,15 +6,28 @@ media, packs them, calls ``generate_tokens``, and unpacks + decodes the result.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
 from avgen.diffusion.guidance import guided_velocity
-from avgen.diffusion.samplers import Callback, drop_idle, get_sampler, hold_given, ordered, schedule
+from avgen.diffusion.samplers import (
+    Callback,
+    Generators,
+    drop_idle,
+    get_sampler,
+    hold_given,
+    ordered,
+    schedule,
+)
 from avgen.diffusion.settings import SamplingConfig
 from avgen.diffusion.tasks import given_mask, initial_state
 from avgen.model.text import TextStates
 from avgen.tokens import Packed
+
+# (step index, token times (B, L) the step started from, state (B, L, F) after it) -> a new state or None
+StepEnd = Callable[[int, Tensor, Tensor], Tensor | None]
 
 
 def generate_tokens(
@@ -26,8 +39,9 @@ def generate_tokens(
     task: str = "t2av",
     seconds: float = 0.0,
     sampling: SamplingConfig | None = None,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     callback: Callback | None = None,
+    on_step: StepEnd | None = None,
 ) -> Tensor:
     """Sample packed tokens ``(B, L, F)`` float32 for the geometry of ``packed``.
 
@@ -36,7 +50,13 @@ def generate_tokens(
     shape, positions and layout). ``cond``: B prompts (or 1); ``uncond``: the empty or negative prompt.
     ``sampling``: steps, solver, schedule shift, guidance and sync scales, order (``SamplingConfig``;
     default: its defaults); sync guidance is ``guidance.guided_velocity``'s, the orders
-    ``samplers.ordered``'s. Given tokens come back bit-for-bit unchanged.
+    ``samplers.ordered``'s. Given tokens come back bit-for-bit unchanged (unless a step callback changes them).
+
+    ``generator``: one for the batch, or a sequence of B: sample b then draws all its noise (the initial
+    state, the null noise of sync guidance, a stochastic sampler's noise) from the b-th alone, so it comes
+    out as it would in a batch of one. ``callback(i, x)`` and then ``on_step(i, t, x)`` run after each
+    solver step ``i``, with ``t (B, L)`` the token times the step started from (1 = noise, 0 = clean); a
+    Tensor either returns replaces the state.
     """
     s = sampling or SamplingConfig()
     layout = packed.layout
@@ -62,5 +82,12 @@ def generate_tokens(
     timesteps = drop_idle(
         hold_given(ordered(schedule(s.steps, s.shift), layout.modality(), s.order).to(device), given)
     )
+
+    def after_step(i: int, x: Tensor) -> Tensor:
+        out = callback(i, x) if callback is not None else None
+        x = out if isinstance(out, Tensor) else x
+        out = on_step(i, timesteps[i], x) if on_step is not None else None
+        return out if isinstance(out, Tensor) else x
+
     with torch.no_grad():
-        return get_sampler(s.sampler)(velocity_fn, x, timesteps, generator=generator, callback=callback)
+        return get_sampler(s.sampler)(velocity_fn, x, timesteps, generator=generator, callback=after_step)

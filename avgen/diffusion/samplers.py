@@ -4,14 +4,17 @@ Each sampler is a pure function ``(velocity_fn, x, timesteps, generator, callbac
 from ``SAMPLERS``. ``timesteps`` is ``(S + 1,)`` (one schedule for every token) or per token
 ``(S + 1, L)`` / ``(S + 1, B, L)``: a token whose time does not change between two steps (a "given"
 token held at t = 0) is left exactly as it is, since every update is a multiple of ``t_next - t_cur``.
-The solvers are deterministic but for ``euler_sde``, which draws fresh noise from ``generator``.
+The solvers are deterministic but for ``euler_sde``, which draws fresh noise from ``generator``: one
+``torch.Generator`` for the whole batch, or a sequence of B, one per sample (``draw_noise``), so that
+each sample's noise is what its generator draws alone. ``callback(i, x)`` runs after step ``i``; a Tensor
+it returns replaces the state.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from einops import rearrange
@@ -21,7 +24,32 @@ from avgen.diffusion.flow import VelocityFn, time_shift
 from avgen.errors import ConfigError
 from avgen.tokens import AUDIO, VIDEO, ShapeError
 
-Callback = Callable[[int, Tensor], None]
+Callback = Callable[[int, Tensor], Tensor | None]
+Generators = torch.Generator | Sequence[torch.Generator] | None
+
+
+def draw_noise(
+    shape: Sequence[int],
+    generator: Generators,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """Standard normal noise of ``shape`` ``(B, ...)`` on ``device``, drawn on each generator's own device.
+
+    ``generator``: None (the global generator), one generator for the whole tensor, or a sequence of B
+    generators, row b drawn from the b-th alone: it holds what that generator gives for a batch of one, so a
+    sample's noise does not depend on the batch it is in. A sequence of another length is a ConfigError.
+    """
+    if generator is None or isinstance(generator, torch.Generator):
+        on = generator.device if generator is not None else device
+        return torch.randn(tuple(shape), generator=generator, device=on, dtype=dtype).to(device)
+    gens = list(generator)
+    if len(gens) != shape[0] or not all(isinstance(g, torch.Generator) for g in gens):
+        raise ConfigError(
+            f"generator: need one torch.Generator per sample, {shape[0]} in all; got {len(gens)} items"
+        )
+    row = (1, *shape[1:])
+    return torch.cat([torch.randn(row, generator=g, device=g.device, dtype=dtype).to(device) for g in gens])
 
 
 def schedule(steps: int, shift: float = 1.0) -> Tensor:
@@ -108,11 +136,23 @@ def _col(t: Tensor) -> Tensor:
     return rearrange(t, "b l -> b l 1")
 
 
+def _after_step(callback: Callback | None, i: int, x: Tensor) -> Tensor:
+    """``x`` after ``callback(i, x)``: the Tensor it returns (same shape), or ``x`` for anything else."""
+    if callback is None:
+        return x
+    out = callback(i, x)
+    if not isinstance(out, Tensor):
+        return x
+    if out.shape != x.shape:
+        raise ShapeError(f"a step callback returned a state of {tuple(out.shape)}; expected {tuple(x.shape)}")
+    return out.to(device=x.device, dtype=x.dtype)
+
+
 def euler(
     velocity_fn: VelocityFn,
     x: Tensor,
     timesteps: Tensor,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     callback: Callback | None = None,
 ) -> Tensor:
     """First-order Euler: ``x <- x + (t_next - t_cur) v(x, t_cur)``."""
@@ -121,8 +161,7 @@ def euler(
         t_cur, t_next = _time(timesteps, i, x), _time(timesteps, i + 1, x)
         # Euler step.
         x = x + _col(t_next - t_cur) * velocity_fn(x, t_cur)
-        if callback is not None:
-            callback(i, x)
+        x = _after_step(callback, i, x)
     return x
 
 
@@ -130,7 +169,7 @@ def heun(
     velocity_fn: VelocityFn,
     x: Tensor,
     timesteps: Tensor,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     callback: Callback | None = None,
 ) -> Tensor:
     """Heun's second-order method (EDM Algorithm 1): Euler step, then the trapezoid correction.
@@ -153,8 +192,7 @@ def heun(
             d_next = velocity_fn(x_next, t_next)
             x_next = torch.where(_col(correct), x + h * (0.5 * d_cur + 0.5 * d_next), x_next)
         x = x_next
-        if callback is not None:
-            callback(i, x)
+        x = _after_step(callback, i, x)
     return x
 
 
@@ -162,7 +200,7 @@ def adams_bashforth2(
     velocity_fn: VelocityFn,
     x: Tensor,
     timesteps: Tensor,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     callback: Callback | None = None,
 ) -> Tensor:
     """Second-order Adams-Bashforth multistep, variable step: one velocity evaluation per step.
@@ -184,8 +222,7 @@ def adams_bashforth2(
             r = torch.where(h_prev != 0, h / torch.where(h_prev != 0, h_prev, 1.0), 0.0)
             x = x + h * ((1 + 0.5 * r) * v - 0.5 * r * v_prev)
         v_prev, h_prev = v, h
-        if callback is not None:
-            callback(i, x)
+        x = _after_step(callback, i, x)
     return x
 
 
@@ -193,7 +230,7 @@ def stochastic_euler(
     velocity_fn: VelocityFn,
     x: Tensor,
     timesteps: Tensor,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     callback: Callback | None = None,
     eta: float = 0.5,
 ) -> Tensor:
@@ -201,9 +238,9 @@ def stochastic_euler(
 
     From the model's estimates of the clean tokens ``x0 = x - t v`` and of their noise ``n = x + (1 - t) v``
     it steps to ``x <- (1 - t_next) x0 + t_next (sqrt(1 - eta^2) n + eta z)`` with ``z ~ N(0, I)`` drawn
-    from ``generator``. ``eta = 0`` is exactly Euler; a larger ``eta`` swaps more of the estimated noise
-    for fresh noise each step, which lets an imperfect model correct its early mistakes at some cost in
-    detail. A token whose time does not change (held given) stays exactly as it is.
+    from ``generator`` (one, or one per sample). ``eta = 0`` is exactly Euler; a larger ``eta`` swaps more
+    of the estimated noise for fresh noise each step, which lets an imperfect model correct its early
+    mistakes at some cost in detail. A token whose time does not change (held given) stays exactly as it is.
     """
     if not 0.0 <= eta <= 1.0:
         raise ConfigError(f"eta must be in [0, 1], got {eta}")
@@ -214,11 +251,10 @@ def stochastic_euler(
         v = velocity_fn(x, t_cur)
         t_cur, t_next = _col(t_cur), _col(t_next)
         x0, noise = x - t_cur * v, x + (1 - t_cur) * v
-        z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        z = draw_noise(x.shape, generator, x.device, x.dtype)
         # Renoise the clean estimate to t_next with mostly the estimated and partly fresh noise.
         x = torch.where(t_next == t_cur, x, (1 - t_next) * x0 + t_next * (keep * noise + eta * z))
-        if callback is not None:
-            callback(i, x)
+        x = _after_step(callback, i, x)
     return x
 
 

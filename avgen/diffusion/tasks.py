@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from avgen.diffusion.samplers import Generators, draw_noise
 from avgen.errors import ConfigError
 from avgen.tokens import AUDIO, VIDEO, ShapeError, TokenLayout
 
@@ -49,15 +50,14 @@ def initial_state(
     batch: int,
     given: Tensor,
     given_tokens: Tensor | None = None,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     device: torch.device | str = "cpu",
 ) -> Tensor:
     """The state at t = 1: standard normal noise ``(B, L, F)`` float32 (zero on padded features), with
-    ``given_tokens (B, L, F)`` (packed clean latents) copied in where ``given (B, L)``."""
+    ``given_tokens (B, L, F)`` (packed clean latents) copied in where ``given (B, L)``. ``generator``: one
+    for the batch, or B, sample b's noise drawn from the b-th alone (``samplers.draw_noise``)."""
     shape = (batch, layout.num_tokens, layout.spec.feature_dim)
-    gen_device = generator.device if generator is not None else device
-    noise = torch.randn(shape, generator=generator, device=gen_device).to(device)
-    noise = noise * layout.feature_mask(device)
+    noise = draw_noise(shape, generator, device) * layout.feature_mask(device)
     if given.shape != shape[:2]:
         raise ShapeError(f"given must be {shape[:2]}, got {tuple(given.shape)}")
     if not given.any():

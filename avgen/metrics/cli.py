@@ -18,6 +18,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from avgen.atomic import check_writable_dir
 from avgen.config import to_dict
 from avgen.data.synth.captions import PHRASE_POOLS
 from avgen.diffusion import settings
@@ -26,6 +27,7 @@ from avgen.io import read_av, write_av
 from avgen.metrics.evaluate import evaluate_clip
 from avgen.metrics.fad_fvd import DEFINITIONS, DistributionScorer, find_reference
 from avgen.metrics.model_eval import ModelEvalConfig, evaluate_model
+from avgen.metrics.offset_result import describe_offset, round_ms
 from avgen.metrics.report import plot_clip, write_json
 from avgen.metrics.synth import score_synth
 from avgen.metrics.weights import convert_weights
@@ -65,8 +67,9 @@ def summarize(clips: list[dict[str, Any]]) -> dict[str, Any]:
         "av_align_variant": "current",
         "av_align_legacy": _mean([x["av_align_legacy"] for x in s]),
         "av_align_chance": _mean([x["av_align_chance"] for x in s]),
-        "offset_ms_mean": _mean(lags),
-        "abs_offset_ms_mean": _mean([abs(v) for v in lags if v is not None]),
+        "offset_ms_mean": round_ms(_mean(lags)),
+        "abs_offset_ms_mean": round_ms(_mean([abs(v) for v in lags if v is not None])),
+        "offset_estimated": sum(v is not None for v in lags),
         "synth_clips": len(synth),
         "impact_f1": _mean([x["impact"]["f1"] for x in synth if "impact" in x]),
         "lip_sync_correlation": _mean([x["lip_sync"]["correlation"] for x in synth if "lip_sync" in x]),
@@ -174,7 +177,7 @@ def score_all(
             status = f"FAILED: {entry['error']}"
         else:
             status = (
-                f"AV-Align {entry['scores']['av_align']}, offset {entry['scores']['offset']['lag_ms']} ms"
+                f"AV-Align {entry['scores']['av_align']}, offset {describe_offset(entry['scores']['offset'])}"
             )
         print(f"[{i}/{len(videos)}] {path.name}: {status}", file=sys.stderr)
     summary = summarize(clips)
@@ -182,7 +185,9 @@ def score_all(
         "av_align": "TempoTokens AV-Align, current variant (flow peaks >= 0.1, each video peak used once)",
         "av_align_legacy": "older AV-Align copies (no 0.1 threshold, video peaks reusable; may exceed 1)",
         "av_align_chance": "mean current AV-Align over random circular shifts of the audio peaks",
-        "offset.lag_ms": "lag maximising onset/motion cross-correlation; positive = audio late",
+        "offset.lag_ms": "lag best aligning audio onsets/offsets with motion changes, to 10 ms; positive = audio "
+        "late; None = no estimate (offset.reason)",
+        "offset.probability": "calibrated P(lag within one frame of the truth), fitted on avgen-synth shifts",
     }
     distribution: dict[str, Any] = {}
     if scorer is not None:
@@ -257,6 +262,7 @@ def generate_main(args: argparse.Namespace, scorer: Any = None, reference: list[
     """Generate ``--n`` clips from the prompts (cycling; seed = index) with a pipeline, then score them."""
     prompts = read_prompts(args.prompts)
     overrides = settings.from_arguments(args)
+    check_writable_dir(args.out, what="--out")
     pipe = AVPipeline.from_pretrained(args.pipeline, device=args.device)
     args.out.mkdir(parents=True, exist_ok=True)
     videos = []
@@ -286,6 +292,7 @@ def model_main(args: argparse.Namespace) -> int:
         phrase_pool=args.phrase_pool,
         sampling=settings.from_arguments(args),
     )
+    check_writable_dir(args.out, what="--out")
     pipe = AVPipeline.from_pretrained(args.pipeline, device=args.device)
     report = evaluate_model(pipe, cfg, args.out)
     for task, families in report["summary"].items():
@@ -368,6 +375,7 @@ def main(argv: list[str]) -> int:
             parser.error("--n must be >= 1")
         return generate_main(args, *_distribution(args, parser))
     videos = find_videos(args.dir, args.recursive)
+    check_writable_dir(args.out or (args.dir / "avgen_eval"), what="--out")
     scorer, reference = _distribution(args, parser)
     report = score_all(
         videos,

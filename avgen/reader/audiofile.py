@@ -96,4 +96,6 @@ def read_soundfile(p: Path, streams: Streams, window: Window, limits: ReadLimits
         tags = json.loads(comment) if comment.startswith("{") else {}
     except json.JSONDecodeError:
         tags = {}
+    if not np.isfinite(data).all():
+        raise MediaError(p, "holds NaN or infinite samples; re-export it from its source")
     return AVClip(audio=np.clip(data.T, -1, 1), sample_rate=rate, metadata=tags)

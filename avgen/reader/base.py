@@ -15,13 +15,19 @@ INTERNAL_TAGS = ("avgen_width", "avgen_height", "avgen_sample_rate")
 
 
 def check_file(path: Any) -> Path:
+    """``path`` as a Path, or a MediaError naming it: missing, not a regular file, empty, or unreadable."""
     p = Path(path)
-    if not p.exists():
-        raise MediaError(p, "no such file")
-    if not p.is_file():
-        raise MediaError(p, "not a regular file")
-    if p.stat().st_size == 0:
-        raise MediaError(p, "empty file (0 bytes)")
+    try:
+        if not p.exists():
+            raise MediaError(p, "no such file")
+        if not p.is_file():
+            raise MediaError(p, "not a regular file")
+        if p.stat().st_size == 0:
+            raise MediaError(p, "empty file (0 bytes)")
+        with open(p, "rb") as f:
+            f.read(1)
+    except OSError as e:
+        raise MediaError(p, f"cannot be read ({e.strerror or e}); check its permissions and name") from None
     return p
 
 

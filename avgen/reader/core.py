@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from avgen.clip import AVClip
-from avgen.errors import MediaError
+from avgen.errors import ClipError, MediaError
 from avgen.reader.audio import AudioSink, offset_error, out_channels, restore_rate, stored_span
 from avgen.reader.audiofile import SOUNDFILE_SUFFIXES, check_wav_length, read_soundfile
 from avgen.reader.base import (
@@ -322,13 +322,16 @@ def _clip(plan: _Plan, sinks: list[Any], eof: dict[int, bool]) -> AVClip:
                 assert plan.stored is not None and plan.span is not None
                 audio = restore_rate(audio, plan.rate, plan.original, plan.stored[1], plan.span)
     meta = {k: v for k, v in plan.tags.items() if k not in INTERNAL_TAGS}
-    return AVClip(
-        video=video,
-        fps=plan.fps if video is not None else None,
-        audio=audio,
-        sample_rate=plan.original if audio is not None else None,
-        metadata=meta,
-    )
+    try:
+        return AVClip(
+            video=video,
+            fps=plan.fps if video is not None else None,
+            audio=audio,
+            sample_rate=plan.original if audio is not None else None,
+            metadata=meta,
+        )
+    except ClipError as e:  # decoded values no clip may hold (NaN samples): the file's fault, named
+        raise MediaError(plan.p, str(e)) from None
 
 
 def read_video_timed(

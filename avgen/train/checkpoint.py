@@ -300,6 +300,18 @@ def _read_verified(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any
             f"{folder}: damaged checkpoint ({folder / STATE_JSON} is not a checkpoint's JSON)"
         )
     _verify(folder, tensors, meta)
+    step = meta.get("step")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise CheckpointError(
+            f"{folder}: damaged checkpoint ({folder / STATE_JSON} gives step {step!r}, not a whole number "
+            ">= 0); delete it to resume from an older one"
+        )
+    tail = folder.name[len(PREFIX) :]
+    if folder.name.startswith(PREFIX) and tail.isdigit() and int(tail) != step:
+        raise CheckpointError(
+            f"{folder}: damaged checkpoint ({folder / STATE_JSON} gives step {step}, its folder {int(tail)}); "
+            "delete it to resume from an older one"
+        )
     return tensors, meta
 
 
@@ -310,9 +322,7 @@ def load_checkpoint(folder: str | Path) -> TrainState:
     """
     folder = Path(folder)
     tensors, meta = _read_verified(folder)
-    state = TrainState(
-        step=int(meta["step"]), schedulers=meta.get("schedulers", {}), extra=meta.get("extra", {})
-    )
+    state = TrainState(step=meta["step"], schedulers=meta.get("schedulers", {}), extra=meta.get("extra", {}))
     for key, value in tensors.items():
         kind, rest = key.split("/", 1)
         if kind == "module":

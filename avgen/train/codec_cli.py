@@ -7,7 +7,8 @@ import json
 import sys
 import time
 
-from avgen.codecs import EncodecCodec, load_codec
+from avgen.codecs import load_codec
+from avgen.codecs.latent_stats import is_audio_codec
 from avgen.train.codec import config_from_args, threads_from_env, train_codec
 from avgen.train.codec_data import load_audio_clips, load_video_clips
 from avgen.train.codec_eval import evaluate_audio, evaluate_video
@@ -52,7 +53,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     codec = load_codec(args.codec).eval()
-    if isinstance(codec, EncodecCodec):
+    if is_audio_codec(codec):
         clips, families = load_audio_clips(args.data, codec.sample_rate, codec.channels, args.limit)
         metrics = evaluate_audio(codec, clips, families)
     else:
@@ -74,7 +75,7 @@ def _info(args: argparse.Namespace) -> int:
         "latent_channels": codec.latent_channels,
         "parameters": sum(p.numel() for p in codec.parameters()),
     }
-    if isinstance(codec, EncodecCodec):
+    if is_audio_codec(codec):
         info.update(
             sample_rate=codec.sample_rate,
             channels=codec.channels,
@@ -128,6 +129,8 @@ def main(argv: list[str]) -> int:
     info = sub.add_parser("info", help="describe a codec folder")
     info.add_argument("codec")
     info.set_defaults(func=_info)
+    # (listed for --help; ``avgen codec stats`` itself is routed to avgen.codecs.stats_cli by avgen.cli)
+    sub.add_parser("stats", help="per-channel latent mean/std of a codec over a media folder, stored with it")
 
     args = parser.parse_args(argv)
     return int(args.func(args))

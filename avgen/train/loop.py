@@ -260,7 +260,7 @@ def train(
         dynamic_ncols=True,
         desc=task.name,
     )
-    log = RunLog(out, ctx.is_main)
+    log = RunLog(out, ctx.is_main, start_step=step)  # drops what a stopped run logged past its checkpoint
     status = "done"
     sums: dict[str, float] = {}
     count, t0 = 0, time.perf_counter()

@@ -8,6 +8,17 @@ from dataclasses import dataclass
 from avgen.errors import ConfigError
 
 PRECISIONS = ("auto", "fp32", "bf16")
+INT_FIELDS = (
+    "steps",
+    "warmup",
+    "grad_accum",
+    "log_every",
+    "eval_every",
+    "ckpt_every",
+    "keep_checkpoints",
+    "seed",
+    "num_threads",
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,12 @@ class LoopConfig:
     budget_minutes: float = 0.0
 
     def __post_init__(self) -> None:
+        for name in INT_FIELDS:  # a bool is an int to Python, and 1.5 steps would silently run 2
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"loop.{name} must be a whole number, got {value!r}")
+        if not isinstance(self.compile, bool):
+            raise ConfigError(f"loop.compile must be true or false, got {self.compile!r}")
         for name in ("steps", "grad_accum", "log_every", "ckpt_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"loop.{name} must be >= 1, got {getattr(self, name)}")

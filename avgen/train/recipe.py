@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from avgen.atomic import check_writable_dir
 from avgen.config import apply_overrides, from_dict, load_yaml, to_dict
 from avgen.errors import ConfigError
 from avgen.train.codec import CodecTrainConfig, train_codec
@@ -182,6 +183,7 @@ def main(argv: list[str]) -> int:
     if args.print_config:
         print(json.dumps(to_dict(cfg), indent=2))
         return 0
+    check_writable_dir(cfg.out, what="--out" if args.out else f"{args.config}: out")  # before any data loads
     result = run(cfg, resume=args.resume, progress=not args.no_progress)
     if result.get("status") == "interrupted":
         print(f"interrupted at step {result['step']}; continue with --resume", file=sys.stderr)
