@@ -312,8 +312,8 @@ class AVPipeline:
 
         Tasks: text-to-audio-video (default) of ``seconds`` at ``height`` x ``width`` and ``fps``;
         ``audio=`` an AVClip with audio -> audio-to-video (its length sets ``seconds`` unless given; the
-        returned clip carries that audio unchanged); ``video=`` an AVClip with video -> video-to-audio (its
-        frames, size, fps and length are kept); ``extend=`` an AVClip with both -> continuation: its frames
+        returned clip carries that audio unchanged, cut to ``seconds`` if given shorter); ``video=`` an
+        AVClip with video -> video-to-audio (its frames, size, fps and length are kept); ``extend=`` an AVClip with both -> continuation: its frames
         and sound are kept and the clip grows to ``seconds``. ``sampling``: any field of
         ``SamplingConfig`` (``steps``, ``sampler``, ``shift``, ``video_guidance``, ``audio_guidance``,
         ``video_sync``, ``audio_sync``, ``order``, ``negative_prompt``) overriding the pipeline's
@@ -413,7 +413,9 @@ class AVPipeline:
                 wavs[i][:, :n] = extend.audio.mean(0)[:n]
             clip_frames, clip_fps = (video.video, video.fps) if video is not None else (frames[i], geom.fps)
             sound, rate = (
-                (audio.audio, audio.sample_rate) if audio is not None else (wavs[i], geom.sample_rate)
+                (audio.audio[:, : round(geom.duration * audio.sample_rate)], audio.sample_rate)
+                if audio is not None  # the given sound, cut to the clip when seconds= asked for less
+                else (wavs[i], geom.sample_rate)
             )
             clips.append(
                 AVClip(video=clip_frames, fps=clip_fps, audio=sound, sample_rate=rate, metadata=meta)
