@@ -313,8 +313,8 @@ class AVPipeline:
         Tasks: text-to-audio-video (default) of ``seconds`` at ``height`` x ``width`` and ``fps``;
         ``audio=`` an AVClip with audio -> audio-to-video (its length sets ``seconds`` unless given; the
         returned clip carries that audio unchanged, cut to ``seconds`` if given shorter); ``video=`` an
-        AVClip with video -> video-to-audio (its frames, size, fps and length are kept); ``extend=`` an AVClip with both -> continuation: its frames
-        and sound are kept and the clip grows to ``seconds``. ``sampling``: any field of
+        AVClip with video -> video-to-audio (its frames, size, fps and length are kept); ``extend=`` an
+        AVClip with both -> continuation: its frames and sound are kept and the clip grows to ``seconds``. ``sampling``: any field of
         ``SamplingConfig`` (``steps``, ``sampler``, ``shift``, ``video_guidance``, ``audio_guidance``,
         ``video_sync``, ``audio_sync``, ``order``, ``negative_prompt``) overriding the pipeline's
         ``config.sampling`` for this call (None keeps it), or a diffusers / audiocraft name for one
