@@ -215,7 +215,8 @@ def score_all(
         extra += f"; {summary['failed']} failed (errors in the report)"
     print(
         f"scored {summary['scored']}/{summary['clips']} clips: AV-Align {summary['av_align']} "
-        f"(chance {summary['av_align_chance']}), mean |offset| {summary['abs_offset_ms_mean']} ms{extra} -> {path}"
+        f"(chance {summary['av_align_chance']}), mean |offset| {summary['abs_offset_ms_mean']} ms "
+        f"({summary['offset_estimated']} estimated){extra} -> {path}"
     )
     return report
 

@@ -1,7 +1,8 @@
 """Score one clip with every sync metric that needs no pretrained network.
 
-The optical flow and audio onsets are computed once and shared by AV-Align (both variants), its chance
-level and the offset estimator; :class:`ClipEvaluation` keeps the curves so a report can plot them.
+The optical flow and audio onsets are computed once and shared by AV-Align (both variants) and its chance
+level; the offset estimator measures the change of motion per cell from its own flow pass
+(:mod:`avgen.metrics.offset`). :class:`ClipEvaluation` keeps the curves so a report can plot them.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from avgen.metrics.av_align import (
 from avgen.metrics.offset import (
     OffsetConfig,
     OffsetResult,
-    audio_onset_envelope,
+    audio_event_envelope,
     estimate_offset,
-    motion_onset_curve,
+    motion_change_curve,
 )
 
 
@@ -43,7 +44,7 @@ class ClipEvaluation:
     chance: float
     offset: OffsetResult
     onset_envelope: tuple[np.ndarray, np.ndarray] = field(repr=False)  # (values, times)
-    motion_onsets: tuple[np.ndarray, np.ndarray] = field(repr=False)  # (values, times)
+    motion_onsets: tuple[np.ndarray, np.ndarray] = field(repr=False)  # (values, times) of the motion change
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready scores (NaN becomes None)."""
@@ -89,7 +90,7 @@ def evaluate_clip(
     legacy = result_from_features(a_peaks, flow, fps, variant="legacy")
     duration = video.shape[0] / fps
     chance = chance_iou(a_peaks, current.video_peaks, fps, duration)
-    env = audio_onset_envelope(audio, sample_rate, offset_config)
-    motion = motion_onset_curve(flow, fps)
-    offset = estimate_offset(*env, *motion, fps, config=offset_config)
+    env = audio_event_envelope(audio, sample_rate, offset_config)
+    motion = motion_change_curve(video, fps)
+    offset = estimate_offset(*env, *motion, fps, config=offset_config, calibration="motion_change")
     return ClipEvaluation(duration, fps, current, legacy, chance, offset, env, motion)

@@ -16,6 +16,7 @@ from einops import rearrange
 from avgen import atomic
 from avgen.errors import MediaError
 from avgen.metrics._deps import require
+from avgen.metrics.offset_result import describe_offset
 
 
 def _json_safe(x: Any) -> Any:
@@ -114,11 +115,11 @@ def plot_clip(
     ax.vlines(v_peaks, -0.15, 0.85, color="tab:blue", lw=1.5, ls="--", label="video peaks")
     for i, j in evaluation.av_align.matches:
         ax.plot([a_peaks[i], v_peaks[j]], [1.05, 1.05], color="tab:green", lw=3)
-    off = evaluation.offset.lag_ms
+    off = describe_offset(evaluation.offset.to_dict())
     ax.set_title(
         f"AV-Align {evaluation.av_align.score:.3f} ({evaluation.av_align.variant}; chance "
         f"{evaluation.chance:.3f}, legacy {evaluation.av_align_legacy.score:.3f})   offset "
-        f"{off:+.0f} ms (+ = audio late, conf {evaluation.offset.confidence:.1f})",
+        f"{off}, + = audio late",
         loc="left",
         fontsize=9,
     )
