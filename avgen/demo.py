@@ -21,6 +21,7 @@ from avgen.clip import AVClip
 from avgen.data.synth import SynthConfig, make_sample
 from avgen.data.synth.spec import parse_size
 from avgen.io import probe, write_av
+from avgen.metrics._deps import missing
 from avgen.metrics.evaluate import evaluate_clip
 from avgen.metrics.prompted import score_prompted
 from avgen.metrics.report import plot_clip
@@ -119,6 +120,9 @@ def main(argv: list[str]) -> int:
         f"wrote {path}: {v['codec']} {v['width']}x{v['height']} @ {v['fps']} fps, {v['frames']} frames "
         f"({v['duration_s']:.3f} s) + {a['codec']} {a['sample_rate']} Hz ({a['duration_s']:.3f} s)"
     )
+    if gone := missing():  # the clip is written; scoring and the PNG need the eval extra
+        print(f"(sync scores and the PNG need {', '.join(gone)}: pip install 'avgen[eval]')")
+        return 0
     for caption, scene in scenes:
         print(f"{name}: {caption!r}: {sync_line(caption, scene)}")
     if not args.no_png:

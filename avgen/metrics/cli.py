@@ -24,6 +24,7 @@ from avgen.data.synth.captions import PHRASE_POOLS
 from avgen.diffusion import settings
 from avgen.errors import AVGenError, MediaError
 from avgen.io import read_av, write_av
+from avgen.metrics._deps import require_eval
 from avgen.metrics.evaluate import evaluate_clip
 from avgen.metrics.fad_fvd import DEFINITIONS, DistributionScorer, find_reference
 from avgen.metrics.model_eval import ModelEvalConfig, evaluate_model
@@ -367,6 +368,8 @@ def main(argv: list[str]) -> int:
     conv.add_argument("dst", type=Path, help="output .safetensors file (written atomically)")
     conv.add_argument("--network", required=True, choices=("vggish", "i3d"), help="which network SRC holds")
     args = parser.parse_args(argv)
+    if args.mode != "convert-weights":
+        require_eval(f"avgen eval {args.mode}")  # once, before any clip: not one error per clip
     if args.mode == "convert-weights":
         return convert_main(args)
     if args.mode == "model":
