@@ -143,7 +143,10 @@ class TextEncoder(nn.Module):
         """
         folder = local_model_folder(path)
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
+        bar = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # a local folder loads in well under a second: no bar
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
             model = AutoModel.from_pretrained(str(folder), local_files_only=True, dtype=torch.float32)
@@ -151,6 +154,9 @@ class TextEncoder(nn.Module):
             raise CheckpointError(
                 f"{folder}: cannot load a tokenizer and encoder from this folder: {e}"
             ) from e
+        finally:
+            if bar:
+                hf_logging.enable_progress_bar()
         if getattr(model.config, "is_encoder_decoder", False):
             model = model.get_encoder()
         return cls(tokenizer, model, max_length=max_length)
