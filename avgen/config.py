@@ -30,6 +30,14 @@ def _kind(tp: Any) -> str:
     )
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _got(value: Any) -> str:
     return f"{value!r} ({type(value).__name__})"
 
@@ -76,8 +84,8 @@ def _coerce(value: Any, tp: Any, where: str, widen: bool = True) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             hint = ""
-            if isinstance(value, str):
-                hint = "; YAML reads 1e-4 as text: write 1.0e-4"
+            if isinstance(value, str) and _is_number(value):
+                hint = f"; YAML reads {value} as text: write it with a decimal point, e.g. 1.0e-4"
             raise ConfigError(f"{where}: expected a number, got {_got(value)}{hint}")
         return float(value) if widen else value
     if tp is str:

@@ -222,9 +222,9 @@ def test_the_joint_trainer_weighs_training_tokens_by_foreground_and_never_valida
     [
         ({"foreground_weight": -1.0}, "foreground_weight must be a finite number >= 0"),
         ({"foreground_weight": float("inf")}, "foreground_weight must be a finite number >= 0"),
-        ({"foreground_weight": True}, "foreground_weight must be a finite number >= 0"),
+        ({"foreground_weight": True}, "foreground_weight: expected a number, got True"),
         ({"foreground_stride": 0}, "foreground_stride must be >= 1"),
-        ({"foreground_stride": 1.5}, "foreground_stride must be an integer >= 1"),
+        ({"foreground_stride": 1.5}, "foreground_stride: expected a whole number, got 1.5"),
         ({"foreground_map": "lips"}, "foreground_map must be one of"),
     ],
 )
