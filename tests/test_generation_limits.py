@@ -99,7 +99,7 @@ def test_model_shape_reads_json_only(shape, configs_only) -> None:
 
 
 def test_memory_limit_flag_beats_env_beats_measured(monkeypatch) -> None:
-    monkeypatch.setattr(limits, "available_memory", lambda device="cpu": (5 * limits.GIB, "injected"))
+    monkeypatch.setattr(limits.memory, "available_memory", lambda device="cpu": (5 * limits.GIB, "injected"))
     assert limits.memory_limit("cpu", None, {}) == (5 * limits.GIB, "injected")
     assert limits.memory_limit("cpu", None, {limits.MEMORY_ENV: "3"})[0] == 3 * limits.GIB
     assert limits.memory_limit("cpu", 2.0, {limits.MEMORY_ENV: "3"})[0] == 2 * limits.GIB
