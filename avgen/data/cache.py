@@ -9,7 +9,14 @@ written atomically (temp file + ``os.replace``). A shard's entry list is written
 and the index on ``flush``; opening a cache adds the entries of shards the index does not list yet, so a
 killed run keeps every complete shard and the next run encodes only what is missing.
 
-One process writes a cache at a time. File hashes are memoised in ``root/files.json`` by
+Several processes fill one cache at once as named writers (``writer="rank1"``; under torchrun each rank
+encodes its ``shard_range`` of the items, see ``avgen.train.latents.fill_cache``): each writes only its own
+``shard-rank1-00000.*`` files and its own file-hash memo ``files-rank1.json``, never ``index.json``, so no
+two ever write one path. The entry lists are the record; ``index.json`` is a summary of them that one
+process writes (``write_index``) after all writers are done and ``refresh`` has read every writer's shards.
+One job writes a cache folder at a time.
+
+File hashes are memoised in ``root/files.json`` (plus each writer's ``files-<writer>.json``) by
 (size, mtime_ns), so unchanged sources are not re-read.
 """
 
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from collections.abc import Callable, Iterable, Mapping
 from fractions import Fraction
@@ -91,14 +99,29 @@ class LatentCache:
     codecs: name -> codec (``encode`` + ``codec_id``), or ``(callable, id)``; each is applied to the item
         field of the same name with a batch axis added: ``video`` (1, 3, T, H, W) -> (1, D, t, h, w),
         ``audio`` (1, C, N) -> (1, D, L). Latents are stored without the batch axis.
-    shard_size: entries per shard file.
+    shard_size: entries per shard file at most; shard_bytes: a shard is also written once its queued
+        latents reach this many bytes (a killed run loses at most one shard of work).
+    writer: None for the only process writing the cache; else a name (letters, digits, ``_``) unique among
+        the processes that fill it at the same time, e.g. ``rank1`` (see the module docstring).
     """
 
-    def __init__(self, root: str | Path, codecs: Mapping[str, Any], *, shard_size: int = 64) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        codecs: Mapping[str, Any],
+        *,
+        shard_size: int = 64,
+        shard_bytes: int = 256 << 20,
+        writer: str | None = None,
+    ) -> None:
         if not codecs:
             raise ConfigError("LatentCache needs at least one codec, e.g. {'audio': codec}")
-        if shard_size < 1:
-            raise ConfigError(f"shard_size must be >= 1, got {shard_size}")
+        if shard_size < 1 or shard_bytes < 1:
+            raise ConfigError(f"shard_size and shard_bytes must be >= 1, got {shard_size}, {shard_bytes}")
+        if writer is not None and not re.fullmatch(r"[A-Za-z0-9_]+", writer):
+            raise ConfigError(f"writer must be letters, digits or '_', e.g. 'rank1', got {writer!r}")
+        self.writer = writer
+        self.shard_bytes = shard_bytes
         self.root = Path(root)
         self.encoders = {name: as_encoder(c) for name, c in sorted(codecs.items())}
         ids = {name: ident for name, (_, ident) in self.encoders.items()}
@@ -114,9 +137,19 @@ class LatentCache:
                 f"{self.index.get('codecs')}, expected version {VERSION} for {ids}; delete {self.dir}"
             )
         self._index_dirty = self._recover_shards()
-        self.files = _read_json(self.root / FILES_NAME, {})
+        self.files: dict[str, Any] = {}
+        self._read_file_hashes()
         self._files_dirty = False
         self._pending: dict[str, tuple[dict[str, Tensor], dict[str, Any]]] = {}
+        self._pending_bytes = 0
+
+    def _files_path(self) -> Path:
+        return self.root / (FILES_NAME if self.writer is None else f"files-{self.writer}.json")
+
+    def _read_file_hashes(self) -> None:
+        """Merge the memo of every writer (``files.json`` first) into ``self.files``."""
+        for path in [self.root / FILES_NAME, *sorted(self.root.glob("files-*.json"))]:
+            self.files.update(_read_json(path, {}))
 
     # --- keys -------------------------------------------------------------------------------------------
 
@@ -173,13 +206,18 @@ class LatentCache:
 
     def put(self, key: str, latents: Mapping[str, Tensor], meta: Mapping[str, Any]) -> None:
         """Queue an entry; a shard is written every ``shard_size`` entries, the index on ``flush``."""
-        self._pending[key] = ({n: t.detach().cpu().contiguous() for n, t in latents.items()}, dict(meta))
-        if len(self._pending) >= self.shard_size:
+        stored = {n: t.detach().cpu().contiguous() for n, t in latents.items()}
+        self._pending[key] = (stored, dict(meta))
+        self._pending_bytes += sum(t.numel() * t.element_size() for t in stored.values())
+        if len(self._pending) >= self.shard_size or self._pending_bytes >= self.shard_bytes:
             self._write_shard()
 
     def _next_shard(self) -> str:
-        used = [int(p.name.split("-")[1].split(".")[0]) for p in self.dir.glob("shard-*.safetensors")]
-        return f"shard-{max(used, default=-1) + 1:05d}.safetensors"
+        """This writer's next shard name: one past the highest it has used (complete or not)."""
+        prefix = "shard-" if self.writer is None else f"shard-{self.writer}-"
+        pattern = re.compile(re.escape(prefix) + r"(\d+)\.safetensors")
+        used = [int(m.group(1)) for p in self.dir.iterdir() if (m := pattern.fullmatch(p.name))]
+        return f"{prefix}{max(used, default=-1) + 1:05d}.safetensors"
 
     def _recover_shards(self) -> bool:
         """Add the entries of complete shards that the index does not list (a run killed before flush)."""
@@ -208,18 +246,30 @@ class LatentCache:
         self.index["entries"].update(entries)
         self.index["shards"].append(name)
         self._pending.clear()
+        self._pending_bytes = 0
         self._index_dirty = True
 
     def flush(self) -> None:
-        """Write queued entries as a shard, then the index and the file hashes (all atomically)."""
+        """Write queued entries as a shard, then the index (not as a named writer: ``write_index``) and
+        this writer's file hashes (all atomically)."""
         if self._pending:
             self._write_shard()
-        if self._index_dirty:
-            _write_json(self.dir / INDEX_NAME, self.index)
-            self._index_dirty = False
+        if self._index_dirty and self.writer is None:
+            self.write_index()
         if self._files_dirty:
-            _write_json(self.root / FILES_NAME, self.files)
+            _write_json(self._files_path(), self.files)
             self._files_dirty = False
+
+    def refresh(self) -> None:
+        """Read what other writers have added since this cache was opened: their complete shards and
+        their file hashes."""
+        self._index_dirty |= self._recover_shards()
+        self._read_file_hashes()
+
+    def write_index(self) -> None:
+        """Write ``index.json`` as this process knows it; with several writers, once, after ``refresh``."""
+        _write_json(self.dir / INDEX_NAME, self.index)
+        self._index_dirty = False
 
     def encode(
         self, item: Mapping[str, Tensor], device: str | torch.device | None = None
@@ -256,6 +306,15 @@ class LatentCache:
         for p in gone:
             shutil.rmtree(p)
         return gone
+
+
+def shard_range(n: int, rank: int, world_size: int) -> range:
+    """The items ``rank`` of ``world_size`` encodes: a contiguous block, so the fixed windows of one source
+    file (consecutive items) are decoded by one process, or two at a block's edge. The blocks of all ranks
+    are disjoint, cover ``range(n)`` and differ in length by at most one."""
+    if not 0 <= rank < world_size:
+        raise ConfigError(f"rank must be in [0, {world_size}), got {rank}")
+    return range(rank * n // world_size, (rank + 1) * n // world_size)
 
 
 def precompute_latents(

@@ -76,6 +76,19 @@ def init_distributed(device: str = "auto", timeout_s: float = 1800.0) -> DistCon
     return DistContext(rank, world, local, dev, True)
 
 
+def current_context() -> DistContext:
+    """The context of the process group this process already joined (``init_distributed``), or a
+    1-process context when there is none; for code that the loop does not hand a context (data loading)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return DistContext()
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = dist.get_backend() == "nccl"
+    dev = torch.device("cuda", torch.cuda.current_device()) if cuda else torch.device("cpu")
+    return DistContext(dist.get_rank(), dist.get_world_size(), local, dev, True)
+
+
 def close_distributed(ctx: DistContext) -> None:
     import torch.distributed as dist
 
@@ -83,8 +96,9 @@ def close_distributed(ctx: DistContext) -> None:
         dist.destroy_process_group()
 
 
-def wrap_model(model: nn.Module, ctx: DistContext, strategy: str) -> nn.Module:
-    """DDP, or FSDP2 ``fully_shard`` on every child listed in ``model.shard_units`` (if any) then the root.
+def wrap_model(model: nn.Module, ctx: DistContext, strategy: str, precision: str = "fp32") -> nn.Module:
+    """DDP, or FSDP2 (``avgen.train.fsdp``: ``fully_shard`` per block, then the root; bf16 parameters with
+    float32 gradient reduction when ``precision`` trains in bf16).
 
     On one process the model is returned as is.
     """
@@ -97,14 +111,9 @@ def wrap_model(model: nn.Module, ctx: DistContext, strategy: str) -> nn.Module:
 
         ids = [ctx.device.index] if ctx.device.type == "cuda" else None
         return DistributedDataParallel(model, device_ids=ids)
-    from torch.distributed.fsdp import fully_shard
+    from avgen.train.fsdp import fully_shard_model
 
-    units = getattr(model, "blocks", None)  # transformer blocks shard one by one; the rest goes with the root
-    if isinstance(units, nn.ModuleList):
-        for block in units:
-            fully_shard(block)
-    fully_shard(model)
-    return model
+    return fully_shard_model(model, ctx.device, precision)
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -177,6 +186,33 @@ def barrier(ctx: DistContext) -> None:
         import torch.distributed as dist
 
         dist.barrier()
+
+
+def waiting_group(ctx: DistContext, timeout_s: float) -> Any:
+    """A gloo group of every rank with its own ``timeout_s``, for ``all_succeeded`` after uneven work (each
+    rank encoding its share of a latent cache can take hours): the main group's timeout does not apply
+    and no GPU stream waits. Made before the work, while the ranks are together; None on one process."""
+    if not ctx.distributed:
+        return None
+    import torch.distributed as dist
+
+    return dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=timeout_s))
+
+
+def all_succeeded(ok: bool, ctx: DistContext, group: Any) -> bool:
+    """Wait for every rank (over ``group`` from ``waiting_group``), then True when every rank passed
+    ``ok=True``; a rank that failed still calls this, so the others stop instead of waiting out the
+    timeout. The group is released afterwards."""
+    if not ctx.distributed:
+        return ok
+    import torch.distributed as dist
+
+    t = torch.tensor([0.0 if ok else 1.0])
+    try:
+        dist.all_reduce(t, op=dist.ReduceOp.MAX, group=group)
+    finally:
+        dist.destroy_process_group(group)
+    return bool(t.item() == 0)
 
 
 def micro_batch_size(batch_size: int, world_size: int, grad_accum: int) -> int:

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from avgen.data.cache import LatentCache, LatentDataset, precompute_latents
+from avgen.data.cache import CacheError, LatentCache, LatentDataset, precompute_latents, shard_range
 from avgen.data.folder import FolderConfig, FolderDataset
 from avgen.data.speech_timing import timeline_from_events
 from avgen.data.synth import SynthConfig, make_sample, sample_family
@@ -30,7 +30,8 @@ from avgen.data.synth.spec import PHRASE_POOLS
 from avgen.errors import ConfigError
 from avgen.geometry import ClipGeometry
 from avgen.model.phonemes import TimedPhoneme
-from avgen.train.encode import bucket_key, encode_clips, geometry_for
+from avgen.train.distributed import DistContext, all_succeeded, current_context, waiting_group
+from avgen.train.encode import bucket_key, codecs_on, device_of, encode_clips, geometry_for
 from avgen.train.latent_set import LatentSet, cache_file, codec_ids, load_set, nearest_cache, save_set
 
 SOURCES = ("synth", "folder")
@@ -204,11 +205,29 @@ def synth_timelines(
     return out
 
 
+# How long a rank that has encoded its share of a folder's latent cache waits for the others.
+SHARD_WAIT_S = 24 * 3600.0
+
+
 def folder_latents(
-    cfg: JointDataConfig, root: str, video_codec: Any, audio_codec: Any, progress: bool = False
+    cfg: JointDataConfig,
+    root: str,
+    video_codec: Any,
+    audio_codec: Any,
+    progress: bool = False,
+    *,
+    device: torch.device | None = None,
+    shard_size: int = 64,
 ) -> LatentSet:
     """Every fixed ``cfg.duration`` window under ``root`` (center-cropped to ``cfg.size``), via the latent
-    cache in ``cfg.cache_dir`` (default ``root/.avgen_latents``)."""
+    cache in ``cfg.cache_dir`` (default ``root/.avgen_latents``), ``shard_size`` entries per shard at most.
+
+    Under torchrun (a process group is open) each rank encodes only its ``shard_range`` of the windows,
+    those the cache lacks, into shards of its own; once every rank is done each reads them all
+    (``fill_cache``). The cache folder must then be one every rank sees (shared storage across nodes).
+    ``device``: where the codecs encode (default: this rank's GPU under an nccl group, else wherever the
+    codecs are).
+    """
     fcfg = FolderConfig(
         fps=cfg.fps,
         sample_rate=audio_codec.sample_rate,
@@ -229,14 +248,33 @@ def folder_latents(
         geometries[bucket_names[b]] = geom
 
     (geom,) = geometries.values()  # one size and one duration: one bucket
+    ctx = current_context()
+    if device is None:
+        device = ctx.device if ctx.distributed else device_of(video_codec)
 
     def encode_video(x: Tensor) -> Tensor:  # (1, 3, T, H, W) in [-1, 1] -> padded to the codec grid, encoded
-        return video_codec.encode(geom.pad_video(x))
+        return video_codec.encode(geom.pad_video(x).to(device))
 
-    codecs = {"video": (encode_video, f"{video_codec.codec_id}+pipeline-pad"), "audio": audio_codec}
-    cache = LatentCache(cfg.cache_dir or Path(root) / ".avgen_latents", codecs)
-    precompute_latents(dataset, cache, progress=progress)
-    latents = LatentDataset(dataset, cache)
+    def encode_audio(x: Tensor) -> Tensor:  # (1, 1, N) in [-1, 1] at the codec's rate
+        return audio_codec.encode(x.to(device))
+
+    codecs = {
+        "video": (encode_video, f"{video_codec.codec_id}+pipeline-pad"),
+        "audio": (encode_audio, audio_codec.codec_id),
+    }
+    with codecs_on(device, video_codec, audio_codec):
+        cache = fill_cache(
+            dataset, cfg.cache_dir or Path(root) / ".avgen_latents", codecs, ctx, progress, shard_size
+        )
+    try:
+        latents = LatentDataset(dataset, cache)
+    except CacheError as e:
+        if not ctx.distributed:
+            raise
+        raise CacheError(
+            f"{e}; with several processes every rank must see the same cache folder "
+            f"({cache.root}): put joint.data.cache_dir on storage all nodes share"
+        ) from None
     out = LatentSet([], [], [], [], [], geometries)
     for i in range(len(latents)):
         item = latents[i]
@@ -246,6 +284,48 @@ def folder_latents(
         out.groups.append(folder_group(root, item["path"]))
         out.buckets.append(bucket_names[tuple(item["bucket"])])
     return out
+
+
+def fill_cache(
+    dataset: FolderDataset,
+    folder: str | Path,
+    codecs: dict[str, Any],
+    ctx: DistContext,
+    progress: bool = False,
+    shard_size: int = 64,
+) -> LatentCache:
+    """Encode what the latent cache in ``folder`` lacks of ``dataset``; returns the cache, holding every item.
+
+    On one process: ``precompute_latents`` over all items. With a process group, rank r encodes only
+    ``shard_range(len(dataset), r, world)`` as cache writer ``rank<r>``, so no two ranks write one file;
+    then all ranks wait for each other (up to ``SHARD_WAIT_S``; a rank that fails stops the others with a
+    ``CacheError``), each reads every rank's shards, and rank 0 writes the merged index. A rank killed
+    part way keeps its complete shards: the next run finds them and encodes only the rest.
+    """
+    if not ctx.distributed:
+        cache = LatentCache(folder, codecs, shard_size=shard_size)
+        precompute_latents(dataset, cache, progress=progress)
+        return cache
+    group = waiting_group(ctx, SHARD_WAIT_S)  # made now, while the ranks are together
+    failed: BaseException | None = None
+    try:
+        cache = LatentCache(folder, codecs, shard_size=shard_size, writer=f"rank{ctx.rank}")
+        mine = shard_range(len(dataset), ctx.rank, ctx.world_size)
+        precompute_latents(dataset, cache, indices=mine, progress=progress)
+    except BaseException as e:  # (every rank must reach the wait below, or the others hang)
+        failed = e
+    ok = all_succeeded(failed is None, ctx, group)
+    if failed is not None:
+        raise failed
+    if not ok:
+        raise CacheError(
+            f"{folder}: another rank failed while encoding its share of the latent cache (its log says "
+            "why); the shards written so far are kept"
+        )
+    cache.refresh()
+    if ctx.is_main:
+        cache.write_index()
+    return cache
 
 
 def folder_group(root: str | Path, path: str | Path) -> str:

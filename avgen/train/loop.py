@@ -236,7 +236,7 @@ def train(
                 "compile_blocks(); only the joint DiT compiles, so set loop.compile=false"
             )
         task.model.compile_blocks()
-    model = D.wrap_model(task.model.to(ctx.device), ctx, strategy)
+    model = D.wrap_model(task.model.to(ctx.device), ctx, strategy, cfg.precision)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ConfigError(f"task {task.name!r} has no trainable parameters")
