@@ -7,7 +7,7 @@ is held clean at t = 0 while the video is generated) and video-to-audio (foley f
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from avgen.clip import AVClip
 from avgen.codecs import load_codec
 from avgen.codecs.tiny import tiny_audio_codec, tiny_video_vae
 from avgen.config import to_dict
-from avgen.diffusion import generate  # (the module, so a benchmark can time generate_tokens in place)
+from avgen.diffusion import generate, streaming, windows  # (modules: a benchmark times generate_tokens)
 from avgen.diffusion.settings import SamplingConfig
 from avgen.dsp import fit_length, resample
 from avgen.errors import CheckpointError, ClipError, ConfigError
@@ -303,6 +303,8 @@ class AVPipeline:
         speech_rate: int | None = None,
         phonemes: Sequence[Timeline] | None = None,
         num_videos_per_prompt: int = 1,
+        window: float | windows.Windowing | None = None,
+        overlap: float = 0.25,
         callback_on_step_end: Callable[..., dict[str, Any]] | None = None,
         callback_on_step_end_tensor_inputs: Sequence[str] | None = None,
         **sampling: Any,
@@ -334,6 +336,8 @@ class AVPipeline:
         timed by espeak-ng (the ``speech`` extra) from ``speech_start`` seconds at ``speech_rate`` words per
         minute (``avgen.data.speech_timing.speak_timeline``; defaults fit the words into the clip), or
         ``phonemes`` gives each prompt's timeline itself: ``[(start_s, end_s, espeak_mnemonic), ...]``.
+        ``window=`` seconds: a long t2av clip in windows, each continuing the last ``overlap`` seconds of the
+        one before (``avgen.diffusion.windows``, docs/long_clips.md); None: one whole-clip pass.
         """
         cfg = self.config
         call = resolve_aliases({"seconds": seconds, "fps": fps, **sampling}, cfg.fps)
@@ -358,6 +362,9 @@ class AVPipeline:
             fps,
         )
         gens, seeds = clip_generators(len(prompts), seed, generator, self.device)
+        sample = (
+            windows.WindowedSampler(self, task, geom, window, overlap) if window is not None else self._sample
+        )
 
         # Given modalities are encoded once (batch 1; the causal VAE encodes a prefix alone); prompts alone.
         a_given = self._encode_audio(audio or extend, geom, 1) if task in ("a2v", "continue") else None
@@ -372,7 +379,7 @@ class AVPipeline:
         passes = 1 if settings.order == "joint" or task in ("a2v", "v2a") else 2
         bar = None
         if progress:
-            total = len(batches) * passes * settings.steps
+            total = len(batches) * passes * settings.steps * (1 if window is None else sample.count)
             bar = tqdm(total=total, desc=f"avgen {task}", unit="step", leave=False)
         on_step = None
         if callback_on_step_end is not None:
@@ -380,7 +387,7 @@ class AVPipeline:
         frames: list[np.ndarray] = [np.empty(0)] * len(prompts)
         wavs: list[np.ndarray] = [np.empty(0)] * len(prompts)
         for members, cond_states, uncond_states in batches:
-            batch_frames, batch_wavs = self._sample(
+            batch_frames, batch_wavs = sample(
                 task,
                 geom,
                 settings,
@@ -407,6 +414,8 @@ class AVPipeline:
             }
             if passes == 2:
                 meta["order"] = settings.order
+            if window is not None:
+                meta.update(sample.metadata)
             if extend is not None:  # the given prefix comes back exactly as given
                 frames[i][: extend.num_frames] = extend.video[: geom.num_frames]
                 n = min(extend.num_samples, geom.num_samples) if extend.sample_rate == geom.sample_rate else 0
@@ -421,6 +430,11 @@ class AVPipeline:
                 AVClip(video=clip_frames, fps=clip_fps, audio=sound, sample_rate=rate, metadata=meta)
             )
         return clips[0] if isinstance(prompt, str) and len(clips) == 1 else clips
+
+    def stream(self, prompt: str, **kwargs: Any) -> Iterator[AVClip]:
+        """Generate one long clip window by window, yielding each window's new part as an AVClip as soon
+        as it is decoded (``avgen.diffusion.streaming.stream``; ``write_stream`` writes them to a file)."""
+        return streaming.stream(self, prompt, **kwargs)
 
     def _sample(
         self,
