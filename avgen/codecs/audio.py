@@ -19,6 +19,7 @@ from avgen.codecs.base import (
     WEIGHTS_NAME,
     CodecIdCache,
     LatentStats,
+    check_audio_latents,
     local_codec_folder,
     read_codec_config,
     save_codec_folder,
@@ -173,11 +174,7 @@ class EncodecCodec(nn.Module):
         return self.stats.normalize(self.encode_raw(x))
 
     def _check_latents(self, z: Tensor) -> None:
-        if not isinstance(z, Tensor) or z.dim() != 3 or z.shape[1] != self.latent_channels:
-            got = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
-            raise ClipError(f"audio codec decodes (B, {self.latent_channels}, L) latents, got {got}")
-        if not torch.isfinite(z).all():
-            raise ClipError("audio latents contain NaN or inf")
+        check_audio_latents(z, self.latent_channels)
 
     def decode(self, z: Tensor, length: int | None = None, sample_rate: int | None = None) -> Tensor:
         """(B, D, L) normalised latents -> (B, C, N) float32 in [-1, 1].

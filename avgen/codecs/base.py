@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import Tensor, nn
 
-from avgen.errors import CheckpointError
+from avgen.errors import CheckpointError, ClipError
 from avgen.weights import load_weights, save_weights, write_json
 
 FORMAT = "avgen.codec"
@@ -111,6 +111,15 @@ class LatentStats(nn.Module):
         var = (sq / count - mean**2).clamp_min(0.0)
         self.mean.copy_(mean.to(self.mean))
         self.std.copy_(var.sqrt().clamp_min(min_std).to(self.std))
+
+
+def check_audio_latents(z: Tensor, channels: int) -> None:
+    """ClipError unless ``z`` is finite ``(B, channels, L)`` latents, what every audio codec decodes."""
+    if not isinstance(z, Tensor) or z.dim() != 3 or z.shape[1] != channels:
+        got = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
+        raise ClipError(f"audio codec decodes (B, {channels}, L) latents, got {got}")
+    if not torch.isfinite(z).all():
+        raise ClipError("audio latents contain NaN or inf")
 
 
 def maybe_autocast(device: torch.device) -> contextlib.AbstractContextManager:

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from avgen.codecs.base import check_audio_latents
 from avgen.codecs.hf_base import HFCodec
 from avgen.dsp import fit_length, resample
 from avgen.errors import ClipError
@@ -100,11 +101,7 @@ class HFAudioCodec(HFCodec):
         return self.stats.normalize(z)
 
     def check_latents(self, z: Tensor) -> None:
-        if not isinstance(z, Tensor) or z.dim() != 3 or z.shape[1] != self.latent_channels:
-            got = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
-            raise ClipError(f"audio codec decodes (B, {self.latent_channels}, L) latents, got {got}")
-        if not torch.isfinite(z).all():
-            raise ClipError("audio latents contain NaN or inf")
+        check_audio_latents(z, self.latent_channels)
 
     def decode(self, z: Tensor, length: int | None = None, sample_rate: int | None = None) -> Tensor:
         """(B, D, L) normalised latents -> (B, C, N) float32 in [-1, 1].
