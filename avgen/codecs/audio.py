@@ -20,6 +20,7 @@ from avgen.codecs.base import (
     CodecIdCache,
     LatentStats,
     check_audio_latents,
+    check_wav,
     local_codec_folder,
     read_codec_config,
     save_codec_folder,
@@ -142,32 +143,9 @@ class EncodecCodec(nn.Module):
         return self.model.decoder(z)
 
     # --- protocol ---
-    def _check_wav(self, wav: Tensor) -> None:
-        if not isinstance(wav, Tensor) or wav.dim() != 3:
-            got = tuple(wav.shape) if isinstance(wav, Tensor) else type(wav).__name__
-            raise ClipError(f"audio codec expects a (B, C, N) tensor, got {got}")
-        if not wav.is_floating_point():
-            raise ClipError(f"audio codec expects float samples in [-1, 1], got dtype {wav.dtype}")
-        if wav.shape[1] != self.channels:
-            raise ClipError(
-                f"audio codec is {self.channels}-channel, got {wav.shape[1]} channels; "
-                + (
-                    "downmix with wav.mean(1, keepdim=True)"
-                    if self.channels == 1
-                    else "match the channel count"
-                )
-            )
-        if wav.shape[-1] < 1:
-            raise ClipError("audio has 0 samples; need at least 1")
-        if not torch.isfinite(wav).all():
-            raise ClipError("audio contains NaN or inf samples")
-        peak = float(wav.abs().max())
-        if peak > 1.0 + 1e-4:
-            raise ClipError(f"audio samples must lie in [-1, 1], peak is {peak:.4g}; scale or clip it first")
-
     def encode(self, wav: Tensor, sample_rate: int | None = None) -> Tensor:
         """(B, C, N) float in [-1, 1] at ``sample_rate`` (default: the codec's) -> (B, D, L) normalised."""
-        self._check_wav(wav)
+        check_wav(wav, self.channels)
         x = wav.float()
         if sample_rate is not None and sample_rate != self.sample_rate:
             x = resample(x, int(sample_rate), self.sample_rate)

@@ -113,6 +113,25 @@ class LatentStats(nn.Module):
         self.std.copy_(var.sqrt().clamp_min(min_std).to(self.std))
 
 
+def check_wav(wav: Tensor, channels: int) -> None:
+    """ClipError unless ``wav`` is a finite float (B, channels, N >= 1) tensor in [-1, 1]."""
+    if not isinstance(wav, Tensor) or wav.dim() != 3:
+        got = tuple(wav.shape) if isinstance(wav, Tensor) else type(wav).__name__
+        raise ClipError(f"audio codec expects a (B, C, N) tensor, got {got}")
+    if not wav.is_floating_point():
+        raise ClipError(f"audio codec expects float samples in [-1, 1], got dtype {wav.dtype}")
+    if wav.shape[1] != channels:
+        fix = "downmix with wav.mean(1, keepdim=True)" if channels == 1 else "match the channel count"
+        raise ClipError(f"audio codec is {channels}-channel, got {wav.shape[1]} channels; {fix}")
+    if wav.shape[-1] < 1:
+        raise ClipError("audio has 0 samples; need at least 1")
+    if not torch.isfinite(wav).all():
+        raise ClipError("audio contains NaN or inf samples")
+    peak = float(wav.abs().max())
+    if peak > 1.0 + 1e-4:
+        raise ClipError(f"audio samples must lie in [-1, 1], peak is {peak:.4g}; scale or clip it first")
+
+
 def check_audio_latents(z: Tensor, channels: int) -> None:
     """ClipError unless ``z`` is finite ``(B, channels, L)`` latents, what every audio codec decodes."""
     if not isinstance(z, Tensor) or z.dim() != 3 or z.shape[1] != channels:

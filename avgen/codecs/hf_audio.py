@@ -13,29 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from avgen.codecs.base import check_audio_latents
+from avgen.codecs.base import check_audio_latents, check_wav
 from avgen.codecs.hf_base import HFCodec
 from avgen.dsp import fit_length, resample
 from avgen.errors import ClipError
-
-
-def check_wav(wav: Tensor, channels: int) -> None:
-    """ClipError unless ``wav`` is a finite float (B, channels, N >= 1) tensor in [-1, 1]."""
-    if not isinstance(wav, Tensor) or wav.dim() != 3:
-        got = tuple(wav.shape) if isinstance(wav, Tensor) else type(wav).__name__
-        raise ClipError(f"audio codec expects a (B, C, N) tensor, got {got}")
-    if not wav.is_floating_point():
-        raise ClipError(f"audio codec expects float samples in [-1, 1], got dtype {wav.dtype}")
-    if wav.shape[1] != channels:
-        fix = "downmix with wav.mean(1, keepdim=True)" if channels == 1 else "match the channel count"
-        raise ClipError(f"audio codec is {channels}-channel, got {wav.shape[1]} channels; {fix}")
-    if wav.shape[-1] < 1:
-        raise ClipError("audio has 0 samples; need at least 1")
-    if not torch.isfinite(wav).all():
-        raise ClipError("audio contains NaN or inf samples")
-    peak = float(wav.abs().max())
-    if peak > 1.0 + 1e-4:
-        raise ClipError(f"audio samples must lie in [-1, 1], peak is {peak:.4g}; scale or clip it first")
 
 
 class HFAudioCodec(HFCodec):
