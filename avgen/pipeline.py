@@ -369,6 +369,12 @@ class AVPipeline:
         # Given modalities are encoded once (batch 1; the causal VAE encodes a prefix alone); prompts alone.
         a_given = self._encode_audio(audio or extend, geom, 1) if task in ("a2v", "continue") else None
         v_given = self._encode_video(video or extend, geom, 1) if task in ("v2a", "continue") else None
+        held = 0.0  # "continue": the tokens wholly inside the given clip are held clean
+        if extend is not None:
+            samples = round(extend.audio_duration * geom.sample_rate)
+            held = windows.given_threshold(
+                geom, self.dit.config.tokens, extend.num_frames, samples, exact=False
+            )
         cond = {p: self.text_encoder([p]) for p in dict.fromkeys(prompts)}
         uncond = {n: self.text_encoder([n]) for n in dict.fromkeys(negatives)}
         speech = None
@@ -395,7 +401,7 @@ class AVPipeline:
                 uncond_states,
                 [gens[i] for i in members],
                 (v_given, a_given),
-                seconds=extend.video_duration if extend is not None else 0.0,
+                seconds=held,
                 callback=(lambda i, x: bar.update(1)) if bar is not None else None,
                 on_step=on_step,
             )

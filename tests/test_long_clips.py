@@ -268,6 +268,25 @@ def test_the_threshold_gives_whole_tokens_only(ts, patch, frames) -> None:
     assert int(audio.sum()) == samples // 640  # audio tokens wholly inside, not the one across the end
 
 
+def test_a_threshold_across_interleaved_tokens_holds_no_straddling_token() -> None:
+    # 4-frame video tokens (1/6 s) and 640-sample audio tokens (1/25 s), 8 frames and 0.5 s of sound given:
+    # the video token of frames 8-11 (time 0.40 s) is not, audio tokens up to 0.45 s are, so no time
+    # separates them exactly
+    geom, spec = _geometry(2.0, 24, 1), TokenSpec(video_patch=(4, 2, 2))
+    frames, samples = 8, 8000
+    with pytest.raises(ConfigError, match="no single time separates"):
+        given_threshold(geom, spec, frames, samples)
+    seconds = given_threshold(geom, spec, frames, samples, exact=False)
+    layout = make_layout(spec, (16, *geom.video_latent_shape), (32, geom.audio_latent_length))
+    pos = positions(layout, geom.video_times(), geom.audio_times())
+    given = given_mask("continue", layout, 1, pos, seconds)[0]
+    video = given[: layout.num_video].view(layout.video_grid)[:, 0, 0]
+    audio = given[layout.num_video :]
+    assert int(video.sum()) == 2  # frames 0-7
+    assert int(audio.sum()) == 10  # the audio tokens before 0.40 s, all wholly given
+    assert given_threshold(geom, spec, 48, 32000, exact=False) > float(pos[:, 0].max())  # all given
+
+
 def test_bad_window_and_overlap_values_are_named(pipe) -> None:
     geom, spec = _geometry(10.0), TokenSpec()
     cases = [

@@ -144,11 +144,17 @@ def plan_windows(
     return WindowPlan(geom.num_frames, size, shared, grid, tuple(starts), held)
 
 
-def given_threshold(geom: ClipGeometry, spec: TokenSpec, frames: int, samples: int) -> float:
+def given_threshold(
+    geom: ClipGeometry, spec: TokenSpec, frames: int, samples: int, exact: bool = True
+) -> float:
     """The ``seconds`` of the "continue" task (tokens whose time is below it are given) that holds clean
     exactly the tokens of a window of ``geom`` whose latents lie wholly within its first ``frames`` frames
     and ``samples`` samples. A token that straddles the end of the given part is generated: given, it
-    would hold the codec's view of the padding after that end (silence, a frozen frame) clean."""
+    would hold the codec's view of the padding after that end (silence, a frozen frame) clean.
+
+    Where no single time separates those tokens (video and audio tokens interleave in time) ``exact``
+    raises ConfigError; ``exact=False`` returns the earliest time of a token not wholly given, so a few
+    wholly given tokens after it are generated too and no straddling one is held."""
     video_shape = (spec.video_channels, *geom.video_latent_shape)
     layout = make_layout(spec, video_shape, (spec.audio_channels, geom.audio_latent_length))
     times = positions(layout, geom.video_times(), geom.audio_times())[:, 0]  # (L,) seconds
@@ -162,8 +168,11 @@ def given_threshold(geom: ClipGeometry, spec: TokenSpec, frames: int, samples: i
             geom.hop_length * (last_a + 1) <= samples,
         ]
     )
-    low, high = times[inside].max(), times[~inside].min()
-    if not low < high:
+    if inside.all():
+        return float(times.max()) + 1.0
+    high = times[~inside].min()
+    low = times[inside].max() if inside.any() else high - 1.0
+    if exact and not low < high:
         raise ConfigError(
             f"no single time separates the given tokens of this window ({frames} frames, {samples} samples "
             "given): its video and audio tokens interleave in time; change overlap"
