@@ -301,31 +301,21 @@ def summary_markdown(report: dict[str, Any]) -> str:
         cells = [_fmt(summary[t].get(f, {}).get("frame_change")) for f in families]
         cells.append(_fmt(summary[t].get("bounce", {}).get("ball_area_cv")))
         lines.append(f"| {t} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "| caption colour shown (count right) | " + " | ".join(families) + " |",
-        "|---|" + "---|" * len(families),
-    ]
-    for t in tasks:
-        cells = []
-        for f in families:
-            s = summary[t].get(f, {})
-            count = f" ({_fmt(s['count_ok'])})" if s.get("count_ok") is not None else ""
-            cells.append(f"{_fmt(s.get('color_ok'))}{count}")
-        lines.append(f"| {t} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "| backdrop right (ball shown, share of frames) | " + " | ".join(families) + " |",
-        "|---|" + "---|" * len(families),
-    ]
-    for t in tasks:
-        cells = []
-        for f in families:
-            s = summary[t].get(f, {})
-            ball = f" ({_fmt(s['ball_round'])})" if s.get("ball_round") is not None else ""
-            cells.append(f"{_fmt(s.get('background_ok'))}{ball}")
-        lines.append(f"| {t} | " + " | ".join(cells) + " |")
+    for title, key, extra in (
+        ("caption colour shown (count right)", "color_ok", "count_ok"),
+        ("backdrop right (ball shown, share of frames)", "background_ok", "ball_round"),
+    ):
+        lines += ["", f"| {title} | " + " | ".join(families) + " |", "|---|" + "---|" * len(families)]
+        for t in tasks:
+            cells = [_score_cell(summary[t].get(f, {}), key, extra) for f in families]
+            lines.append(f"| {t} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _score_cell(scores: dict, key: str, extra: str) -> str:
+    """``scores[key]``, with ``scores[extra]`` in brackets where the family has it."""
+    more = f" ({_fmt(scores[extra])})" if scores.get(extra) is not None else ""
+    return f"{_fmt(scores.get(key))}{more}"
 
 
 def _generate(pipe: Any, task: str, samples: list[Any], cfg: ModelEvalConfig) -> list[Any]:
