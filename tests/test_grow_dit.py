@@ -66,6 +66,7 @@ def test_settings_that_change_trained_weights_are_refused_by_name() -> None:
         "gradient_checkpointing",
         "phonemes",
         "phoneme_window",
+        "guidance_embed",
     }
 
 

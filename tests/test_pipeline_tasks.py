@@ -225,6 +225,7 @@ def test_eval_model_cli_passes_every_sampler_flag(pipe, tmp_path):
         "audio_sync": 2.0,
         "order": "video_first",
         "negative_prompt": "",
+        "guidance": "cfg",
     }
 
 

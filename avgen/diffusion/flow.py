@@ -146,7 +146,8 @@ def flow_loss(
     elements, so loss scale does not depend on how many tokens each modality has. A modality with no
     noisy token in the batch contributes 0.
     """
-    return _masked_mse(pred, x0, noise, t, modality, feature_mask, cfg, "b l f -> ")
+    _same_shape(pred, x0, noise)
+    return _masked_mse(pred, velocity_target(x0, noise), t, modality, feature_mask, cfg, "b l f -> ")
 
 
 def per_sample_flow_loss(
@@ -169,23 +170,48 @@ def per_sample_flow_loss(
     element's squared error in ``total`` (e.g. ``avgen.train.foreground``'s, mean 1 over a sample's video
     tokens, which keeps the loss's scale). ``video`` and ``audio`` stay unweighted.
     """
-    if sample_weights is not None and sample_weights.shape != (x0.shape[0], 2):
+    _same_shape(pred, x0, noise)
+    target = velocity_target(x0, noise)
+    return per_sample_velocity_loss(
+        pred, target, t, modality, feature_mask, cfg, sample_weights, token_weights
+    )
+
+
+def per_sample_velocity_loss(
+    pred: Tensor,
+    target: Tensor,
+    t: Tensor,
+    modality: Tensor,
+    feature_mask: Tensor,
+    cfg: FlowConfig,
+    sample_weights: Tensor | None = None,
+    token_weights: Tensor | None = None,
+) -> FlowLoss:
+    """``per_sample_flow_loss`` against any velocity ``target (B, L, F)`` instead of ``noise - x0``
+    (e.g. a teacher's guided velocity, ``avgen.train.distill``); the same masks, weights and shapes."""
+    if sample_weights is not None and sample_weights.shape != (target.shape[0], 2):
         raise ShapeError(
-            f"sample_weights must be (B, 2) = {(x0.shape[0], 2)}, got {tuple(sample_weights.shape)}"
+            f"sample_weights must be (B, 2) = {(target.shape[0], 2)}, got {tuple(sample_weights.shape)}"
         )
-    if token_weights is not None and token_weights.shape != x0.shape[:2]:
+    if token_weights is not None and token_weights.shape != target.shape[:2]:
         raise ShapeError(
-            f"token_weights must be (B, L) = {tuple(x0.shape[:2])}, got {tuple(token_weights.shape)}"
+            f"token_weights must be (B, L) = {tuple(target.shape[:2])}, got {tuple(token_weights.shape)}"
         )
     return _masked_mse(
-        pred, x0, noise, t, modality, feature_mask, cfg, "b l f -> b", sample_weights, token_weights
+        pred, target, t, modality, feature_mask, cfg, "b l f -> b", sample_weights, token_weights
     )
+
+
+def _same_shape(pred: Tensor, x0: Tensor, noise: Tensor) -> None:
+    if pred.shape != x0.shape or noise.shape != x0.shape or pred.ndim != 3:
+        raise ShapeError(
+            f"pred, x0, noise must share one (B, L, F) shape, got {pred.shape}, {x0.shape}, {noise.shape}"
+        )
 
 
 def _masked_mse(
     pred: Tensor,
-    x0: Tensor,
-    noise: Tensor,
+    target: Tensor,
     t: Tensor,
     modality: Tensor,
     feature_mask: Tensor,
@@ -194,19 +220,19 @@ def _masked_mse(
     sample_weights: Tensor | None = None,
     token_weights: Tensor | None = None,
 ) -> FlowLoss:
-    """Per-modality MSE over noisy real features, summed by the einops ``keep`` pattern; ``sample_weights``
-    ``(B, 2)`` scale each sample's (video, audio) part of the total and ``token_weights (B, L)`` each
-    token's squared error in it (``keep`` must then keep ``b``); the returned MSEs are unweighted."""
-    if pred.shape != x0.shape or noise.shape != x0.shape or pred.ndim != 3:
+    """Per-modality MSE of ``pred`` against ``target`` over noisy real features, summed by the einops
+    ``keep`` pattern; ``sample_weights (B, 2)`` scale each sample's (video, audio) part of the total and
+    ``token_weights (B, L)`` each token's squared error in it (``keep`` must then keep ``b``); the returned
+    MSEs are unweighted."""
+    if pred.shape != target.shape or pred.ndim != 3:
+        raise ShapeError(f"pred and target must share one (B, L, F) shape, got {pred.shape}, {target.shape}")
+    shape = target.shape
+    if t.shape != shape[:2] or feature_mask.shape != shape[1:] or modality.shape != shape[1:2]:
         raise ShapeError(
-            f"pred, x0, noise must share one (B, L, F) shape, got {pred.shape}, {x0.shape}, {noise.shape}"
+            f"t must be {tuple(shape[:2])}, modality {tuple(shape[1:2])}, feature_mask "
+            f"{tuple(shape[1:])}; got {tuple(t.shape)}, {tuple(modality.shape)}, {tuple(feature_mask.shape)}"
         )
-    if t.shape != x0.shape[:2] or feature_mask.shape != x0.shape[1:] or modality.shape != x0.shape[1:2]:
-        raise ShapeError(
-            f"t must be {tuple(x0.shape[:2])}, modality {tuple(x0.shape[1:2])}, feature_mask "
-            f"{tuple(x0.shape[1:])}; got {tuple(t.shape)}, {tuple(modality.shape)}, {tuple(feature_mask.shape)}"
-        )
-    err = (pred.float() - velocity_target(x0, noise).float()).pow(2)  # (B, L, F)
+    err = (pred.float() - target.float()).pow(2)  # (B, L, F)
     noisy = rearrange(t > 0, "b l -> b l 1") & feature_mask  # (B, L, F)
     scaled = err if token_weights is None else err * rearrange(token_weights.float(), "b l -> b l 1")
     parts, weighted = [], []

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from avgen.diffusion.folded import check_guidance, folded_velocity, guidance_vector, reads_guidance
 from avgen.diffusion.guidance import guided_velocity
 from avgen.diffusion.samplers import (
     Callback,
@@ -28,6 +29,8 @@ from avgen.tokens import Packed
 
 # (step index, token times (B, L) the step started from, state (B, L, F) after it) -> a new state or None
 StepEnd = Callable[[int, Tensor, Tensor], Tensor | None]
+
+__all__ = ["StepEnd", "check_guidance", "generate_tokens"]  # check_guidance: for AVPipeline.__call__
 
 
 def generate_tokens(
@@ -50,7 +53,9 @@ def generate_tokens(
     shape, positions and layout). ``cond``: B prompts (or 1); ``uncond``: the empty or negative prompt.
     ``sampling``: steps, solver, schedule shift, guidance and sync scales, order (``SamplingConfig``;
     default: its defaults); sync guidance is ``guidance.guided_velocity``'s, the orders
-    ``samplers.ordered``'s. Given tokens come back bit-for-bit unchanged (unless a step callback changes them).
+    ``samplers.ordered``'s. With ``sampling.guidance`` "folded" each step is one forward of ``model`` on
+    ``cond`` alone (``folded.folded_velocity``; ``uncond`` is unused), given the scales when the model reads
+    them. Given tokens come back bit-for-bit unchanged (unless a step callback changes them).
 
     ``generator``: one for the batch, or a sequence of B: sample b then draws all its noise (the initial
     state, the null noise of sync guidance, a stochastic sampler's noise) from the b-th alone, so it comes
@@ -64,21 +69,25 @@ def generate_tokens(
     device = packed.tokens.device
     given = given_mask(task, layout, batch, packed.positions, seconds).to(device)
     x = initial_state(layout, batch, given, packed.tokens.float(), generator=generator, device=device)
-    null = None
-    if s.video_sync or s.audio_sync:  # drawn after the initial noise, so sync=0 keeps the same random stream
-        null = initial_state(layout, batch, torch.zeros_like(given), generator=generator, device=device)
-    velocity_fn = guided_velocity(
-        model,
-        packed.positions,
-        packed.modality,
-        cond,
-        uncond,
-        video_guidance=s.video_guidance,
-        audio_guidance=s.audio_guidance,
-        video_sync=s.video_sync,
-        audio_sync=s.audio_sync,
-        null=null,
-    )
+    if s.guidance == "folded":
+        scales = guidance_vector(s) if reads_guidance(model) else None
+        velocity_fn = folded_velocity(model, packed.positions, packed.modality, cond, scales)
+    else:
+        null = None
+        if s.video_sync or s.audio_sync:  # drawn after the initial noise: sync=0 keeps the same random stream
+            null = initial_state(layout, batch, torch.zeros_like(given), generator=generator, device=device)
+        velocity_fn = guided_velocity(
+            model,
+            packed.positions,
+            packed.modality,
+            cond,
+            uncond,
+            video_guidance=s.video_guidance,
+            audio_guidance=s.audio_guidance,
+            video_sync=s.video_sync,
+            audio_sync=s.audio_sync,
+            null=null,
+        )
     timesteps = drop_idle(
         hold_given(ordered(schedule(s.steps, s.shift), layout.modality(), s.order).to(device), given)
     )

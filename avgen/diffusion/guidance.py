@@ -11,6 +11,9 @@ the other stream unknown, and the difference is what the other stream tells this
 pushes the sound towards what the picture implies (impacts heard when seen: Foley, v2a); ``video_sync``
 pushes the picture towards what the sound implies (mouths following speech: dubbing, a2v). Each nonzero
 sync scale adds one branch of B samples to the forward.
+
+Every scale is one number for the batch, or a ``(B,)`` tensor of one per sample (guidance distillation
+draws them so; ``avgen.train.distill``).
 """
 
 from __future__ import annotations
@@ -23,10 +26,17 @@ from avgen.errors import ConfigError
 from avgen.model.text import TextStates
 from avgen.tokens import AUDIO, VIDEO, ShapeError
 
+Scale = float | Tensor  # one number, or (B,) per sample
 
-def modality_scale(modality: Tensor, video_scale: float, audio_scale: float) -> Tensor:
-    """Per-token guidance scale ``(L,)`` float32 from ``modality (L,)`` ids."""
-    return torch.where(modality == VIDEO, float(video_scale), float(audio_scale)).float()
+
+def modality_scale(modality: Tensor, video_scale: Scale, audio_scale: Scale) -> Tensor:
+    """Per-token guidance scale from ``modality (L,)`` ids, float32: ``(L,)`` for two numbers, ``(B, L)``
+    when either scale is a ``(B,)`` tensor of one per sample."""
+    v = torch.as_tensor(video_scale, dtype=torch.float32, device=modality.device)
+    a = torch.as_tensor(audio_scale, dtype=torch.float32, device=modality.device)
+    if v.ndim == 0 and a.ndim == 0:
+        return torch.where(modality == VIDEO, v, a)  # (L,)
+    return torch.where(modality == VIDEO, v.reshape(-1, 1), a.reshape(-1, 1))  # (B, L)
 
 
 def apply_guidance(cond: Tensor, uncond: Tensor, scale: Tensor) -> Tensor:
@@ -51,10 +61,10 @@ def guided_velocity(
     modality: Tensor,
     cond: TextStates,
     uncond: TextStates | None = None,
-    video_guidance: float = 1.0,
-    audio_guidance: float = 1.0,
-    video_sync: float = 0.0,
-    audio_sync: float = 0.0,
+    video_guidance: Scale = 1.0,
+    audio_guidance: Scale = 1.0,
+    video_sync: Scale = 0.0,
+    audio_sync: Scale = 0.0,
     null: Tensor | None = None,
 ) -> VelocityFn:
     """A ``velocity_fn(x, t)`` for the samplers, calling ``model(x, t, positions, modality, text, mask)``
@@ -65,17 +75,26 @@ def guided_velocity(
     forward; otherwise it runs the conditional, unconditional and sync branches as one batch.
     ``video_sync`` / ``audio_sync``: sync guidance scales (0 = off); they need ``null (B, L, F)``, the
     noise that stands in for the other modality (drawn once per generation, so sampling stays a pure
-    function of its inputs).
+    function of its inputs). Each scale is a number or a ``(B,)`` tensor, one per sample; a branch runs
+    when any sample needs it.
     """
     scales = {"video_guidance": video_guidance, "audio_guidance": audio_guidance}
     scales |= {"video_sync": video_sync, "audio_sync": audio_sync}
     for name, s in scales.items():
-        if isinstance(s, bool) or not isinstance(s, int | float) or s != s:
+        if isinstance(s, Tensor):
+            if s.ndim != 1 or not s.is_floating_point() or not torch.isfinite(s).all():
+                raise ConfigError(f"{name} must be a number or a finite (B,) float tensor, got {s!r}")
+        elif isinstance(s, bool) or not isinstance(s, int | float) or s != s:
             raise ConfigError(f"{name} must be a number, got {s!r}")
-    guide = uncond is not None and (video_guidance != 1.0 or audio_guidance != 1.0)
-    # (dropped modality, per-token scale (L,): the sync scale on the guided modality's tokens, 0 elsewhere)
-    syncs = [(AUDIO, modality_scale(modality, video_sync, 0.0))] if video_sync != 0.0 else []
-    syncs += [(VIDEO, modality_scale(modality, 0.0, audio_sync))] if audio_sync != 0.0 else []
+    per_sample = {name: s.shape[0] for name, s in scales.items() if isinstance(s, Tensor)}
+
+    def differs(s: Scale, value: float) -> bool:
+        return bool((s != value).any()) if isinstance(s, Tensor) else s != value
+
+    guide = uncond is not None and (differs(video_guidance, 1.0) or differs(audio_guidance, 1.0))
+    # (dropped modality, per-token scale (L,) or (B, L): the sync scale on the guided modality's tokens)
+    syncs = [(AUDIO, modality_scale(modality, video_sync, 0.0))] if differs(video_sync, 0.0) else []
+    syncs += [(VIDEO, modality_scale(modality, 0.0, audio_sync))] if differs(audio_sync, 0.0) else []
     if syncs and null is None:
         raise ConfigError("video_sync / audio_sync need null noise for the dropped modality (null=)")
     scale = modality_scale(modality, video_guidance, audio_guidance)
@@ -96,6 +115,8 @@ def guided_velocity(
 
     def velocity_fn(x: Tensor, t: Tensor) -> Tensor:
         b = x.shape[0]
+        if wrong := {name: n for name, n in per_sample.items() if n != b}:
+            raise ShapeError(f"per-sample guidance scales {wrong} must have one per sample, {b}")
         if b not in cache:
             cache[b] = texts(b).to(x.device)
         text = cache[b]

@@ -18,6 +18,10 @@ from typing import Any
 from avgen.diffusion.samplers import ORDERS, SAMPLERS
 from avgen.errors import ConfigError
 
+# How guidance is computed: "cfg" runs the guidance branches each step; "folded": the DiT was distilled to
+# give the guided velocity from the conditional branch alone (``avgen.train.distill``).
+GUIDANCE_MODES = ("cfg", "folded")
+
 
 @dataclass(frozen=True)
 class SamplingConfig:
@@ -31,6 +35,10 @@ class SamplingConfig:
     picture (0 = off; each one on costs one more forward per step); ``order``: "joint" denoises both
     modalities together, "video_first" / "audio_first" finish one and make the other from it, at twice the
     steps (text-to-audio-video only); ``negative_prompt``: the text of the unconditional branch.
+    ``guidance``: "cfg" runs the conditional, unconditional and sync branches every step and combines them;
+    "folded" runs the conditional branch alone, one forward per step, for a DiT distilled to give the
+    combined velocity itself: the four scales and ``negative_prompt`` are then what it was distilled with
+    (fixed), or, for a DiT with ``DiTConfig.guidance_embed``, inputs it reads (``avgen.diffusion.folded``).
     """
 
     steps: int = 16
@@ -42,6 +50,7 @@ class SamplingConfig:
     audio_sync: float = 0.0
     order: str = "joint"
     negative_prompt: str = ""
+    guidance: str = "cfg"
 
     def __post_init__(self) -> None:
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
@@ -50,6 +59,8 @@ class SamplingConfig:
             raise ConfigError(f"sampler {self.sampler!r}: choose one of {sorted(SAMPLERS)}")
         if self.order not in ORDERS:
             raise ConfigError(f"order {self.order!r}: choose one of {ORDERS}")
+        if self.guidance not in GUIDANCE_MODES:
+            raise ConfigError(f"guidance {self.guidance!r}: choose one of {GUIDANCE_MODES}")
         if not isinstance(self.negative_prompt, str):
             raise ConfigError(f"negative_prompt must be a string, got {self.negative_prompt!r}")
         checks = {
@@ -91,6 +102,7 @@ _HELP = {
     "audio_sync": "sync guidance: the sound pulled towards the picture (0 = off)",
     "order": "text-to-AV: both together, or one modality first and the other made from it (twice the steps)",
     "negative_prompt": "text of the unconditional guidance branch",
+    "guidance": "cfg: run the guidance branches each step; folded: one forward, a guidance-distilled DiT",
 }
 
 
@@ -103,6 +115,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         extra: dict[str, Any] = {"choices": sorted(SAMPLERS)} if f.name == "sampler" else {}
         if f.name == "order":
             extra = {"choices": list(ORDERS)}
+        if f.name == "guidance":
+            extra = {"choices": list(GUIDANCE_MODES)}
         flag = "--" + f.name.replace("_", "-")
         group.add_argument(flag, dest=f.name, type=kind, default=None, help=_HELP[f.name], **extra)
 

@@ -218,7 +218,9 @@ def token_counts(geom: ClipGeometry, dit: DiTConfig) -> tuple[int, int]:
 
 def guidance_branches(sampling: SamplingConfig) -> int:
     """Forward passes the guided sampler batches per step: conditional, unconditional (when guided) and one
-    per sync guidance (``avgen.diffusion.guidance.guided_velocity``)."""
+    per sync guidance (``avgen.diffusion.guidance.guided_velocity``); one with guidance folded into the DiT."""
+    if sampling.guidance == "folded":
+        return 1
     guided = sampling.video_guidance != 1.0 or sampling.audio_guidance != 1.0
     return 1 + int(guided) + int(sampling.video_sync != 0.0) + int(sampling.audio_sync != 0.0)
 

@@ -24,6 +24,7 @@ from avgen.errors import ConfigError
 from avgen.model.blocks import FinalLayer, JointBlock, SequenceContext, SpeechContext
 from avgen.model.bridge import bridge_mask
 from avgen.model.layers import (
+    GuidanceEmbedder,
     RMSNorm,
     TimestepEmbedder,
     constant_runs,
@@ -39,6 +40,8 @@ from avgen.weights import load_weights, read_json, save_weights, write_json
 
 MODULATIONS = ("block", "shared")
 PREDICTIONS = ("v", "x")
+# The columns of ``JointDiT.forward``'s ``guidance (B, 4)``: the ``SamplingConfig`` scales of the same names.
+GUIDANCE_SCALES = ("video_guidance", "audio_guidance", "video_sync", "audio_sync")
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,9 @@ class DiTConfig:
     phonemes within ``phoneme_window`` seconds of its time (0 = all), with RoPE on the shared time axis, so
     speech content is told where it falls. Off: the quoted words reach the model only through the text
     encoder.
+    ``guidance_embed``: read per-sample guidance scales (``forward``'s ``guidance``, the ``GUIDANCE_SCALES``)
+    through an MLP added to every token's time embedding, its output zero at init; for a DiT distilled to
+    give the guided velocity in one forward (``avgen.train.distill``), so its scales stay a knob.
     """
 
     tokens: TokenSpec = field(default_factory=TokenSpec)
@@ -86,6 +92,7 @@ class DiTConfig:
     modality_blocks: int = 0
     phonemes: bool = False
     phoneme_window: float = 0.25
+    guidance_embed: bool = False
 
     def __post_init__(self) -> None:
         if min(self.text_dim, self.width, self.depth, self.heads) < 1:
@@ -164,6 +171,8 @@ class JointDiT(nn.Module):
         self.text_proj = nn.Linear(config.text_dim, d)
         if config.phonemes:
             self.phoneme_embed = PhonemeEmbedder(d)
+        if config.guidance_embed:
+            self.guidance_embed = GuidanceEmbedder(d, len(GUIDANCE_SCALES))
         if config.modulation == "shared":
             self.shared_modulation = nn.Sequential(nn.SiLU(), nn.Linear(d, 6 * d))
         ends = config.modality_blocks
@@ -195,6 +204,7 @@ class JointDiT(nn.Module):
         zero += [b.cross.proj for b in self.blocks]
         zero += [b.bridge.attn.proj for b in self.blocks if hasattr(b, "bridge")]
         zero += [b.speech.proj for b in self.blocks if hasattr(b, "speech")]
+        zero += [self.guidance_embed.mlp[2]] if hasattr(self, "guidance_embed") else []
         for lin in zero:
             nn.init.zeros_(lin.weight)
             nn.init.zeros_(lin.bias)
@@ -274,16 +284,28 @@ class JointDiT(nn.Module):
         text: Tensor,
         text_mask: Tensor,
         phonemes: Phonemes | None = None,
+        guidance: Tensor | None = None,
     ) -> Tensor:
         """Velocity for packed tokens.
 
         ``x (B, L, F)`` noisy packed tokens (``avgen.tokens.pack``); ``t (B,)`` or ``(B, L)`` per-token
         time in [0, 1] (1 = pure noise, 0 = clean); ``positions (L, 3)`` or ``(B, L, 3)``; ``modality (L,)``;
         ``text (B, Lt, text_dim)`` states and ``text_mask (B, Lt)`` bool; ``phonemes``: B timed-phoneme rows
-        for a model with ``config.phonemes`` (None = nothing said; ignored by a model without). Returns
-        ``(B, L, F)`` float32, zero on the padded features.
+        for a model with ``config.phonemes`` (None = nothing said; ignored by a model without); ``guidance
+        (B, 4)`` float: the ``GUIDANCE_SCALES`` of each sample, required by a model with
+        ``config.guidance_embed`` and ignored by one without. Returns ``(B, L, F)`` float32, zero on the
+        padded features.
         """
         t = self._check(x, t, positions, modality, text, text_mask)
+        reads_guidance = self.config.guidance_embed
+        if reads_guidance:
+            want = (x.shape[0], len(GUIDANCE_SCALES))
+            if guidance is None or tuple(guidance.shape) != want or not guidance.is_floating_point():
+                got = None if guidance is None else tuple(guidance.shape)
+                raise ShapeError(
+                    f"this DiT reads guidance scales (guidance_embed): pass guidance {want}, the scales "
+                    f"{GUIDANCE_SCALES} of each sample; got {got}"
+                )
         cfg, spec = self.config, self.config.tokens
         video, audio = modality == VIDEO, modality == AUDIO
         hv = self.video_in(x[:, video, : spec.video_dim])
@@ -293,6 +315,8 @@ class JointDiT(nn.Module):
         h = h + self.modality_embed(modality)  # (B, L, D)
         runs = constant_runs(t, modality)  # e.g. [video tokens, audio tokens], or None: per token
         c = self.time_embed(t if runs is None else t[:, run_starts(runs)])  # (B, S, D), S = L or runs
+        if reads_guidance:
+            c = c + rearrange(self.guidance_embed(guidance.to(c.device)), "b d -> b 1 d")
         c_blocks = self.shared_modulation(c) if cfg.modulation == "shared" else c  # (B, S, 6D) or (B, S, D)
         ctx = SequenceContext(
             rope=rope_tables(

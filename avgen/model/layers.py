@@ -272,3 +272,15 @@ class TimestepEmbedder(nn.Module):
 
     def forward(self, t: Tensor) -> Tensor:
         return self.mlp(timestep_embedding(t, self.freq_dim).to(self.mlp[0].weight.dtype))
+
+
+class GuidanceEmbedder(nn.Module):
+    """Per-sample guidance scales ``(B, K)`` -> conditioning vectors ``(B, D)``: an MLP on the raw scales
+    (smooth in them, so scales between the trained ones interpolate), its output layer zero at init."""
+
+    def __init__(self, dim: int, scales: int) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(scales, dim), nn.SiLU(), nn.Linear(dim, dim))
+
+    def forward(self, scales: Tensor) -> Tensor:
+        return self.mlp(scales.to(self.mlp[0].weight.dtype))

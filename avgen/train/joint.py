@@ -15,7 +15,7 @@ global batch is split over processes and accumulation steps. Text states are com
 from __future__ import annotations
 
 import copy
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +24,14 @@ from torch import Tensor, nn
 
 from avgen.data.buckets import BucketBatchSampler
 from avgen.data.maps import CAPTION_TRANSFORMS
-from avgen.diffusion.flow import FlowConfig, sample_timesteps, training_loss
+from avgen.diffusion.flow import FlowConfig, FlowLoss, sample_timesteps, training_loss
 from avgen.errors import ConfigError
 from avgen.model.dit import JointDiT
 from avgen.model.phonemes import Phonemes
 from avgen.model.text import TextStates
 from avgen.pipeline import AVPipeline
 from avgen.pipeline_config import caption_words
-from avgen.tokens import pack
+from avgen.tokens import Packed, pack
 from avgen.train.distributed import micro_batch_size
 from avgen.train.encode import codecs_on
 from avgen.train.foreground import cached_foreground_maps, token_weights
@@ -41,6 +41,21 @@ from avgen.train.joint_validation import validation_losses, write_samples
 from avgen.train.latent_set import LatentSet
 from avgen.train.latents import load_latents
 from avgen.train.lora import adapter_keys, apply_lora, save_adapters, strip_lora
+
+
+@dataclass(frozen=True)
+class FlowBatch:
+    """One micro-batch ready for its loss: the clean ``packed`` tokens ``(B, L, F)``, their ``text``, per-token
+    ``t (B, L)`` and ``noise (B, L, F)``, each sample's generator after those draws (a task that draws more
+    goes on from there), and the loss weights ``sample_weights (B, 2)`` / ``token_weights (B, L)`` or None."""
+
+    packed: Packed
+    text: TextStates
+    t: Tensor
+    noise: Tensor
+    generators: list[torch.Generator]
+    sample_weights: Tensor | None = None
+    token_weights: Tensor | None = None
 
 
 class JointTask:
@@ -195,10 +210,10 @@ class JointTask:
         video = torch.stack([data.video[i] for i in indices]).to(self.device)  # (B, Dv, T', H', W')
         audio = torch.stack([data.audio[i] for i in indices]).to(self.device)  # (B, Da, L)
         packed = pack(self.model.config.tokens, video, audio, geom.video_times(), geom.audio_times())
-        fmask = packed.layout.feature_mask(self.device)  # (L, F)
-        ts, noises, captions, timelines = [], [], [], []
+        ts, noises, captions, timelines, gens = [], [], [], [], []
         for i, s in zip(indices, seeds):
             g = torch.Generator().manual_seed(s)
+            gens.append(g)
             drop = bool(torch.rand((), generator=g) < dropout)
             caption = "" if drop else data.captions[i]
             if variants > 0:  # (no draws otherwise: a run without variants keeps its random streams)
@@ -214,9 +229,7 @@ class JointTask:
             noises.append(torch.randn((1, *packed.tokens.shape[1:]), generator=g))  # (1, L, F)
         t = torch.cat(ts).to(self.device)  # (B, L)
         noise = torch.cat(noises).to(self.device)  # (B, L, F)
-        x0 = packed.tokens
         text = self._text(captions, timelines if self.phonemes else None).to(self.device)
-        extra = {"phonemes": text.phonemes} if self.phonemes else {}
         weights = self.group_weights(data, indices) if weighted else None  # (B, 2) or None
         token_w = None
         if weighted and self.foreground is not None and data is self.train_set:
@@ -225,27 +238,35 @@ class JointTask:
                 maps, self.model.config.tokens, packed.modality, self.cfg.foreground_weight
             )
 
-        def velocity(x: Tensor, tt: Tensor) -> Tensor:
-            return model(x, tt, packed.positions, packed.modality, text.states, text.mask, **extra)
-
-        per = training_loss(
-            velocity,
-            x0,
-            packed.modality,
-            fmask,
-            flow,
-            t=t,
-            noise=noise,
-            sample_weights=weights,
-            token_weights=token_w,
-        )  # total, video, audio (B,)
+        per = self.flow_terms(model, FlowBatch(packed, text, t, noise, gens, weights, token_w), flow)
         loss = per.total.mean()
         logs = {
             "video_mse": per.video.mean(),
             "audio_mse": per.audio.mean(),
-            "tokens": float(x0.shape[0] * x0.shape[1]),
+            "tokens": float(packed.tokens.shape[0] * packed.tokens.shape[1]),
         }
         return loss, logs
+
+    def flow_terms(self, model: nn.Module, batch: FlowBatch, flow: FlowConfig) -> FlowLoss:
+        """Per-sample loss terms ``total, video, audio (B,)`` of one batch: ``training_loss``, the flow
+        target ``noise - x0`` at ``batch.t``."""
+        packed, text = batch.packed, batch.text
+        extra = {"phonemes": text.phonemes} if self.phonemes else {}
+
+        def velocity(x: Tensor, tt: Tensor) -> Tensor:
+            return model(x, tt, packed.positions, packed.modality, text.states, text.mask, **extra)
+
+        return training_loss(
+            velocity,
+            packed.tokens,
+            packed.modality,
+            packed.layout.feature_mask(self.device),
+            flow,
+            t=batch.t,
+            noise=batch.noise,
+            sample_weights=batch.sample_weights,
+            token_weights=batch.token_weights,
+        )
 
     def loss(
         self, model: nn.Module, batch: dict[str, Any], step: int

@@ -36,9 +36,11 @@ GROWABLE_DIT_FIELDS = (
     "gradient_checkpointing",
     "phonemes",
     "phoneme_window",
+    "guidance_embed",
 )
-# the parameters a grown DiT may add: sync bridges and the phoneme reader, each a no-op at init
-GROWN_PARTS = (".bridge.", ".speech.", ".norm_speech.", "phoneme_embed.")
+# the parameters a grown DiT may add: sync bridges, the phoneme reader and the guidance-scale embedding,
+# each a no-op at init
+GROWN_PARTS = (".bridge.", ".speech.", ".norm_speech.", "phoneme_embed.", "guidance_embed.")
 
 
 def freeze_except(model: nn.Module, patterns: tuple[str, ...]) -> set[str]:
@@ -85,6 +87,11 @@ def grow_dit(dit: nn.Module, overrides: dict[str, Any], source: str, seed: int =
         raise ConfigError(
             f"joint.model.dit.phonemes: 0 would drop the trained phoneme reader of init_from {source}; leave "
             "phonemes out to keep it"
+        )
+    if old.guidance_embed and not new.guidance_embed:
+        raise ConfigError(
+            f"joint.model.dit.guidance_embed: false would drop the trained guidance embedding of init_from "
+            f"{source}; leave guidance_embed out to keep it"
         )
     if old.bridge_window > 0 and new.bridge_heads != old.bridge_heads:
         raise ConfigError(

@@ -1,9 +1,9 @@
 """Training recipes: ``avgen train CONFIG [--set k=v ...] [--resume] [--out DIR]``.
 
-A recipe is a YAML ``TrainConfig``: ``task`` (joint | audio_codec | video_codec), ``out``, ``loop``
-(LoopConfig), ``distributed`` (strategy ddp | fsdp, device) and the task's section (``joint`` or
-``codec``). Every section is checked when the file is loaded: an unknown or mistyped key is an error
-naming it. ``torchrun --nproc-per-node N -m avgen.cli train CONFIG`` runs the same recipe on N processes.
+A recipe is a YAML ``TrainConfig``: ``task`` (joint | distill | audio_codec | video_codec), ``out``,
+``loop`` (LoopConfig), ``distributed`` (strategy ddp | fsdp, device) and the task's section (``joint``,
+``joint`` and ``distill``, or ``codec``). Every section is checked when the file is loaded: an unknown or
+mistyped key is an error naming it. ``torchrun --nproc-per-node N -m avgen.cli train CONFIG`` runs the same recipe on N processes.
 """
 
 from __future__ import annotations
@@ -24,13 +24,15 @@ from avgen.config import apply_overrides, from_dict, load_yaml, to_dict
 from avgen.errors import ConfigError
 from avgen.train.codec import CodecTrainConfig, train_codec
 from avgen.train.codec_data import load_audio_clips, load_video_clips
+from avgen.train.distill import DistillConfig, DistillTask
 from avgen.train.distributed import STRATEGIES, DistContext, close_distributed, init_distributed
 from avgen.train.joint import JointTask
 from avgen.train.joint_config import JointConfig
 from avgen.train.loop import train
 from avgen.train.loop_config import LoopConfig
 
-TASKS = ("joint", "audio_codec", "video_codec")
+TASKS = ("joint", "distill", "audio_codec", "video_codec")
+JOINT_TASKS = ("joint", "distill")  # the tasks of the joint DiT, set up by the ``joint`` section
 CODEC_DATA_KEYS = ("data", "eval_data", "limit", "eval_limit")
 
 
@@ -53,7 +55,8 @@ class DistConfig:
 class TrainConfig:
     """One training run. ``codec``: the fields of ``avgen.train.codec.CodecTrainConfig`` that are not
     loop settings (crops, model, losses, batch_size, ...) plus ``data`` / ``eval_data`` folders and
-    ``limit`` / ``eval_limit`` file counts."""
+    ``limit`` / ``eval_limit`` file counts. ``distill``: guidance distillation's own settings
+    (``avgen.train.distill``), for ``task: distill``."""
 
     task: str = "joint"
     out: str = "runs/avgen"
@@ -61,10 +64,17 @@ class TrainConfig:
     distributed: DistConfig = field(default_factory=DistConfig)
     joint: JointConfig = field(default_factory=JointConfig)
     codec: dict[str, Any] = field(default_factory=dict)
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ConfigError(f"task must be one of {TASKS}, got {self.task!r}")
+        if self.task == "distill":
+            self.distill.check(self.joint)
+        elif self.distill != DistillConfig():
+            raise ConfigError(
+                f"distill: settings for task distill, but the task is {self.task!r}; remove them"
+            )
 
 
 def codec_config(cfg: TrainConfig, where: str = "codec") -> CodecTrainConfig:
@@ -87,7 +97,7 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None, out: str |
     if out is not None:
         data["out"] = out
     cfg = from_dict(TrainConfig, data, where=str(path))
-    if cfg.task != "joint":
+    if cfg.task not in JOINT_TASKS:
         if not cfg.codec.get("data"):
             raise ConfigError(f"{path}: codec.data (a folder of training media) is required for {cfg.task}")
         codec_config(cfg, where=f"{path}: codec")
@@ -130,7 +140,11 @@ def _run_codec(cfg: TrainConfig, ctx: DistContext, resume: bool, progress: bool)
 def _run_joint(
     cfg: TrainConfig, ctx: DistContext, resume: bool, progress: bool, callbacks: tuple = ()
 ) -> dict[str, Any]:
-    task = JointTask(cfg.joint, seed=cfg.loop.seed, device=ctx.device, progress=progress and ctx.is_main)
+    options = {"seed": cfg.loop.seed, "device": ctx.device, "progress": progress and ctx.is_main}
+    if cfg.task == "distill":
+        task: JointTask = DistillTask(cfg.joint, cfg.distill, **options)
+    else:
+        task = JointTask(cfg.joint, **options)
     return train(
         task,
         cfg.loop,
@@ -140,7 +154,7 @@ def _run_joint(
         resume=resume,
         progress=progress,
         run_config=to_dict(cfg),
-        must_match=("task", "joint.model", "joint.lora"),
+        must_match=("task", "joint.model", "joint.lora", *(("distill",) if cfg.task == "distill" else ())),
         callbacks=callbacks,
     )
 
@@ -153,7 +167,7 @@ def run(
         torch.set_num_threads(cfg.loop.num_threads)
     ctx = init_distributed(cfg.distributed.device)
     try:
-        if cfg.task == "joint":
+        if cfg.task in JOINT_TASKS:
             return _run_joint(cfg, ctx, resume, progress, callbacks)
         return _run_codec(cfg, ctx, resume, progress)
     finally:
