@@ -1,9 +1,9 @@
 """Latent codecs behind one protocol: EnCodec audio, a causal video VAE, a pixel-space codec, and pretrained
 codecs in the Hugging Face layout (Wan and LTX video VAEs, DAC, Oobleck; ``hf_*`` modules, docs/codecs.md).
 
-``transformers`` loads only when an EnCodec or DAC codec is built, ``diffusers`` (the ``codecs`` extra) only
-for Wan, LTX and Oobleck; ``load_codec`` picks the class from the folder's config.json. Sources are local
-folders; a Hugging Face hub id is fetched only when written ``"hf://owner/name"`` and allowed with
+``transformers`` loads only for a Hugging Face EnCodec folder and for DAC, ``diffusers`` (the ``codecs``
+extra) only for Wan, LTX and Oobleck; ``load_codec`` picks the class from the folder's config.json. Sources
+are local folders; a Hugging Face hub id is fetched only when written ``"hf://owner/name"`` and allowed with
 ``allow_download=True`` (``avgen.codecs.hub``, EnCodec only).
 """
 

@@ -1,14 +1,15 @@
-"""EnCodec audio codec on ``transformers.EncodecModel``: continuous latents for diffusion, RVQ codes on demand.
+"""EnCodec audio codec: continuous latents for diffusion, RVQ codes on demand.
 
-The continuous latent is the SEANet encoder output before quantization (what the transformer diffuses),
-normalised per channel by LatentStats. ``quantize``/``dequantize`` go through the model's residual VQ.
+The model is the plain-torch ``Encodec`` (``avgen.codecs.encodec_torch``; the tensor names of
+``transformers.EncodecModel``, whose folders load too). The continuous latent is the SEANet encoder output
+before quantization (what the transformer diffuses), normalised per channel by LatentStats.
+``quantize``/``dequantize`` go through the model's residual VQ.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -26,15 +27,13 @@ from avgen.codecs.base import (
     save_codec_folder,
 )
 from avgen.codecs.encodec_config import EncodecCodecConfig
+from avgen.codecs.encodec_torch import Encodec, init_like_transformers_, upgrade_weight_norm_names
 from avgen.codecs.hub import fetch_hub, hub_id
 from avgen.codecs.latent_stats import STATS_NAME, read_stats_file
 from avgen.config import from_dict, to_dict
 from avgen.dsp import fit_length, resample
 from avgen.errors import CheckpointError, ClipError
-from avgen.weights import load_weights
-
-if TYPE_CHECKING:
-    from transformers import EncodecModel
+from avgen.weights import load_state_checked, load_tensors
 
 KIND = "encodec"
 # weight files transformers reads from a local folder, the usual one first
@@ -50,10 +49,10 @@ def init_seanet_(model: nn.Module, output_gain: float = OUTPUT_GAIN) -> None:
 
     Every conv weight ~ N(0, 1 / fan_in) (fan_in = in_channels * kernel / stride for transposed convs),
     set through the weight-norm parametrisation (g = ||v||); biases zero; the decoder's last conv scaled by
-    ``output_gain``. transformers' own init cannot reach weights behind ``weight_norm``, which leaves
-    PyTorch's default (0.41x this std) and random biases: the input signal fades layer by layer under the
-    biases, the latents barely depend on the audio, and training stalls near -45 dB held-out SI-SNR.
-    The LSTMs keep PyTorch's init (they are residual).
+    ``output_gain``. The construction init (``init_like_transformers_``) cannot reach weights behind
+    ``weight_norm``, which leaves PyTorch's default (0.41x this std) and random biases: the input signal fades
+    layer by layer under the biases, the latents barely depend on the audio, and training stalls near -45 dB
+    held-out SI-SNR. The LSTMs keep their init (they are residual).
     """
     last = model.decoder.layers[-1].conv
     for conv in model.modules():
@@ -82,15 +81,17 @@ class EncodecCodec(nn.Module):
     ``encode``: wav (B, C, N) float in [-1, 1] at ``sample_rate`` (or ``sample_rate=sr``) -> (B, D, L)
     float32 normalised latents, L = ceil(N / hop_length). ``decode``: (B, D, L) -> (B, C, L * hop) in
     [-1, 1], or exactly ``length`` samples.
+
+    ``model``: an ``Encodec`` (or a ``transformers.EncodecModel``) of ``config``; by default a fresh one,
+    initialised from the global RNG (``init_like_transformers_`` then ``init_seanet_``).
     """
 
-    def __init__(self, config: EncodecCodecConfig, model: EncodecModel | None = None) -> None:
+    def __init__(self, config: EncodecCodecConfig, model: nn.Module | None = None) -> None:
         super().__init__()
-        from transformers import EncodecModel
-
         self.config = config
         if model is None:
-            model = EncodecModel(config.to_hf())
+            model = Encodec(config)
+            init_like_transformers_(model)
             init_seanet_(model)
         self.model = model
         self.stats = LatentStats(config.latent_channels)
@@ -252,14 +253,16 @@ class EncodecCodec(nn.Module):
             return cls._from_hf_folder(path)
         if kind != KIND:
             raise CheckpointError(f"{cfg_path}: holds a {kind!r} codec, not an EnCodec audio codec")
-        codec = cls(from_dict(EncodecCodecConfig, data, where=str(cfg_path)))
-        load_weights(codec, path / WEIGHTS_NAME)
+        config = from_dict(EncodecCodecConfig, data, where=str(cfg_path))
+        codec = cls(config, model=Encodec.for_loading(config))  # every tensor is loaded next
+        weights = path / WEIGHTS_NAME
+        load_state_checked(codec, upgrade_weight_norm_names(load_tensors(weights)), weights)
         return codec
 
     @classmethod
     def _from_hf_folder(cls, path: Path) -> EncodecCodec:
-        """A local folder in the Hugging Face layout (config.json + weights); files are checked first, and
-        transformers reads only this folder (``local_files_only``)."""
+        """A local folder in the Hugging Face layout (config.json + weights); files are checked first,
+        transformers reads only this folder (``local_files_only``) and its weights move into an ``Encodec``."""
         if not any((path / name).is_file() for name in HF_WEIGHT_NAMES):
             raise CheckpointError(
                 f"{path}: has no {WEIGHTS_NAME} (nor {', '.join(HF_WEIGHT_NAMES[1:])}); expected a "
@@ -277,7 +280,9 @@ class EncodecCodec(nn.Module):
         if bad:
             raise CheckpointError(f"{path}: EnCodec weights do not match its config.json: {bad}")
         config = EncodecCodecConfig.from_hf(model.config, where=str(path / CONFIG_NAME))
-        codec = cls(config, model=model.float().eval())
+        plain = Encodec.for_loading(config)
+        load_state_checked(plain, upgrade_weight_norm_names(model.float().state_dict()), path)
+        codec = cls(config, model=plain.eval())
         stats = read_stats_file(path / STATS_NAME, codec.latent_channels)  # from `avgen codec stats`
         if stats is not None:
             codec.stats.mean.copy_(stats[0])

@@ -41,7 +41,14 @@ class EncodecCodecConfig:
     num_quantizers: int = 8
 
     def __post_init__(self) -> None:
-        positive = ("sample_rate", "channels", "latent_channels", "num_filters", "codebook_size")
+        positive = (
+            "sample_rate",
+            "channels",
+            "latent_channels",
+            "num_filters",
+            "num_lstm_layers",
+            "codebook_size",
+        )
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"EncodecCodecConfig.{name} must be >= 1, got {getattr(self, name)}")

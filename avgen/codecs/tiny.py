@@ -27,7 +27,7 @@ TINY_VIDEO = VideoVAEConfig(latent_channels=4, patch_size=2, channels=(8, 8, 8),
 
 @lru_cache(maxsize=4)
 def _tiny_audio_prototype(seed: int) -> EncodecCodec:
-    # transformers' weight init is the slow part (~0.5 s); build once per seed, hand out copies
+    # build once per seed, hand out copies
     g = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng():
         torch.manual_seed(seed)

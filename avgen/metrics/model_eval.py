@@ -60,7 +60,13 @@ from avgen.metrics.av_align import av_align, chance_iou
 from avgen.metrics.prompted import score_prompted
 from avgen.metrics.report import write_json
 from avgen.metrics.scene import scene_scores
-from avgen.metrics.speech import caption_speech, speech_available, speech_markdown, summarize_speech
+from avgen.metrics.speech import (
+    MAX_CANDIDATES,
+    caption_speech,
+    speech_available,
+    speech_markdown,
+    summarize_speech,
+)
 from avgen.metrics.synth import frame_change, frame_rms, impact_f1, lip_sync, mouth_openness, parse_caption
 
 TASKS = ("t2av", "a2v", "v2a", "codec")
@@ -276,7 +282,13 @@ def summary_markdown(report: dict[str, Any]) -> str:
                 )
         config = report.get("config", {})
         candidates = speech_candidates(config.get("phrase_pool", "fixed"), config.get("split", "test"))
-        lines += ["", *speech_markdown({t: summary[t].get("talk") for t in tasks}, len(candidates)), ""]
+        lines += [
+            "",
+            *speech_markdown(
+                {t: summary[t].get("talk") for t in tasks}, min(len(candidates), MAX_CANDIDATES)
+            ),
+            "",
+        ]
     if any("bounce" in summary[t] for t in tasks):
         lines += [
             "| bounce | clips | impact F1 | shuffled pairs | AV-Align | AV-Align chance | AV-Align / ground truth "
