@@ -24,9 +24,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 # (COMMAND, SUBCOMMAND) served by another module than COMMAND's own, where the layers demand it: validation
-# losses need the trainer, which sits above the metrics.
+# losses need the trainer, and learning curves read training runs, both above the metrics.
 SUBCOMMANDS: dict[tuple[str, str], str] = {
     ("eval", "loss"): "avgen.train.validate:main",
+    ("eval", "curve"): "avgen.train.curve:main",
     ("codec", "stats"): "avgen.codecs.stats_cli:main",
 }
 

@@ -20,14 +20,14 @@ from tqdm.auto import tqdm
 
 from avgen.atomic import check_writable_dir
 from avgen.config import to_dict
-from avgen.data.synth.captions import PHRASE_POOLS
 from avgen.diffusion import settings
 from avgen.errors import AVGenError, MediaError
 from avgen.io import read_av, write_av
 from avgen.metrics._deps import require_eval
 from avgen.metrics.evaluate import evaluate_clip
 from avgen.metrics.fad_fvd import DEFINITIONS, DistributionScorer, find_reference
-from avgen.metrics.model_eval import ModelEvalConfig, evaluate_model
+from avgen.metrics.model_eval import evaluate_model
+from avgen.metrics.model_eval_args import add_model_eval_arguments, model_eval_config
 from avgen.metrics.offset_result import describe_offset, round_ms
 from avgen.metrics.report import plot_clip, write_json
 from avgen.metrics.synth import score_synth
@@ -284,16 +284,7 @@ def generate_main(args: argparse.Namespace, scorer: Any = None, reference: list[
 
 def model_main(args: argparse.Namespace) -> int:
     """``avgen eval model``: generate for held-out synth prompts and print the per-task summary table."""
-    cfg = ModelEvalConfig(
-        per_family=args.per_family,
-        families=tuple(f for f in args.families.split(",") if f),
-        tasks=tuple(t for t in args.tasks.split(",") if t),
-        batch=args.batch,
-        save_clips=args.save_clips,
-        split=args.split,
-        phrase_pool=args.phrase_pool,
-        sampling=settings.from_arguments(args),
-    )
+    cfg = model_eval_config(args, save_clips=args.save_clips)
     check_writable_dir(args.out, what="--out")
     pipe = AVPipeline.from_pretrained(args.pipeline, device=args.device)
     report = evaluate_model(pipe, cfg, args.out)
@@ -316,7 +307,8 @@ def main(argv: list[str]) -> int:
         prog="avgen eval",
         description="Score audio-video sync.",
         epilog="avgen eval loss RECIPE --pipeline P: a pipeline's flow-matching losses on a joint recipe's "
-        "validation clips (avgen eval loss -h)",
+        "validation clips (avgen eval loss -h). avgen eval curve RUN: eval model's scores of every snapshot "
+        "of a training run against samples seen (avgen eval curve -h)",
     )
     sub = parser.add_subparsers(dest="mode", required=True)
     files = sub.add_parser("files", help="score existing videos in a folder (any system's outputs)")
@@ -341,26 +333,8 @@ def main(argv: list[str]) -> int:
     )
     model.add_argument("--pipeline", default="avgen-tiny", help="pipeline folder or shipped model name")
     model.add_argument("--out", type=Path, required=True, help="folder for report.json (and --save-clips)")
-    model.add_argument("--per-family", type=int, default=32, help="prompts per family (default 32)")
-    model.add_argument("--families", default="talk,bounce,keys", help="comma-separated: talk,bounce,keys")
-    model.add_argument(
-        "--tasks",
-        default="t2av,a2v,v2a,codec",
-        help="comma-separated: t2av,a2v,v2a (generated), codec (test clips through the codecs: the ceiling)",
-    )
-    model.add_argument("--batch", type=int, default=8, help="text-to-audio-video prompts per call")
-    model.add_argument(
-        "--split", default="test", choices=("val", "test"), help="prompts from: test (report) or val (tuning)"
-    )
-    model.add_argument(
-        "--phrase-pool",
-        default="fixed",
-        choices=PHRASE_POOLS,
-        help="what the talk prompts say: fixed (54 phrases) or composed (sentences with held-out words)",
-    )
     model.add_argument("--save-clips", action="store_true", help="also write every generated clip (MP4)")
-    model.add_argument("--device", default="cpu")
-    settings.add_arguments(model)
+    add_model_eval_arguments(model)
     conv = sub.add_parser(
         "convert-weights", help="check local FAD/FVD network weights and save them as safetensors"
     )

@@ -10,6 +10,7 @@ Run folder (``out``)::
     config.json           the resolved config of the run (written by the caller)
     log.jsonl             one line per log / eval step and one for the final evaluation
     checkpoints/step_N/   see avgen.train.checkpoint
+    snapshots/step_N/     every ``snapshot_every`` steps, see avgen.train.snapshots
     metrics.json          the final evaluation
     (task exports)        e.g. codec/ or pipeline/
 """
@@ -17,6 +18,7 @@ Run folder (``out``)::
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -32,6 +34,7 @@ from avgen.atomic import write_json
 from avgen.errors import CheckpointError, ConfigError
 from avgen.train import checkpoint as ckpt
 from avgen.train import distributed as D
+from avgen.train import snapshots
 from avgen.train.budget import StepBudget
 from avgen.train.ema import EMA
 from avgen.train.loop_config import LoopConfig, lr_factor
@@ -196,6 +199,18 @@ def _export_model(run: _Run, task: Task, ctx: D.DistContext) -> nn.Module:
     return model.eval()
 
 
+def _snapshot(run: _Run, task: Task, step: int, ctx: D.DistContext, out: Path) -> None:
+    """Export the model (EMA when on) to ``out/snapshots/step_N`` unless that snapshot exists; every rank
+    must call it (the export gathers under FSDP2), rank 0 writes."""
+    if D.any_rank(ctx.is_main and snapshots.has_snapshot(out, step), ctx):
+        return
+    model = _export_model(run, task, ctx)
+    if ctx.is_main:
+        export = functools.partial(task.export, model)
+        snapshots.write_snapshot(out, step, task.samples_per_step, export, task=task.name)
+    D.barrier(ctx)
+
+
 def train(
     task: Task,
     cfg: LoopConfig,
@@ -252,6 +267,8 @@ def train(
     latest = ckpt.latest_checkpoint(out) if resume else None
     if latest is not None:
         step = _restore(run, task, latest, cfg, ctx)
+        if cfg.snapshot_every and step % cfg.snapshot_every == 0:  # a stop skipped it, or a crash beat it
+            _snapshot(run, task, step, ctx, out)
 
     bar = tqdm(
         total=cfg.steps,
@@ -321,6 +338,9 @@ def train(
                 if ctx.is_main:
                     log.write({"step": step, "eval": task.evaluate(eval_model, step, out)})
                 D.barrier(ctx)
+            # A stop checkpoints at once; the resume writes this step's snapshot.
+            if cfg.snapshot_every and step % cfg.snapshot_every == 0 and not stop:
+                _snapshot(run, task, step, ctx, out)
             if step % cfg.ckpt_every == 0 or step == cfg.steps or stop:
                 _save(run, task, step, cfg, ctx, out, export_in_checkpoints)
             t0 += time.perf_counter() - aside
@@ -336,7 +356,10 @@ def train(
             task.export(export_model, out)
             final = task.evaluate(export_model, step, out)
             log.write({"step": step, "final": final})
-            write_json(out / "metrics.json", {"step": step, "task": task.name, "final": final})
+            seen = step * task.samples_per_step
+            write_json(
+                out / "metrics.json", {"step": step, "samples_seen": seen, "task": task.name, "final": final}
+            )
         D.barrier(ctx)
     log.close()
     return {"step": step, "status": status, "final": final}

@@ -16,6 +16,7 @@ INT_FIELDS = (
     "eval_every",
     "ckpt_every",
     "keep_checkpoints",
+    "snapshot_every",
     "seed",
     "num_threads",
 )
@@ -33,7 +34,9 @@ class LoopConfig:
     through ``torch.compile`` (the joint DiT's ``compile_blocks``; other models refuse it).
     ``budget_minutes`` > 0 trains for that many minutes instead of ``steps`` (then the most it may run):
     the step count is fixed from the first steps' timing (``avgen.train.budget``), so candidates compare
-    at equal compute on the same clips and seeds.
+    at equal compute on the same clips and seeds. ``snapshot_every`` > 0 exports the model (EMA when on)
+    every that many steps to ``out/snapshots/step_N`` with its samples seen (``avgen.train.snapshots``), for
+    ``avgen eval curve``; checkpoint rotation never removes them. 0 turns snapshots off.
     """
 
     steps: int = 1000
@@ -49,6 +52,7 @@ class LoopConfig:
     eval_every: int = 500
     ckpt_every: int = 500
     keep_checkpoints: int = 2
+    snapshot_every: int = 0
     seed: int = 0
     precision: str = "auto"
     num_threads: int = 0
@@ -65,8 +69,9 @@ class LoopConfig:
         for name in ("steps", "grad_accum", "log_every", "ckpt_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"loop.{name} must be >= 1, got {getattr(self, name)}")
-        if self.eval_every < 0 or self.warmup < 0 or self.num_threads < 0:
-            raise ConfigError("loop.eval_every, loop.warmup and loop.num_threads must be >= 0")
+        for name in ("eval_every", "warmup", "num_threads", "snapshot_every"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"loop.{name} must be >= 0, got {getattr(self, name)}")
         if not (self.lr > 0 and 0 <= self.min_lr_ratio <= 1):
             raise ConfigError(
                 f"loop: need lr > 0 and 0 <= min_lr_ratio <= 1, got {self.lr}, {self.min_lr_ratio}"
