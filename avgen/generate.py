@@ -64,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--speech-rate", type=int, help="speaking rate of the quoted words in words per minute (default 180)"
     )
+    parser.add_argument(
+        "--raw-prompt",
+        action="store_true",
+        help="give the model the prompt as written, not rewritten into its training captions' words "
+        "(pipelines whose prompt_style is avgen-synth, such as avgen-tiny)",
+    )
     settings.add_arguments(parser)
     return parser
 
@@ -270,6 +276,7 @@ def main(argv: list[str]) -> int:
         extend=extend,
         speech_start=args.speech_start,
         speech_rate=args.speech_rate,
+        rewrite_prompt=not args.raw_prompt,
         **settings.from_arguments(args),
     )
     write_av(args.out, clip, overwrite=args.overwrite)

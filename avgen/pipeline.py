@@ -36,12 +36,12 @@ from avgen.pipeline_calls import (
     clip_timelines,
     diffusers_step_end,
     expand_prompts,
+    model_prompts,
     resolve_aliases,
     resolve_task,
     text_batches,
     to_arguments,
     warn_cpu_dtype,
-    warn_unknown_words,
 )
 from avgen.pipeline_config import (
     FORMAT,
@@ -303,6 +303,7 @@ class AVPipeline:
         overlap: float = 0.25,
         callback_on_step_end: Callable[..., dict[str, Any]] | None = None,
         callback_on_step_end_tensor_inputs: Sequence[str] | None = None,
+        rewrite_prompt: bool = True,
         **sampling: Any,
     ) -> AVClip | list[AVClip]:
         """Generate ``num_videos_per_prompt`` clips per prompt, prompt-major: an AVClip for a string prompt
@@ -334,6 +335,11 @@ class AVPipeline:
         ``phonemes`` gives each prompt's timeline itself: ``[(start_s, end_s, espeak_mnemonic), ...]``.
         ``window=`` seconds: a long t2av clip in windows, each continuing the last ``overlap`` seconds of the
         one before (``avgen.diffusion.windows``, docs/long_clips.md); None: one whole-clip pass.
+
+        Prompt style (``config.prompt_style``): "avgen-synth" reads each prompt about avgen-synth's world as
+        a caption of its grammar (``avgen.data.synth.rewrite``), logging one line when that changes it;
+        ``rewrite_prompt=False`` reads every prompt as given. Each clip's metadata keeps the prompt as given
+        (``prompt``) and the text the model read (``caption``).
         """
         cfg = self.config
         call = resolve_aliases({"seconds": seconds, "fps": fps, **sampling}, cfg.fps)
@@ -346,9 +352,10 @@ class AVPipeline:
         if not texts or not all(isinstance(p, str) for p in texts):
             raise ConfigError(f"prompt must be a string or a non-empty list of strings, got {prompt!r}")
         prompts, negatives, source = expand_prompts(
-            texts, settings.negative_prompt if negative is None else negative, num_videos_per_prompt
+            model_prompts(texts, cfg, rewrite_prompt),
+            settings.negative_prompt if negative is None else negative,
+            num_videos_per_prompt,
         )
-        warn_unknown_words(texts, cfg)
         task, seconds, height, width, fps = resolve_task(
             audio, video, extend, seconds, height, width, fps, cfg.duration
         )
@@ -410,7 +417,8 @@ class AVPipeline:
         for i, text in enumerate(prompts):
             meta = {
                 "model": cfg.name,
-                "prompt": text,
+                "prompt": texts[source[i]],
+                "caption": text,
                 "seed": str(seeds[i]),
                 "task": task,
                 "steps": str(settings.steps),

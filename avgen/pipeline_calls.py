@@ -3,8 +3,9 @@
 ``AVPipeline.__call__`` takes the names users of those libraries know (``num_inference_steps``,
 ``guidance_scale``, ``num_frames``, ...) beside its own, expands prompts for ``num_videos_per_prompt``, gives
 each clip its own generator and seed, batches the clips whose texts pad alike, and runs a diffusers
-``callback_on_step_end``; ``AVPipeline.to`` parses diffusers' ``to(device, dtype)`` forms. The helpers
-here read only their arguments (the ``warn_*`` ones log or warn).
+``callback_on_step_end``; ``AVPipeline.to`` parses diffusers' ``to(device, dtype)`` forms; ``model_prompts``
+applies the pipeline's prompt style. The helpers here read only their arguments (``model_prompts`` and the
+``warn_*`` ones log or warn).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from torch import Tensor
 from avgen.checks import as_fps
 from avgen.clip import AVClip
 from avgen.data.speech_timing import prompt_timeline
+from avgen.data.synth.rewrite import rewrite_prompt
 from avgen.diffusion.generate import StepEnd
 from avgen.errors import ClipError, ConfigError
 from avgen.model.phonemes import Phonemes, Timeline
@@ -153,6 +155,34 @@ def warn_unknown_words(prompts: Sequence[str], config: PipelineConfig) -> None:
                 text,
                 ", ".join(dict.fromkeys(unknown)),
             )
+
+
+def model_prompts(prompts: Sequence[str], config: PipelineConfig, rewrite: bool = True) -> list[str]:
+    """The text the model reads for each prompt. With ``config.prompt_style`` "avgen-synth" and ``rewrite``,
+    a prompt about avgen-synth's world is read as its caption (``rewrite_prompt``), with one log line for
+    each distinct prompt that this changes; any other prompt is read as given, with the unknown-word warning
+    (``warn_unknown_words``)."""
+    if not isinstance(rewrite, bool):
+        raise ConfigError(f"rewrite_prompt must be True or False, got {rewrite!r}")
+    captions: dict[str, str] = {}
+    as_given = []
+    for text in dict.fromkeys(prompts):
+        done = rewrite_prompt(text) if rewrite and config.prompt_style == "avgen-synth" else None
+        if done is None or done.caption is None:
+            captions[text] = text
+            as_given.append(text)
+            continue
+        captions[text] = done.caption
+        if done.changed:
+            log.warning(
+                "avgen: %s reads %r as %r (%s); rewrite_prompt=False or --raw-prompt keeps the prompt",
+                config.name,
+                text,
+                done.caption,
+                done.explanation,
+            )
+    warn_unknown_words(as_given, config)
+    return [captions[text] for text in prompts]
 
 
 def resolve_task(

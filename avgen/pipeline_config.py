@@ -1,5 +1,6 @@
 """What a pipeline folder stores besides weights: ``PipelineConfig`` (clip geometry, sampling settings,
-the text encoder, the caption vocabulary) in ``pipeline.json``, and where shipped models live."""
+the text encoder, the caption vocabulary, the prompt style) in ``pipeline.json``, and where shipped models
+live."""
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ VERSION = 2
 PIPELINE_FILE = "pipeline.json"
 PARTS = ("dit", "video_codec", "audio_codec")
 SHIPPED = {"avgen-tiny": "avgen-tiny"}  # name -> folder under avgen/weights/
+# How a prompt reaches the text encoder: "raw", as given; "avgen-synth", rewritten into avgen-synth's caption
+# grammar first (``avgen.data.synth.rewrite``), for models trained only on those captions.
+PROMPT_STYLES = ("raw", "avgen-synth")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,7 +31,8 @@ class PipelineConfig:
     """What a pipeline generates when a call does not say: clip geometry and ``sampling``
     (``SamplingConfig``; any of its fields can be overridden per call). ``vocabulary``: the words of the
     captions the model was trained on (empty: unknown); a prompt that is mostly other words gets a
-    one-line warning, since the model cannot draw what it never saw named."""
+    one-line warning, since the model cannot draw what it never saw named. ``prompt_style``: one of
+    ``PROMPT_STYLES``, what a call does to a prompt before encoding it (a call may turn a rewrite off)."""
 
     name: str = "avgen"
     fps: int | str = 24
@@ -37,6 +42,7 @@ class PipelineConfig:
     sampling: SamplingConfig = dataclasses.field(default_factory=SamplingConfig)
     text: TextEncoderConfig = dataclasses.field(default_factory=TextEncoderConfig)
     vocabulary: tuple[str, ...] = ()
+    prompt_style: str = "raw"
 
     def __post_init__(self) -> None:
         as_fps(self.fps, name="PipelineConfig.fps")
@@ -44,6 +50,10 @@ class PipelineConfig:
             raise ConfigError(f"PipelineConfig.duration must be > 0 seconds, got {self.duration}")
         if isinstance(self.vocabulary, str) or not all(isinstance(w, str) for w in self.vocabulary):
             raise ConfigError(f"PipelineConfig.vocabulary must be a list of words, got {self.vocabulary!r}")
+        if self.prompt_style not in PROMPT_STYLES:
+            raise ConfigError(
+                f"PipelineConfig.prompt_style must be one of {', '.join(PROMPT_STYLES)}, got {self.prompt_style!r}"
+            )
 
 
 # pipeline.json format 1 kept the sampling settings at the top level, two of them under other names.

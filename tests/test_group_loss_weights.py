@@ -246,3 +246,10 @@ def test_a_group_given_its_sound_has_no_audio_loss_and_the_others_draw_as_before
 def test_bad_group_flow_is_named(group_flow: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         from_dict(JointConfig, {**CFG, **NO_CLEAN, "group_flow": group_flow})
+
+
+def test_a_synth_trained_model_reads_prompts_in_the_synth_grammar() -> None:
+    task = _task()
+    assert task.pipeline_config.prompt_style == "avgen-synth"  # users' words rewritten to its captions
+    assert "melody" in task.pipeline_config.vocabulary
+    assert _task(pipeline={"prompt_style": "raw"}).pipeline_config.prompt_style == "raw"

@@ -117,6 +117,8 @@ class JointTask:
             words = {w for c in self.train_set.captions for w in caption_words(c)}
             vocabulary = tuple(sorted(words | set(self.pipeline_config.vocabulary)))
             self.pipeline_config = replace(self.pipeline_config, vocabulary=vocabulary)
+        if "prompt_style" not in cfg.pipeline and cfg.data.source == "synth":  # users' words -> its grammar
+            self.pipeline_config = replace(self.pipeline_config, prompt_style="avgen-synth")
 
     def group_weights(self, data: LatentSet, indices: list[int]) -> Tensor | None:
         """``(B, 2)`` (video, audio) loss factors of ``data`` items ``indices`` from ``group_loss_weights``;
