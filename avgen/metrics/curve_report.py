@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from avgen import atomic
-from avgen.errors import MediaError
 from avgen.metrics._deps import require
 from avgen.metrics.model_eval import SCORED_FAMILIES
+from avgen.metrics.report import save_png
 
 
 @dataclass(frozen=True)
@@ -173,12 +172,4 @@ def plot_curve(curve: dict[str, Any], path: str | Path) -> Path:
     handles, labels = axes.flat[0].get_legend_handles_labels()
     if handles:
         axes.flat[0].legend(handles, labels, fontsize=6)
-    try:
-        # the temp name ends in .part, so the format is named, not guessed from the suffix
-        with atomic.atomic_path(path, mkdir_parents=True) as tmp:
-            fig.savefig(tmp, format="png", dpi=90)
-        return Path(path)
-    except OSError as e:
-        raise MediaError(path, f"cannot write the learning-curve image: {e}") from e
-    finally:
-        plt.close(fig)
+    return save_png(fig, path, dpi=90, what="the learning-curve image")

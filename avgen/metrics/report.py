@@ -129,12 +129,19 @@ def plot_clip(
     for a in axes:
         a.set_xlim(0, duration)
 
+    return save_png(fig, path, dpi=80, what="the report image")
+
+
+def save_png(fig: Any, path: str | Path, dpi: int, what: str) -> Path:
+    """Write a matplotlib figure to ``path`` as PNG atomically and close it; MediaError naming ``what``."""
+    import matplotlib.pyplot as plt
+
     try:
         # the temp name ends in .part, so the format is named, not guessed from the suffix
         with atomic.atomic_path(path, mkdir_parents=True) as tmp:
-            fig.savefig(tmp, format="png", dpi=80)
+            fig.savefig(tmp, format="png", dpi=dpi)
         return Path(path)
     except OSError as e:
-        raise MediaError(path, f"cannot write the report image: {e}") from e
+        raise MediaError(path, f"cannot write {what}: {e}") from e
     finally:
         plt.close(fig)
