@@ -348,6 +348,11 @@ class AVPipeline:
             **call, negative_prompt=negative if isinstance(negative, str) else None
         )
         generate.check_guidance(settings, cfg.sampling, self.dit.config.guidance_embed)
+        if negative is not None and not isinstance(negative, str) and settings.guidance == "folded":
+            raise ConfigError(
+                "negative_prompt: this pipeline's guidance is folded into its DiT at negative_prompt="
+                f"{cfg.sampling.negative_prompt!r}, so a list of negative prompts cannot change it; leave it out"
+            )
         texts = [prompt] if isinstance(prompt, str) else list(prompt)
         if not texts or not all(isinstance(p, str) for p in texts):
             raise ConfigError(f"prompt must be a string or a non-empty list of strings, got {prompt!r}")

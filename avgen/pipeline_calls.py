@@ -25,7 +25,7 @@ from torch import Tensor
 from avgen.checks import as_fps
 from avgen.clip import AVClip
 from avgen.data.speech_timing import prompt_timeline
-from avgen.data.synth.rewrite import rewrite_prompt
+from avgen.data.synth.rewrite import Rewrite, rewrite_prompt
 from avgen.diffusion.generate import StepEnd
 from avgen.errors import ClipError, ConfigError
 from avgen.model.phonemes import Phonemes, Timeline
@@ -157,6 +157,17 @@ def warn_unknown_words(prompts: Sequence[str], config: PipelineConfig) -> None:
             )
 
 
+def _rewritten(text: str, config: PipelineConfig, rewrite: bool) -> Rewrite | None:
+    """``rewrite_prompt(text)`` where the pipeline rewrites prompts, else None."""
+    return rewrite_prompt(text) if rewrite and config.prompt_style == "avgen-synth" else None
+
+
+def model_caption(text: str, config: PipelineConfig, rewrite: bool = True) -> str:
+    """The text the model reads for one prompt (``model_prompts`` without its log lines)."""
+    done = _rewritten(text, config, rewrite)
+    return text if done is None or done.caption is None else done.caption
+
+
 def model_prompts(prompts: Sequence[str], config: PipelineConfig, rewrite: bool = True) -> list[str]:
     """The text the model reads for each prompt. With ``config.prompt_style`` "avgen-synth" and ``rewrite``,
     a prompt about avgen-synth's world is read as its caption (``rewrite_prompt``), with one log line for
@@ -167,7 +178,7 @@ def model_prompts(prompts: Sequence[str], config: PipelineConfig, rewrite: bool 
     captions: dict[str, str] = {}
     as_given = []
     for text in dict.fromkeys(prompts):
-        done = rewrite_prompt(text) if rewrite and config.prompt_style == "avgen-synth" else None
+        done = _rewritten(text, config, rewrite)
         if done is None or done.caption is None:
             captions[text] = text
             as_given.append(text)

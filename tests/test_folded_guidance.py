@@ -193,6 +193,8 @@ def test_calls_that_a_dit_cannot_honour_are_refused() -> None:
         folded("a red ball", video_guidance=6.0, **KW)
     with pytest.raises(ConfigError, match="negative_prompt"):
         folded("a red ball", negative_prompt="blurry", **KW)
+    with pytest.raises(ConfigError, match="list of negative prompts"):
+        folded(["a red ball", "a blue ball"], negative_prompt=["blurry", "dark"], **KW)
     folded("a red ball", video_guidance=4.0, steps=1, sampler="euler", **KW)  # its own scales: fine
     stored = folded.config.sampling
     check_guidance(stored.replace(video_guidance=6.0), stored, reads_scales=True)  # a knob when it reads them

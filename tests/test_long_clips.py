@@ -3,6 +3,7 @@ event times on the whole clip's latent grid, and bad window / overlap values nam
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -324,3 +325,16 @@ def test_speech_moves_with_the_window() -> None:
     assert torch.allclose(moved.start[0, 1], torch.tensor(1.1)) and torch.allclose(
         moved.end[0, 1], torch.tensor(1.3)
     )
+
+
+@pytest.mark.filterwarnings("ignore:prompt .* truncated")  # the tiny text encoder reads 16 tokens
+def test_stream_pieces_carry_the_caption_the_model_read(pipe) -> None:
+    synth = copy.copy(pipe)
+    synth.config = dataclasses.replace(pipe.config, prompt_style="avgen-synth")
+    prompt, short = "a red ball bouncing on the ground", {**LONG, "seconds": 1.5}
+    whole = synth(prompt, seed=1, **short)
+    pieces = list(synth.stream(prompt, seed=1, **short))
+    assert whole.metadata["caption"] != prompt  # the call read the prompt as a synth caption
+    assert {p.metadata["caption"] for p in pieces} == {whole.metadata["caption"]}
+    raw = next(iter(synth.stream(prompt, seed=1, rewrite_prompt=False, **short)))
+    assert raw.metadata["caption"] == prompt

@@ -21,6 +21,7 @@ import torch
 from avgen.clip import AVClip
 from avgen.diffusion.windows import Windowing
 from avgen.errors import ClipError, ConfigError
+from avgen.pipeline_calls import model_caption
 from avgen.writer import AVWriter
 
 PIECE_KEYS = ("window", "start_frame")  # per-piece metadata, not the clip's
@@ -39,7 +40,7 @@ def stream(
 
     ``window``: seconds (None: the model's trained duration, ``pipe.config.duration``) or a ``Windowing``
     (its ``on_piece`` is replaced); ``call``: any other argument of the pipeline call (``seconds``, ``seed``,
-    sampling settings, ...). Pieces carry the clip's metadata (model, prompt, seed) plus ``window`` (its
+    sampling settings, ...). Pieces carry the clip's metadata (model, prompt, caption, seed) plus ``window`` (its
     index) and ``start_frame``. Errors of the call come out of the first ``next``; closing the generator
     early stops the worker after the window it is on.
     """
@@ -49,7 +50,14 @@ def stream(
         raise ConfigError("stream makes one clip: num_videos_per_prompt must be 1")
     generator = call.get("generator")
     seed = generator.initial_seed() if isinstance(generator, torch.Generator) else call.get("seed", 0)
-    meta = {"model": pipe.config.name, "prompt": prompt, "seed": str(seed), "task": "t2av"}
+    caption = model_caption(prompt, pipe.config, call.get("rewrite_prompt", True))
+    meta = {
+        "model": pipe.config.name,
+        "prompt": prompt,
+        "caption": caption,
+        "seed": str(seed),
+        "task": "t2av",
+    }
     if not isinstance(window, Windowing):
         window = Windowing(pipe.config.duration if window is None else window, overlap)
     return _pieces(pipe, prompt, window, meta, call)
