@@ -36,7 +36,21 @@ def main() -> None:
         "--precision", default="fp32", help="comma-separated: fp32, bf16 (autocast), each optionally +compile"
     )
     p.add_argument("--checkpointing", action="store_true", help="gradient checkpointing in the DiT")
+    p.add_argument(
+        "--codecs",
+        help="a pipeline folder whose video and audio codecs to use (e.g. avgen/weights/avgen-tiny); "
+        "default: random-weight codecs of the default configs",
+    )
+    p.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="a model variant to time, as overrides of joint.model (repeatable), e.g. "
+        """'x222={"video_patch": [2, 2, 2], "dit": {"prediction": "x"}}'; each precision is timed on each""",
+    )
     args = p.parse_args()
+    variants = dict(parse_variant(v) for v in args.variant) or {"default": {}}
 
     from avgen.codecs.audio import EncodecCodec
     from avgen.codecs.encodec_config import EncodecCodecConfig
@@ -50,24 +64,35 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        torch.manual_seed(0)
-        CausalVideoVAE(VideoVAEConfig()).save_pretrained(root / "video")
-        EncodecCodec(EncodecCodecConfig()).save_pretrained(root / "audio")
-        cfg = from_dict(
-            JointConfig,
-            {
-                "batch_size": args.batch,
-                "val_batches": 0,
-                "model": {
-                    "preset": args.preset,
-                    "video_codec": str(root / "video"),
-                    "audio_codec": str(root / "audio"),
-                    "dit": {"gradient_checkpointing": args.checkpointing},
+        if args.codecs:
+            video, audio = Path(args.codecs) / "video_codec", Path(args.codecs) / "audio_codec"
+        else:
+            torch.manual_seed(0)
+            video, audio = root / "video", root / "audio"
+            CausalVideoVAE(VideoVAEConfig()).save_pretrained(video)
+            EncodecCodec(EncodecCodecConfig()).save_pretrained(audio)
+        runs = [
+            (name, overrides, precision)
+            for name, overrides in variants.items()
+            for precision in args.precision.split(",")
+        ]
+        for i, (name, overrides, variant) in enumerate(runs):
+            model = {
+                "preset": args.preset,
+                "video_codec": str(video),
+                "audio_codec": str(audio),
+                **overrides,
+                "dit": {"gradient_checkpointing": args.checkpointing, **overrides.get("dit", {})},
+            }
+            cfg = from_dict(
+                JointConfig,
+                {
+                    "batch_size": args.batch,
+                    "val_batches": 0,
+                    "model": model,
+                    "data": {"n": args.batch * 2, "val_n": 0, "size": [64, 64], "duration": 2.0},
                 },
-                "data": {"n": args.batch * 2, "val_n": 0, "size": [64, 64], "duration": 2.0},
-            },
-        )
-        for i, variant in enumerate(args.precision.split(",")):
+            )
             precision, _, extra = variant.partition("+")
             if extra not in ("", "compile"):
                 raise SystemExit(f"--precision: unknown suffix {extra!r} in {variant!r}; only +compile")
@@ -94,6 +119,8 @@ def main() -> None:
             params = sum(p.numel() for p in task.model.parameters())
             per_clip = round(timed[0]["tokens_per_s"] / timed[0]["steps_per_s"] / args.batch)
             result = {
+                "variant": name,
+                "model_overrides": overrides,
                 "preset": args.preset,
                 "precision": precision,
                 "compile": extra == "compile",
@@ -113,6 +140,18 @@ def main() -> None:
                 "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
             }
             print(json.dumps(result, indent=2))
+
+
+def parse_variant(text: str) -> tuple[str, dict]:
+    """``NAME=JSON`` -> (name, overrides of joint.model)."""
+    name, sep, body = text.partition("=")
+    try:
+        overrides = json.loads(body) if sep else None
+    except json.JSONDecodeError as e:
+        raise SystemExit(f"--variant {text!r}: the part after '=' is not JSON ({e})") from None
+    if not name or not isinstance(overrides, dict):
+        raise SystemExit(f"--variant {text!r}: expected NAME={{JSON object of joint.model overrides}}")
+    return name, overrides
 
 
 if __name__ == "__main__":
