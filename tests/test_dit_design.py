@@ -13,7 +13,7 @@ from avgen.diffusion.samplers import SAMPLERS, hold_given, schedule
 from avgen.errors import ConfigError
 from avgen.model import JointDiT, dit_config
 from avgen.model.dit import x_to_velocity
-from avgen.model.layers import ByModality
+from avgen.model.layers import ByModality, Modalities
 from avgen.tokens import AUDIO, VIDEO, TokenSpec, latent_times, pack
 
 SPEC = TokenSpec(video_channels=4, audio_channels=6, video_patch=(2, 2, 2), audio_patch=2)
@@ -109,6 +109,19 @@ def test_bottleneck_embedding_and_modality_blocks() -> None:
         dit_config("tiny", tokens=SPEC, modality_blocks=2)  # depth 2: first 2 and last 2 overlap
     with pytest.raises(ConfigError, match="prediction"):
         dit_config("tiny", tokens=SPEC, prediction="eps")
+
+
+def test_modality_layers_slice_a_packed_sequence_and_gather_any_other() -> None:
+    p, text, mask = _batch()
+    packed = Modalities.of(p.modality, VIDEO, AUDIO)
+    assert packed.split == int((p.modality == VIDEO).sum())  # pack: all video tokens, then all audio
+    perm = torch.randperm(len(p.modality), generator=torch.Generator().manual_seed(0))
+    assert Modalities.of(p.modality[perm], VIDEO, AUDIO).split is None
+    model = _model(video_bottleneck=8, modality_blocks=1, bridge_window=0.125)
+    t = torch.full((2,), 0.4)
+    out = model(p.tokens, t, p.positions, p.modality, text, mask)  # sliced
+    shuffled = model(p.tokens[:, perm], t, p.positions[perm], p.modality[perm], text, mask)  # gathered
+    assert torch.allclose(shuffled, out[:, perm], atol=1e-5)
 
 
 def test_options_round_trip_and_older_configs_load(tmp_path) -> None:

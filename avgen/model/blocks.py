@@ -17,6 +17,7 @@ from avgen.model.bridge import SyncBridge
 from avgen.model.layers import (
     MLP,
     CrossAttention,
+    Modalities,
     RMSNorm,
     SelfAttention,
     TimedCrossAttention,
@@ -31,13 +32,13 @@ if TYPE_CHECKING:
 
 @dataclass
 class SequenceContext:
-    """What every block needs besides the tokens: RoPE angles, projected text, and modality masks."""
+    """What every block needs besides the tokens: RoPE angles, projected text, and which tokens are video and
+    which audio."""
 
     rope: tuple[Tensor, Tensor]  # cos, sin: (B or 1, 1, L, head_dim) float32
     text: Tensor  # (B, Lt, D)
     text_mask: Tensor  # (B, Lt) bool
-    video: Tensor  # (L,) bool
-    audio: Tensor  # (L,) bool
+    modalities: Modalities  # which tokens are video and which audio
     runs: list[int] | None = None  # constant_runs: modulation is per run (B, S, .) instead of per token
     bridge_mask: Tensor | None = None  # (B or 1, 1, L, L) bool, when the blocks have a sync bridge
     speech: SpeechContext | None = None  # when the blocks read timed phonemes
@@ -82,10 +83,7 @@ class JointBlock(nn.Module):
     def _mlp(self, h: Tensor, ctx: SequenceContext) -> Tensor:
         if len(self.mlps) == 1:
             return self.mlps[0](h)
-        out = torch.empty_like(h)
-        out[:, ctx.video] = self.mlps[VIDEO](h[:, ctx.video])
-        out[:, ctx.audio] = self.mlps[AUDIO](h[:, ctx.audio])
-        return out
+        return ctx.modalities.apply(self.mlps[VIDEO], self.mlps[AUDIO], h)
 
     def forward(self, x: Tensor, c: Tensor, ctx: SequenceContext) -> Tensor:
         """``x (B, L, D)``; ``c`` is ``(B, S, D)`` ("block") or the shared ``(B, S, 6D)`` ("shared"), with
@@ -94,7 +92,7 @@ class JointBlock(nn.Module):
         shift1, scale1, gate1, shift2, scale2, gate2 = mod.chunk(6, dim=-1)  # each (B, S, D)
         runs = ctx.runs
         h = modulate(self.norm1(x), shift1, scale1, runs)
-        x = x + gate(self.attn(h, ctx.rope, modalities=(ctx.video, ctx.audio)), gate1, runs)
+        x = x + gate(self.attn(h, ctx.rope, modalities=ctx.modalities), gate1, runs)
         if hasattr(self, "bridge"):
             x = x + self.bridge(x, ctx.rope, ctx.bridge_mask)
         x = x + self.cross(self.norm_cross(x), ctx.text, ctx.text_mask)

@@ -24,6 +24,7 @@ from avgen.model.bridge import bridge_mask
 from avgen.model.dit_config import GUIDANCE_SCALES, DiTConfig, dit_config
 from avgen.model.layers import (
     GuidanceEmbedder,
+    Modalities,
     RMSNorm,
     TimestepEmbedder,
     constant_runs,
@@ -197,11 +198,12 @@ class JointDiT(nn.Module):
                     f"{GUIDANCE_SCALES} of each sample; got {got}"
                 )
         cfg, spec = self.config, self.config.tokens
-        video, audio = modality == VIDEO, modality == AUDIO
-        hv = self.video_in(x[:, video, : spec.video_dim])
-        ha = self.audio_in(x[:, audio, : spec.audio_dim])
-        h = hv.new_empty(*x.shape[:2], cfg.width)
-        h[:, video], h[:, audio] = hv, ha
+        modalities = Modalities.of(modality, VIDEO, AUDIO)
+        h = modalities.apply(
+            lambda xv: self.video_in(xv[..., : spec.video_dim]),
+            lambda xa: self.audio_in(xa[..., : spec.audio_dim]),
+            x,
+        )
         h = h + self.modality_embed(modality)  # (B, L, D)
         runs = constant_runs(t, modality)  # e.g. [video tokens, audio tokens], or None: per token
         c = self.time_embed(t if runs is None else t[:, run_starts(runs)])  # (B, S, D), S = L or runs
@@ -214,8 +216,7 @@ class JointDiT(nn.Module):
             ),
             text=self.text_proj(self.text_norm(text)),
             text_mask=text_mask,
-            video=video,
-            audio=audio,
+            modalities=modalities,
             runs=runs,
             bridge_mask=bridge_mask(positions[..., 0], modality, cfg.bridge_window)
             if cfg.bridge_window > 0
@@ -229,9 +230,11 @@ class JointDiT(nn.Module):
                 h = block(h, c_blocks, ctx)
         shift, scale = self.final.modulation(c).chunk(2, dim=-1)
         h = modulate(self.final.norm(h), shift, scale, runs)
-        out = x.new_zeros(*x.shape[:2], spec.feature_dim, dtype=torch.float32)
-        out[:, video, : spec.video_dim] = self.final.video(h[:, video]).float()
-        out[:, audio, : spec.audio_dim] = self.final.audio(h[:, audio]).float()
+        out = modalities.apply(  # (B, L, F) float32, zero on the padded features
+            lambda hv: F.pad(self.final.video(hv).float(), (0, spec.feature_dim - spec.video_dim)),
+            lambda ha: F.pad(self.final.audio(ha).float(), (0, spec.feature_dim - spec.audio_dim)),
+            h,
+        )
         if cfg.prediction == "x":  # out is x0_hat; x_t = (1 - t) x0 + t noise gives v = (x_t - x0) / t
             out = x_to_velocity(x.float(), out, t, cfg.prediction_min_t)
         return out
@@ -239,8 +242,8 @@ class JointDiT(nn.Module):
     def compile_blocks(self, **options: Any) -> JointDiT:
         """``torch.compile`` each block in place (regional compilation); returns ``self``.
 
-        Only the blocks are compiled: the input checks, ``constant_runs`` and the per-modality scatter around
-        them read values back to the host. The blocks share one compiled graph. The first call compiles
+        Only the blocks are compiled: the input checks, ``constant_runs`` and ``Modalities.of`` around them
+        read values back to the host. The blocks share one compiled graph. The first call compiles
         the forward and backward (tens of seconds on a CPU, ``benchmarks/TRAIN.md``); a new sequence, text or batch length compiles once
         more and is dynamic from then on. State-dict keys, ``save_pretrained`` and deep copies (which come
         back uncompiled) are unchanged. ``options`` go to ``torch.compile`` (e.g. ``mode``, ``backend``).

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from einops import rearrange
@@ -66,19 +68,49 @@ def apply_rope(x: Tensor, rope: tuple[Tensor, Tensor]) -> Tensor:
     return (y * cos + torch.cat([-y2, y1], dim=-1) * sin).to(x.dtype)
 
 
+@dataclass(frozen=True)
+class Modalities:
+    """Which tokens of a packed sequence are video and which audio: the ``(L,)`` bool masks, and ``split``,
+    the number of leading video tokens when the sequence is all its video tokens and then all its audio
+    tokens (as ``avgen.tokens.pack`` lays them out), else None. With ``split`` the per-modality layers slice
+    instead of gathering and scattering by mask: the same values, in static shapes that ``torch.compile``
+    keeps in one graph."""
+
+    video: Tensor
+    audio: Tensor
+    split: int | None = None
+
+    @classmethod
+    def of(cls, modality: Tensor, video_id: int, audio_id: int) -> Modalities:
+        """From a ``(L,)`` modality-id vector (one host read for ``split``)."""
+        video, audio = modality == video_id, modality == audio_id
+        n = int(video.sum())
+        leading = bool(video[:n].all()) and bool(audio[n:].all())
+        return cls(video, audio, n if leading else None)
+
+    def apply(
+        self, video_fn: Callable[[Tensor], Tensor], audio_fn: Callable[[Tensor], Tensor], x: Tensor
+    ) -> Tensor:
+        """``video_fn`` on the video tokens and ``audio_fn`` on the audio ones of ``x (B, L, D_in)``, back in
+        place: ``(B, L, D_out)`` (zeros for a token of neither modality)."""
+        if self.split is not None:
+            return torch.cat([video_fn(x[:, : self.split]), audio_fn(x[:, self.split :])], dim=1)
+        hv, ha = video_fn(x[:, self.video]), audio_fn(x[:, self.audio])
+        out = hv.new_zeros(*x.shape[:2], hv.shape[-1])
+        out[:, self.video], out[:, self.audio] = hv, ha
+        return out
+
+
 class ByModality(nn.Module):
     """One module per modality (``parts[0]`` video, ``parts[1]`` audio), each applied to its own tokens:
-    ``(B, L, D_in) -> (B, L, D_out)``, given the ``(L,)`` bool masks of video and audio tokens."""
+    ``(B, L, D_in) -> (B, L, D_out)``, given the sequence's ``Modalities``."""
 
     def __init__(self, video: nn.Module, audio: nn.Module) -> None:
         super().__init__()
         self.parts = nn.ModuleList([video, audio])
 
-    def forward(self, x: Tensor, video: Tensor, audio: Tensor) -> Tensor:
-        hv, ha = self.parts[0](x[:, video]), self.parts[1](x[:, audio])
-        out = hv.new_empty(*x.shape[:2], hv.shape[-1])
-        out[:, video], out[:, audio] = hv, ha
-        return out
+    def forward(self, x: Tensor, modalities: Modalities) -> Tensor:
+        return modalities.apply(self.parts[0], self.parts[1], x)
 
 
 class SelfAttention(nn.Module):
@@ -112,20 +144,20 @@ class SelfAttention(nn.Module):
         x: Tensor,
         rope: tuple[Tensor, Tensor],
         mask: Tensor | None = None,
-        modalities: tuple[Tensor, Tensor] | None = None,
+        modalities: Modalities | None = None,
     ) -> Tensor:
         """``x (B, L, D)``, ``rope = rope_tables(angles)``, optional bool ``mask`` (True = attend),
-        broadcastable to ``(B, H, L, L)``; ``modalities``: the ``(L,)`` video and audio masks (needed with
+        broadcastable to ``(B, H, L, L)``; ``modalities``: which tokens are video and audio (needed with
         ``per_modality``) -> ``(B, L, D)``."""
         split = isinstance(self.qkv, ByModality)
         if split and modalities is None:
             raise ValueError("a per-modality attention needs the video and audio token masks")
-        qkv = self.qkv(x, *modalities) if split else self.qkv(x)
+        qkv = self.qkv(x, modalities) if split else self.qkv(x)
         q, k, v = rearrange(qkv, "b l (three h d) -> three b h l d", three=3, h=self.heads)
         q = apply_rope(self.q_norm(q), rope)
         k = apply_rope(self.k_norm(k), rope)
         out = rearrange(F.scaled_dot_product_attention(q, k, v, attn_mask=mask), "b h l d -> b l (h d)")
-        return self.proj(out, *modalities) if split else self.proj(out)
+        return self.proj(out, modalities) if split else self.proj(out)
 
 
 class CrossAttention(nn.Module):
