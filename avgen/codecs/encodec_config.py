@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from avgen._optional import require_transformers
 from avgen.errors import CheckpointError, ConfigError
 
 if TYPE_CHECKING:
@@ -71,13 +72,12 @@ class EncodecCodecConfig:
 
     def to_hf(self) -> EncodecConfig:
         """The equivalent ``transformers.EncodecConfig`` (its num_quantizers derives from bandwidth)."""
-        from transformers import EncodecConfig
-
+        transformers = require_transformers("EncodecCodecConfig.to_hf", ConfigError)
         frame_rate = math.ceil(self.sample_rate / self.hop_length)
         # transformers: num_quantizers = int(1000 * bw // (frame_rate * bits)); aim mid-bucket (float edges)
         bits = int(math.log2(self.codebook_size))
         bandwidth = (self.num_quantizers + 0.5) * frame_rate * bits / 1000
-        hf = EncodecConfig(
+        hf = transformers.EncodecConfig(
             sampling_rate=self.sample_rate,
             audio_channels=self.channels,
             hidden_size=self.latent_channels,

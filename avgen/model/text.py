@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from avgen._optional import require_transformers
 from avgen.errors import CheckpointError, ConfigError
 from avgen.model.phonemes import Phonemes
 from avgen.model.text_pack import is_pack, load_pack
@@ -154,14 +155,16 @@ class TextEncoder(nn.Module):
         if is_pack(Path(path).expanduser()):
             return cls.from_pack(Path(path).expanduser(), max_length=max_length)
         folder = local_model_folder(path)
-        from transformers import AutoModel, AutoTokenizer
+        transformers = require_transformers(f"{folder}: a Hugging Face text encoder folder")
         from transformers.utils import logging as hf_logging
 
         bar = hf_logging.is_progress_bar_enabled()
         hf_logging.disable_progress_bar()  # a local folder loads in well under a second: no bar
         try:
-            tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-            model = AutoModel.from_pretrained(str(folder), local_files_only=True, dtype=torch.float32)
+            tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+            model = transformers.AutoModel.from_pretrained(
+                str(folder), local_files_only=True, dtype=torch.float32
+            )
         except (OSError, ValueError) as e:
             raise CheckpointError(
                 f"{folder}: cannot load a tokenizer and encoder from this folder: {e}"
@@ -232,13 +235,14 @@ class TextEncoder(nn.Module):
 
 
 def tiny_text_encoder(dim: int = 32, max_length: int = 16, seed: int = 0) -> TextEncoder:
-    """A small random BERT with a character vocabulary, built in-process (no files, no network); for tests."""
-    from transformers import BertConfig, BertModel, BertTokenizer
+    """A small random BERT with a character vocabulary, built in-process (no files, no network); for tests
+    and ``text_encoder: tiny`` smoke runs. A transformers ``BertModel``, so it needs the ``hf`` extra."""
+    transformers = require_transformers("tiny_text_encoder (text_encoder 'tiny')", ConfigError)
 
     chars = "abcdefghijklmnopqrstuvwxyz0123456789"
     tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *(f"##{c}" for c in chars)]
-    tokenizer = BertTokenizer(vocab={tok: i for i, tok in enumerate(tokens)})
-    config = BertConfig(
+    tokenizer = transformers.BertTokenizer(vocab={tok: i for i, tok in enumerate(tokens)})
+    config = transformers.BertConfig(
         vocab_size=len(tokens),
         hidden_size=dim,
         num_hidden_layers=1,
@@ -248,5 +252,5 @@ def tiny_text_encoder(dim: int = 32, max_length: int = 16, seed: int = 0) -> Tex
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = BertModel(config, add_pooling_layer=False)
+        model = transformers.BertModel(config, add_pooling_layer=False)
     return TextEncoder(tokenizer, model, max_length=max_length)
