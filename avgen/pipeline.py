@@ -36,6 +36,7 @@ from avgen.pipeline_calls import (
     clip_timelines,
     diffusers_step_end,
     expand_prompts,
+    model_caption,
     model_prompts,
     resolve_aliases,
     resolve_task,
@@ -450,7 +451,9 @@ class AVPipeline:
     def stream(self, prompt: str, **kwargs: Any) -> Iterator[AVClip]:
         """Generate one long clip window by window, yielding each window's new part as an AVClip as soon
         as it is decoded (``avgen.diffusion.streaming.stream``; ``write_stream`` writes them to a file)."""
-        return streaming.stream(self, prompt, **kwargs)
+        rewrite = kwargs.get("rewrite_prompt", True)
+        caption = model_caption(prompt, self.config, rewrite) if isinstance(prompt, str) else None
+        return streaming.stream(self, prompt, caption=caption, **kwargs)
 
     def _sample(
         self,

@@ -18,7 +18,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "avgen"
 # no cycle (test_no_import_cycles).
 LAYERS: list[list[str]] = [
     ["errors"],
-    ["config", "atomic", "dsp", "checks"],  # settings, atomic files, signal maths, media value checks
+    ["config", "atomic", "dsp", "checks", "_optional"],  # settings, atomic files, signal maths, media value
+    # checks, optional packages
     ["tokens", "weights", "writer"],  # sequence packing, weight files, the media writer (arrays in)
     ["clip"],  # AVClip (``AVClip.save`` writes through the writer)
     ["reader", "geometry", "io"],  # media files in, the latent grid of a clip, the io facade

@@ -21,7 +21,6 @@ import torch
 from avgen.clip import AVClip
 from avgen.diffusion.windows import Windowing
 from avgen.errors import ClipError, ConfigError
-from avgen.pipeline_calls import model_caption
 from avgen.writer import AVWriter
 
 PIECE_KEYS = ("window", "start_frame")  # per-piece metadata, not the clip's
@@ -32,7 +31,13 @@ class _Closed(Exception):
 
 
 def stream(
-    pipe: Any, prompt: str, *, window: float | Windowing | None = None, overlap: float = 0.25, **call: Any
+    pipe: Any,
+    prompt: str,
+    *,
+    window: float | Windowing | None = None,
+    overlap: float = 0.25,
+    caption: str | None = None,
+    **call: Any,
 ) -> Iterator[AVClip]:
     """Generate one clip for ``prompt`` window by window, yielding each window's new part (an AVClip of
     whole frames and the sound that spans them) as soon as it is decoded; their concatenation is
@@ -40,8 +45,8 @@ def stream(
 
     ``window``: seconds (None: the model's trained duration, ``pipe.config.duration``) or a ``Windowing``
     (its ``on_piece`` is replaced); ``call``: any other argument of the pipeline call (``seconds``, ``seed``,
-    sampling settings, ...). Pieces carry the clip's metadata (model, prompt, caption, seed) plus ``window`` (its
-    index) and ``start_frame``. Errors of the call come out of the first ``next``; closing the generator
+    sampling settings, ...). Pieces carry the clip's metadata (model, prompt, ``caption``: the text the model
+    reads, the prompt when None, seed) plus ``window`` (its index) and ``start_frame``. Errors of the call come out of the first ``next``; closing the generator
     early stops the worker after the window it is on.
     """
     if not isinstance(prompt, str):
@@ -50,11 +55,10 @@ def stream(
         raise ConfigError("stream makes one clip: num_videos_per_prompt must be 1")
     generator = call.get("generator")
     seed = generator.initial_seed() if isinstance(generator, torch.Generator) else call.get("seed", 0)
-    caption = model_caption(prompt, pipe.config, call.get("rewrite_prompt", True))
     meta = {
         "model": pipe.config.name,
         "prompt": prompt,
-        "caption": caption,
+        "caption": prompt if caption is None else caption,
         "seed": str(seed),
         "task": "t2av",
     }

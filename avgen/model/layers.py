@@ -94,7 +94,9 @@ class Modalities:
         """``video_fn`` on the video tokens and ``audio_fn`` on the audio ones of ``x (B, L, D_in)``, back in
         place: ``(B, L, D_out)`` (zeros for a token of neither modality)."""
         if self.split is not None:
-            return torch.cat([video_fn(x[:, : self.split]), audio_fn(x[:, self.split :])], dim=1)
+            # contiguous, as a gather would give: a matmul's last bits depend on its input's layout
+            video, audio = x[:, : self.split].contiguous(), x[:, self.split :].contiguous()
+            return torch.cat([video_fn(video), audio_fn(audio)], dim=1)
         hv, ha = video_fn(x[:, self.video]), audio_fn(x[:, self.audio])
         out = hv.new_zeros(*x.shape[:2], hv.shape[-1])
         out[:, self.video], out[:, self.audio] = hv, ha
