@@ -46,8 +46,8 @@ def stream(
     ``window``: seconds (None: the model's trained duration, ``pipe.config.duration``) or a ``Windowing``
     (its ``on_piece`` is replaced); ``call``: any other argument of the pipeline call (``seconds``, ``seed``,
     sampling settings, ...). Pieces carry the clip's metadata (model, prompt, ``caption``: the text the model
-    reads, the prompt when None, seed) plus ``window`` (its index) and ``start_frame``. Errors of the call come out of the first ``next``; closing the generator
-    early stops the worker after the window it is on.
+    reads, the prompt when None, seed) plus ``window`` (its index) and ``start_frame``. Errors of the call
+    come out of the first ``next``; closing the generator early stops the worker after the window it is on.
     """
     if not isinstance(prompt, str):
         raise ConfigError(f"stream makes one clip: prompt must be a string, got {prompt!r}")
