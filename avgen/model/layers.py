@@ -82,7 +82,7 @@ class Modalities:
 
     @classmethod
     def of(cls, modality: Tensor, video_id: int, audio_id: int) -> Modalities:
-        """From a ``(L,)`` modality-id vector (one host read for ``split``)."""
+        """From a ``(L,)`` modality-id vector (``split`` reads three values back to the host)."""
         video, audio = modality == video_id, modality == audio_id
         n = int(video.sum())
         leading = bool(video[:n].all()) and bool(audio[n:].all())
