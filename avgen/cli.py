@@ -24,10 +24,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 # (COMMAND, SUBCOMMAND) served by another module than COMMAND's own, where the layers demand it: validation
-# losses need the trainer, and learning curves read training runs, both above the metrics.
+# losses need the trainer, and learning curves read training runs, both above the metrics; packing a run's
+# resume state is not a recipe.
 SUBCOMMANDS: dict[tuple[str, str], str] = {
     ("eval", "loss"): "avgen.train.validate:main",
     ("eval", "curve"): "avgen.train.curve:main",
+    ("train", "pack"): "avgen.train.pack:main",
     ("codec", "stats"): "avgen.codecs.stats_cli:main",
 }
 
