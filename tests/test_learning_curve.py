@@ -137,6 +137,24 @@ def test_eval_curve_scores_each_snapshot_once(trained, tmp_path, monkeypatch) ->
     assert main(["eval", "curve", str(out), *EVAL_FLAGS]) == 0 and len(calls) == 4
 
 
+def test_a_packed_run_keeps_its_scored_points(trained, tmp_path) -> None:
+    from avgen.train.pack import pack_run
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained, run_dir)
+    scored = learning_curve(run_dir, EVAL, run_dir / "curve", progress=False)
+    packed = tmp_path / "packed"
+    pack_run(run_dir, packed)
+    assert not list(packed.glob("snapshots/*/pipeline")) and len(list(packed.glob("snapshots/*/eval_*"))) == 3
+    again = learning_curve(packed, EVAL, packed / "curve", progress=False)
+    assert [p["cached"] for p in again["points"]] == [True] * 3
+    assert [p["summary"] for p in again["points"]] == [p["summary"] for p in scored["points"]]
+    other = dataclasses.replace(EVAL, per_family=3)
+    with pytest.warns(UserWarning, match="carries the reports scored before it was packed"):
+        with pytest.raises(ConfigError, match="no snapshot could be scored"):
+            learning_curve(packed, other, packed / "curve_other", progress=False)
+
+
 def test_other_options_are_scored_afresh() -> None:
     assert options_key(EVAL) == options_key(dataclasses.replace(EVAL, save_clips=True))
     for change in ({"split": "val"}, {"per_family": 3}, {"sampling": {"steps": 2}}, {"batch": 4}):

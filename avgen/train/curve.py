@@ -14,7 +14,9 @@ afresh. ``--out`` (default ``RUN/curve``) gets:
                  matplotlib; without it a note says so and json and md are still written)
 
 A snapshot that cannot be read or loaded is skipped with a warning naming it and listed in curve.json: one
-damaged folder does not cost the rest of the curve. No point left to score is an error.
+damaged folder does not cost the rest of the curve. No point left to score is an error. A packed run
+(``avgen train pack``) carries its snapshots' reports but not their pipelines: its curve reads the points
+scored under the same options and skips the others, naming them.
 """
 
 from __future__ import annotations
@@ -88,7 +90,8 @@ def run_points(run: str | Path) -> tuple[list[Point], list[dict[str, str]]]:
     for folder in snapshot_folders(run):
         try:
             record = read_snapshot(folder)
-            if not (folder / "pipeline" / "pipeline.json").is_file():
+            scored = any(folder.glob("eval_*/report.json"))  # a packed run keeps reports, not pipelines
+            if not (folder / "pipeline" / "pipeline.json").is_file() and not scored:
                 raise CheckpointError(f"{folder}: damaged snapshot (no pipeline/pipeline.json)")
         except (AVGenError, OSError) as e:
             _skip(skipped, folder, str(e))
@@ -137,6 +140,11 @@ def score_point(point: Point, cfg: ModelEvalConfig, device: str = "cpu") -> tupl
     report = _read_json(cache)
     if isinstance(report, dict) and isinstance(report.get("summary"), dict):
         return report, True
+    if not (point.pipeline / "pipeline.json").is_file():
+        raise CheckpointError(
+            f"{point.pipeline}: not here, and {point.name} has no report under these options (a packed run "
+            "carries the reports scored before it was packed); score it with the options it was scored with"
+        )
     try:
         pipe = AVPipeline.from_pretrained(point.pipeline, device=device)
     except Exception as e:  # whatever a damaged folder raises (safetensors, JSON, shapes)

@@ -4,15 +4,17 @@
 (or a copy of it into the recipe's ``out``) continues from:
 
     config.json                   the run's resolved config (the resume checks its model keys)
-    log.jsonl                     the run's metric log, so the learning curves go on in one file
+    log.jsonl                     the run's metric log, so the loss curves go on in one file
     checkpoints/step_N/           the newest complete checkpoint, its floating tensors in 16 bits
+    snapshots/step_N/             each snapshot's record and its ``avgen eval curve`` reports, not its
+                                  pipeline: the learning curve keeps the points scored before the pack
 
 Module tensors (the weights and their EMA) are stored as float16, or bfloat16 where a value is beyond
 float16's range; optimizer moments as bfloat16 (their range spans far below float16's smallest
 normal). Counters (an optimizer's ``step``), integer tensors and RNG states keep their dtype. A resume
 casts every tensor back to its parameter's dtype, so the run goes on with weights within float16's
-rounding (relative 2^-11) of the unpacked ones: a perturbation below one optimizer step's. Snapshots and
-exports stay behind: they are results, not state.
+rounding (relative 2^-11) of the unpacked ones: a perturbation below one optimizer step's. Snapshot
+pipelines and exports stay behind: they are results, not state.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import torch
 from avgen.atomic import atomic_dir
 from avgen.errors import CheckpointError
 from avgen.train import checkpoint as ckpt
+from avgen.train.snapshots import SNAPSHOT_JSON, snapshot_folders, snapshot_root
 
 CARRIED = ("config.json", "log.jsonl")
 F16_MAX = torch.finfo(torch.float16).max
@@ -64,9 +67,22 @@ def half_state(state: ckpt.TrainState) -> ckpt.TrainState:
     )
 
 
+def _carry_scores(run: Path, dest: Path) -> None:
+    """Each snapshot's record and evaluation reports (``eval_KEY/``), without its pipeline."""
+    for folder in snapshot_folders(run):
+        if not (folder / SNAPSHOT_JSON).is_file():
+            continue
+        target = snapshot_root(dest) / folder.name
+        target.mkdir(parents=True)
+        shutil.copy2(folder / SNAPSHOT_JSON, target / SNAPSHOT_JSON)
+        for scored in sorted(folder.glob("eval_*")):
+            shutil.copytree(scored, target / scored.name)
+
+
 def pack_run(run: str | Path, dest: str | Path) -> Path:
-    """Write ``run``'s newest complete checkpoint, config and log into ``dest`` in 16 bits (atomically:
-    ``dest`` is replaced whole or left as it was). Returns the packed checkpoint folder."""
+    """Write ``run``'s newest complete checkpoint, config, log and snapshot scores into ``dest``, the
+    checkpoint in 16 bits (atomically: ``dest`` is replaced whole or left as it was). Returns the packed
+    checkpoint folder."""
     run, dest = Path(run), Path(dest)
     if not (run / "config.json").is_file():
         raise CheckpointError(f"{run}: not a run folder (no config.json); give the run's --out folder")
@@ -83,6 +99,7 @@ def pack_run(run: str | Path, dest: str | Path) -> Path:
         for name in CARRIED:
             if (run / name).is_file():
                 shutil.copy2(run / name, tmp / name)
+        _carry_scores(run, tmp)
         ckpt.save_checkpoint(tmp, state, keep=1)
     return ckpt.checkpoint_root(dest) / latest.name
 
