@@ -142,10 +142,17 @@ def test_a_packed_run_keeps_its_scored_points(trained, tmp_path) -> None:
 
     run_dir = tmp_path / "run"
     shutil.copytree(trained, run_dir)
+    shutil.copytree(run_dir / "snapshots" / "step_00000006", run_dir / "snapshots" / "step_00000008")
+    (run_dir / "snapshots" / "step_00000008" / "snapshot.json").write_text(
+        json.dumps({"step": 8, "samples_seen": 32})
+    )
     scored = learning_curve(run_dir, EVAL, run_dir / "curve", progress=False)
+    shutil.rmtree(run_dir / "snapshots" / "step_00000008" / f"eval_{options_key(EVAL)}")  # never scored
+    scored["points"].pop()
     packed = tmp_path / "packed"
     pack_run(run_dir, packed)
     assert not list(packed.glob("snapshots/*/pipeline")) and len(list(packed.glob("snapshots/*/eval_*"))) == 3
+    assert not (packed / "snapshots" / "step_00000008").exists()  # unscored: nothing to carry
     again = learning_curve(packed, EVAL, packed / "curve", progress=False)
     assert [p["cached"] for p in again["points"]] == [True] * 3
     assert [p["summary"] for p in again["points"]] == [p["summary"] for p in scored["points"]]

@@ -6,7 +6,7 @@
     config.json                   the run's resolved config (the resume checks its model keys)
     log.jsonl                     the run's metric log, so the loss curves go on in one file
     checkpoints/step_N/           the newest complete checkpoint, its floating tensors in 16 bits
-    snapshots/step_N/             each snapshot's record and its ``avgen eval curve`` reports, not its
+    snapshots/step_N/             each scored snapshot's record and ``avgen eval curve`` reports, not its
                                   pipeline: the learning curve keeps the points scored before the pack
 
 Module tensors (the weights and their EMA) are stored as float16, or bfloat16 where a value is beyond
@@ -68,9 +68,10 @@ def half_state(state: ckpt.TrainState) -> ckpt.TrainState:
 
 
 def _carry_scores(run: Path, dest: Path) -> None:
-    """Each snapshot's record and evaluation reports (``eval_KEY/``), without its pipeline."""
+    """Each scored snapshot's record and evaluation reports (``eval_KEY/``), without its pipeline; an
+    unscored snapshot would carry nothing a curve could use."""
     for folder in snapshot_folders(run):
-        if not (folder / SNAPSHOT_JSON).is_file():
+        if not (folder / SNAPSHOT_JSON).is_file() or not any(folder.glob("eval_*/report.json")):
             continue
         target = snapshot_root(dest) / folder.name
         target.mkdir(parents=True)
