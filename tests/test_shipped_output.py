@@ -11,12 +11,12 @@ hashes here skips, naming itself.
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import pytest
 import torch
 
 from avgen.pipeline import AVPipeline
+from avgen.train.precision import cpu_has_bf16
 
 # sha256 prefixes of the uint8 frames / float32 audio bytes, one thread, seeds as below.
 # The text states are the shipped int8 MiniLM pack's (avgen/weights/minilm-l6).
@@ -41,10 +41,8 @@ RAW = {"rewrite_prompt": False}
 
 
 def cpu_kind() -> str:
-    """ATen's kernel level (``AVX2``, ``AVX512``, ...) and ``+bf16`` where the CPU has avx512_bf16."""
-    info = Path("/proc/cpuinfo")
-    flags = info.read_text() if info.is_file() else ""
-    return torch.backends.cpu.get_cpu_capability() + ("+bf16" if "avx512_bf16" in flags else "")
+    """ATen's kernel level (``AVX2``, ``AVX512``, ...) and ``+bf16`` where the CPU has bf16 instructions."""
+    return torch.backends.cpu.get_cpu_capability() + ("+bf16" if cpu_has_bf16() else "")
 
 
 def _digest(a) -> str:
