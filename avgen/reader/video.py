@@ -49,11 +49,22 @@ def scaled_size(width: int, height: int, max_size: int | None) -> tuple[int, int
     return max(1, round(width * s)), max(1, round(height * s))
 
 
+def _display_matrix(frame: Any) -> bytes | None:
+    """The raw DISPLAYMATRIX side data of a decoded frame, or None. PyAV before 18 iterates a frame's
+    side data as entries with a ``type``; PyAV 18 as a mapping from each type to its entry."""
+    side = frame.side_data
+    for item in side:
+        kind = getattr(item, "type", item)
+        if getattr(kind, "name", None) == "DISPLAYMATRIX":
+            return bytes(item if hasattr(item, "type") else side[item])
+    return None
+
+
 def display_transform(p: Path, frame: Any) -> Callable[[np.ndarray], np.ndarray] | None:
     """What turns a stored (H, W, 3) frame upright per its display matrix (MP4 ``tkhd``, Matroska
     projection): a rotation by a multiple of 90 degrees, possibly mirrored. None when the frame has no
     matrix or the identity; any other matrix (odd angles, scaling) is left unapplied with a warning."""
-    data = next((bytes(sd) for sd in frame.side_data if sd.type.name == "DISPLAYMATRIX"), None)
+    data = _display_matrix(frame)
     if data is None or len(data) < 36:
         return None
     m = np.frombuffer(data[:36], dtype=np.int32).astype(np.float64) / 65536.0  # 16.16 fixed point
