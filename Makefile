@@ -40,21 +40,19 @@ format: install
 	$(BIN)/ruff format avgen tests benchmarks
 
 demo: install
+	mkdir -p out
 	$(BIN)/avgen demo --out out/demo.mp4 --overwrite
 
 # The default model's whole training chain, one command. Its recipes are configs/avgen-tiny/, numbered so
 # that a stage starts only from stages with smaller numbers: synth data -> 1 video autoencoder + 1 audio codec
-# -> 2 joint DiT pretraining -> 3, 4, 5 its fine-tunes -> 6 a sync bridge trained alone on the frozen DiT;
-# beside them 2 the video decoder fine-tuned to draw the mouth (on lossless renders) -> the exported model
-# (stage 6's DiT with that decoder) -> its held-out evaluation. Each stage uses a CUDA GPU when there is one
-# and the CPU otherwise. On a 2-core AMD EPYC CPU with bf16 instructions: 1 min of synth data, ~22 + 23 min
-# for the two codecs, 21 min to render and encode the joint DiT's 8000 clips, ~1.8 h to pretrain it (~3.5 s
-# a step with bf16 autocast and compiled blocks; 4.1 s uncompiled, 5.8 s in fp32), 91 + 95 + 119 min for
-# the three fine-tunes, 21 + 5 + 70 min for the sync bridge's clips (rendered and encoded, then their mouth
-# maps) and its training, 1 + 8.5 min for the lossless renders and the mouth decoder, and 10 min to
-# evaluate: ~9.8 h. On one H100 the pretraining takes ~8 min with its clips; the other stages are not timed
-# on a GPU. `make train-default SHIPPED=2_joint_pretrain` exports and evaluates stage 2 instead (~3.2 h on
-# that CPU).
+# -> 3 the joint DiT, from step 0 -> 4 its guidance distillation (one forward a sampling step); beside them
+# 2 the video decoder fine-tuned to draw the mouth (on lossless renders) -> the exported model (stage 4's DiT
+# with that decoder) -> its held-out evaluation. Each stage uses a CUDA GPU when there is one and the CPU
+# otherwise. On a 2-core AMD EPYC CPU: 1 min of synth data, ~22 + 23 min for the two codecs, 1 + 8.5 min for
+# the lossless renders and the mouth decoder, 32-38 min to render and encode the joint DiT's 12000 clips,
+# ~5.3 h to train it with bf16 autocast where the CPU has bf16 instructions (4.8 s a step; ~7.8 h in fp32),
+# ~70 min to distil it (fp32), and 21 min to evaluate: ~8.5 h (~11 h without bf16 instructions).
+# `make train-default SHIPPED=3_joint` exports and evaluates stage 3 instead (guided: three forwards a step).
 # A stage whose run finished (its metrics.json) is skipped and an interrupted one continues with --resume, so
 # rerun the same command after any stop. Everything goes under RUNS, the folder the recipes' own out: and
 # init_from paths name; another RUNS moves the whole chain (each stage's inputs are passed with --set).
@@ -64,16 +62,17 @@ TRAIN := OMP_NUM_THREADS=2 $(BIN)/avgen train
 SYNTH_N_train := 2000
 SYNTH_N_val := 64
 SYNTH_N_test := 200
-# Without a GPU the pretraining recipe's 8 threads and 14 renderers would only fight over the CPU's cores; a
-# CPU with bf16 instructions (the loop's own test, avgen.train.precision.cpu_has_bf16) trains the joint DiT
-# under bf16 autocast, 1.6x faster (without them bf16 is emulated, ~30x slower), and with the DiT's blocks
+# Without a GPU, more renderers than one only fight over the CPU's cores (2 render 2.8x slower than 1 on 2
+# cores); a CPU with bf16 instructions (the loop's own test, avgen.train.precision.cpu_has_bf16) trains the
+# DiT under bf16 autocast, ~1.5x faster (without them bf16 is emulated, ~30x slower), and with the DiT's blocks
 # compiled, another 1.24-1.33x (benchmarks/TRAIN.md), where torch.compile works: its CPU backend builds C++
-# (g++ or $CXX), so a one-line probe decides (~15 s). It checkpoints every 100 steps so a stop loses little.
+# (g++ or $CXX), so a one-line probe decides (~15 s) and turns compiling off where it fails. It checkpoints
+# every 100 steps so a stop loses little.
 ON_CPU = $(shell $(BIN)/python -c "import torch; print(int(not torch.cuda.is_available()))")
 CPU_BF16 = $(shell $(BIN)/python -c "from avgen.train.precision import cpu_has_bf16; print(cpu_has_bf16())" \
 	2>/dev/null | grep -qx True && echo --set loop.precision=bf16)
 CPU_COMPILE = $(shell $(BIN)/python -c "import torch; torch.compile(lambda x: x + 1)(torch.zeros(1))" \
-	>/dev/null 2>&1 && echo --set loop.compile=true)
+	>/dev/null 2>&1 || echo --set loop.compile=false)
 JOINT_CPU_SET = $(if $(filter 1,$(ON_CPU)),--set loop.num_threads=2 --set joint.data.workers=1 \
 	--set loop.ckpt_every=100 $(CPU_BF16) $(CPU_COMPILE))
 
@@ -92,29 +91,14 @@ $(RUNS)/1_video_autoencoder/metrics.json: | data/synth/train/synth.json data/syn
 $(RUNS)/1_audio_codec/metrics.json: | data/synth/train/synth.json data/synth/val/synth.json
 	$(TRAIN) $(CHAIN)/1_audio_codec.yaml --out $(RUNS)/1_audio_codec --resume
 
-$(RUNS)/2_joint_pretrain/metrics.json: | $(RUNS)/1_video_autoencoder/metrics.json \
-		$(RUNS)/1_audio_codec/metrics.json
-	$(TRAIN) $(CHAIN)/2_joint_pretrain.yaml --out $(RUNS)/2_joint_pretrain --resume $(JOINT_CPU_SET) \
+$(RUNS)/3_joint/metrics.json: | $(RUNS)/1_video_autoencoder/metrics.json $(RUNS)/1_audio_codec/metrics.json
+	$(TRAIN) $(CHAIN)/3_joint.yaml --out $(RUNS)/3_joint --resume $(JOINT_CPU_SET) \
 		--set joint.model.video_codec=$(RUNS)/1_video_autoencoder/codec \
 		--set joint.model.audio_codec=$(RUNS)/1_audio_codec/codec
 
-# The fine-tunes, each from the stage before it (each recipe's header says what it changes).
-$(RUNS)/3_finetune_video_to_audio/metrics.json: | $(RUNS)/2_joint_pretrain/metrics.json
-	$(TRAIN) $(CHAIN)/3_finetune_video_to_audio.yaml --out $(RUNS)/3_finetune_video_to_audio --resume \
-		$(JOINT_CPU_SET) --set joint.model.init_from=$(RUNS)/2_joint_pretrain/pipeline
-
-$(RUNS)/4_finetune_picture_60/metrics.json: | $(RUNS)/3_finetune_video_to_audio/metrics.json
-	$(TRAIN) $(CHAIN)/4_finetune_picture_60.yaml --out $(RUNS)/4_finetune_picture_60 --resume $(JOINT_CPU_SET) \
-		--set joint.model.init_from=$(RUNS)/3_finetune_video_to_audio/pipeline
-
-$(RUNS)/5_finetune_picture_75/metrics.json: | $(RUNS)/4_finetune_picture_60/metrics.json
-	$(TRAIN) $(CHAIN)/5_finetune_picture_75.yaml --out $(RUNS)/5_finetune_picture_75 --resume $(JOINT_CPU_SET) \
-		--set joint.model.init_from=$(RUNS)/4_finetune_picture_60/pipeline
-
-# Stage 5's DiT frozen, a sync bridge grown onto it and trained alone.
-$(RUNS)/6_sync_bridge/metrics.json: | $(RUNS)/5_finetune_picture_75/metrics.json
-	$(TRAIN) $(CHAIN)/6_sync_bridge.yaml --out $(RUNS)/6_sync_bridge --resume $(JOINT_CPU_SET) \
-		--set joint.model.init_from=$(RUNS)/5_finetune_picture_75/pipeline
+$(RUNS)/4_distill/metrics.json: | $(RUNS)/3_joint/metrics.json
+	$(TRAIN) $(CHAIN)/4_distill.yaml --out $(RUNS)/4_distill --resume $(JOINT_CPU_SET) \
+		--set joint.model.init_from=$(RUNS)/3_joint/pipeline
 
 # The video autoencoder's decoder fine-tuned with the lips weighed; its encoder is frozen, so it fits any DiT
 # trained on that autoencoder's latents.
@@ -123,7 +107,7 @@ $(RUNS)/2_video_decoder_mouth/metrics.json: | $(RUNS)/1_video_autoencoder/metric
 	$(TRAIN) $(CHAIN)/2_video_decoder_mouth.yaml --out $(RUNS)/2_video_decoder_mouth --resume \
 		--set codec.init_from=$(RUNS)/1_video_autoencoder/codec
 
-SHIPPED ?= 6_sync_bridge
+SHIPPED ?= 4_distill
 
 $(RUNS)/model/pipeline.json: | $(RUNS)/$(SHIPPED)/metrics.json $(RUNS)/2_video_decoder_mouth/metrics.json
 	$(BIN)/avgen model export $(RUNS)/$(SHIPPED)/pipeline $(RUNS)/model --overwrite \
@@ -131,7 +115,7 @@ $(RUNS)/model/pipeline.json: | $(RUNS)/$(SHIPPED)/metrics.json $(RUNS)/2_video_d
 
 $(RUNS)/eval/report.json: | $(RUNS)/model/pipeline.json
 	OMP_NUM_THREADS=2 $(BIN)/avgen eval model --pipeline $(RUNS)/model --per-family 32 --split test \
-		--out $(RUNS)/eval
+		--phrase-pool composed --out $(RUNS)/eval
 	@echo "trained, exported ($(RUNS)/model) and evaluated: $(RUNS)/eval/report.md"
 
 clean:

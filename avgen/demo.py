@@ -27,8 +27,10 @@ from avgen.metrics.prompted import score_prompted
 from avgen.metrics.report import plot_clip
 from avgen.pipeline import AVPipeline
 
-DEMO_PROMPTS = (  # the first talk and bounce captions of the test split (seed 0), not picked by result
-    'a square yellow face says "see you tomorrow"',
+# The first talk and bounce captions of the test split (seed 0, the composed phrase pool avgen-tiny was trained
+# on), not picked by result: "spoons" is a word no training clip says.
+DEMO_PROMPTS = (
+    'a square yellow face says "eight white spoons"',
     "two big white balls bounce slowly",
 )
 
@@ -50,7 +52,11 @@ def join(clips: list[AVClip], scale: int = 1, metadata: dict[str, str] | None = 
 def render_ground_truth(seed: int, size: tuple[int, int], duration: float) -> list[tuple[str, AVClip]]:
     """A talk scene and a bounce scene of avgen-synth's test split: (caption, clip) each, 24 fps, 16 kHz."""
     parts = [
-        make_sample(seed, "test", SynthConfig(sizes=(size,), durations=(duration,), families={family: 1.0}))
+        make_sample(
+            seed,
+            "test",
+            SynthConfig(sizes=(size,), durations=(duration,), families={family: 1.0}, phrase_pool="composed"),
+        )
         for family in ("talk", "bounce")
     ]
     return [(p.caption, p.clip) for p in parts]

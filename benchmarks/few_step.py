@@ -180,6 +180,7 @@ def scores(rows: list[Setting], pipes: dict[str, Any], args: argparse.Namespace)
             fps=int(base.fps),
             sampling=overrides,
             split=args.split,
+            phrase_pool=args.phrase_pool,
         )
         report = evaluate_model(pipes[which], cfg, progress=False)
         out[label] = row_from_summary(report["summary"]["t2av"])
@@ -230,10 +231,11 @@ def report(result: dict[str, Any]) -> str:
         lines += [
             "",
             f"## Evaluation scores (t2av, {cfg['eval_per_family']} {cfg['split']} prompts per family of "
-            f"{', '.join(cfg['families'])})",
+            f"{', '.join(cfg['families'])}; talk phrase pool {cfg.get('phrase_pool', 'fixed')})",
             "",
             "`avgen eval model`'s text-to-audio-video columns (as `benchmarks/perf/quality_steps.py`): lag in ms "
-            "(0 best); the others higher = better.",
+            "(0 best); shuffled: the score with no sync; frame change: nearer the ground truth's is better; the "
+            "others higher = better.",
             "",
             "| setting | " + " | ".join(cols) + " |",
             "|---|" + "---|" * len(cols),
@@ -272,6 +274,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 "eval_per_family": args.eval_per_family,
                 "families": list(args.families),
                 "split": args.split,
+                "phrase_pool": args.phrase_pool,
             },
             "labels": [s.label for s in rows],
             "settings": {s.label: {"pipeline": s.which, **s.overrides} for s in rows},
@@ -305,6 +308,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--families", nargs="+", default=["talk", "bounce", "keys"], help="families scored")
     p.add_argument(
         "--split", default="val", help="avgen-synth split of the eval prompts (val: settings are chosen here)"
+    )
+    p.add_argument(
+        "--phrase-pool",
+        default="fixed",
+        choices=["fixed", "composed"],
+        help="what the scored talk prompts say (composed: the sentences avgen-tiny was trained on)",
     )
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/few_step.md"))

@@ -20,18 +20,14 @@ from avgen.train.precision import cpu_has_bf16
 
 # sha256 prefixes of the uint8 frames / float32 audio bytes, one thread, seeds as below.
 # The text states are the shipped int8 MiniLM pack's (avgen/weights/minilm-l6).
+# One entry per CPU kind the shipped weights were hashed on; another kind (e.g. "AVX512+bf16") skips until its
+# hashes are added here (this test's calls, one thread).
 PINNED = {
     "AVX2": {
-        "t2av_ball": ("281112139ea3302c", "9c29b83bdfb4c233"),
-        "t2av_face": ("f9624d8bf0a85094", "8c6e4382c26c317e"),
-        "a2v": "47fe992ee7a709d1",
-        "v2a": "0fbf6b2b7c39749f",
-    },
-    "AVX512+bf16": {
-        "t2av_ball": ("ebc96f3e619f898a", "55b4907dbe55e395"),
-        "t2av_face": ("5d87e94a7fd6e007", "df234fa00fc6b9e7"),
-        "a2v": "8bb1d469e677c3ab",
-        "v2a": "31c72d3e8c247c99",
+        "t2av_ball": ("033557f45245b527", "4e723ab9000c019a"),
+        "t2av_face": ("bfc857c7984a8204", "c849f74166969560"),
+        "a2v": "bbaa43a015b0056b",
+        "v2a": "73788e3caed71993",
     },
 }
 BALL = "a big red ball bounces on a blue floor"

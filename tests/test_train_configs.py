@@ -26,9 +26,9 @@ def test_configs_folder_has_the_recipes():
     assert {
         "avgen-tiny/1_video_autoencoder.yaml",
         "avgen-tiny/1_audio_codec.yaml",
-        "avgen-tiny/2_joint_pretrain.yaml",
-        "avgen-tiny/6_sync_bridge.yaml",
         "avgen-tiny/2_video_decoder_mouth.yaml",
+        "avgen-tiny/3_joint.yaml",
+        "avgen-tiny/4_distill.yaml",
     } <= names
     assert {"small_joint_gpu.yaml", "base_joint_gpu.yaml", "examples/small_dit_synth.yaml"} <= names
 
@@ -56,7 +56,7 @@ def _stage(path: Path) -> int:
 
 def _inputs(cfg: TrainConfig) -> dict[str, str]:
     """The run folders a recipe reads, by the key that names each."""
-    if cfg.task == "joint":
+    if cfg.task in ("joint", "distill"):
         m = cfg.joint.model
         found = {
             "joint.model.init_from": m.init_from,
@@ -73,8 +73,12 @@ def test_chain_reads_only_what_its_earlier_stages_make():
     outs = {p: PurePosixPath(cfg.out) for p, cfg in recipes.items()}
     (root,) = {out.parent for out in outs.values()}  # one folder holds the whole chain
     assert root.parts[0] == "runs" and len(set(outs.values())) == len(CHAIN)
-    # What each stage leaves for the next: its codec folder, or its joint DiT's pipeline folder.
-    made = {str(outs[p] / ("pipeline" if cfg.task == "joint" else "codec")): p for p, cfg in recipes.items()}
+    # What each stage leaves for the next: its codec folder, or its DiT's pipeline folder.
+    pipeline_makers = ("joint", "distill")
+    made = {
+        str(outs[p] / ("pipeline" if cfg.task in pipeline_makers else "codec")): p
+        for p, cfg in recipes.items()
+    }
     for p, cfg in recipes.items():
         wanted = {
             "joint.model.init_from": "joint",

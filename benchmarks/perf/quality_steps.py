@@ -20,18 +20,22 @@ from pathlib import Path
 from typing import Any
 
 STEPS = (4, 8, 16, 32, 50)
-# (column, family, key in evaluate_model's summary); higher is better for every one but the lag
+# (column, family, key in evaluate_model's summary); higher is better but for the lag (0 best), the shuffled
+# levels (the score with no sync) and the frame change (nearer the ground truth's is better)
 METRICS = (
     ("lag_ms", "talk", "lag_ms_median"),
     ("within_one_frame", "talk", "within_one_frame"),
     ("lip_corr", "talk", "correlation"),
     ("shuffled_corr", "talk", "shuffled_correlation"),
+    ("phrase_identified", "talk", "phrase_identified"),
     ("impact_f1", "bounce", "impact_f1"),
+    ("shuffled_f1", "bounce", "impact_f1_shuffled"),
     ("av_align", "bounce", "av_align"),
     ("av_align_vs_gt", "bounce", "av_align_vs_gt"),
     ("color_talk", "talk", "color_ok"),
     ("color_bounce", "bounce", "color_ok"),
     ("color_keys", "keys", "color_ok"),
+    ("frame_change_bounce", "bounce", "frame_change"),
 )
 # the scores whose plateau decides the step count (the lag is signed and the floor is a reference)
 PLATEAU_KEYS = ("within_one_frame", "impact_f1", "av_align_vs_gt", "color_talk", "color_bounce", "color_keys")
