@@ -1,8 +1,8 @@
 """Few-step sampling: fewer network evaluations at equal quality, guidance folded into the DiT or not.
 
-For a guided pipeline (``--pipeline``, e.g. the shipped avgen-tiny: 8 Heun steps, text and sync guidance,
-three branches per step) and optionally its guidance-distilled student (``--distilled``, made by ``avgen train
-configs/distill_tiny.yaml``: one forward per step), each setting (pipeline, sampler, steps, shift) gets:
+For a guided pipeline (``--pipeline``, e.g. avgen-tiny's stage 3: 8 Heun steps, text and sync guidance, three
+branches per step) and optionally its guidance-distilled student (``--distilled``, made by ``avgen train
+configs/avgen-tiny/4_distill.yaml``: one forward per step; the shipped avgen-tiny is one), each setting (pipeline, sampler, steps, shift) gets:
 
 - cost: DiT forwards per clip and samples per forward (a hook counts them during one call), and the pipeline
   call's wall time for the default 2-s clip (``pipe(prompt, seed=0)``: text encoding, sampling and decoding),
@@ -19,8 +19,8 @@ configs/distill_tiny.yaml``: one forward per step), each setting (pipeline, samp
 
 It writes the markdown table to ``--out`` (and the numbers as JSON beside it) with the command:
 
-    OMP_NUM_THREADS=2 .venv/bin/python -m benchmarks.few_step --pipeline avgen-tiny \\
-        --distilled runs/distill/avgen-tiny/pipeline
+    OMP_NUM_THREADS=2 .venv/bin/python -m benchmarks.few_step --pipeline runs/avgen-tiny/3_joint/pipeline \\
+        --distilled runs/avgen-tiny/4_distill/pipeline
 
 With the defaults (13 settings, 3 prompts x 2 seeds, 5 timed calls each, 8 prompts per family scored) it
 makes about 500 clips: roughly 20-30 min on an idle 2-core CPU (an estimate; ``--eval-per-family 0`` leaves

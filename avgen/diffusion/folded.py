@@ -75,7 +75,7 @@ def check_guidance(call: SamplingConfig, stored: SamplingConfig, reads_scales: b
             "guidance branches on it would guide twice"
             if stored.guidance == "folded"
             else "its DiT was not guidance-distilled, so one forward is its unguided prediction (distill "
-            "one with `avgen train configs/distill_tiny.yaml`)"
+            "one as `avgen train configs/avgen-tiny/4_distill.yaml` does)"
         )
         raise ConfigError(
             f"guidance={call.guidance!r} on a pipeline with guidance={stored.guidance!r}: {what}"
