@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 
 import pytest
 import torch
@@ -156,12 +157,18 @@ def test_the_guidance_input_starts_as_a_no_op_and_is_required() -> None:
 
 
 def test_old_pipeline_folders_load_unchanged_and_new_ones_round_trip(tmp_path) -> None:
+    # A folder saved before these settings existed: the shipped one with both keys taken out.
     path = shipped_path("avgen-tiny")
     meta = json.loads((path / "pipeline.json").read_text())
-    assert "guidance" not in meta["config"]["sampling"]
+    assert meta["config"]["sampling"]["guidance"] == "folded"  # the shipped avgen-tiny is distilled
+    del meta["config"]["sampling"]["guidance"]
     assert config_from_json(meta, "pipeline.json").sampling.guidance == "cfg"
-    assert "guidance_embed" not in json.loads((path / "dit" / "config.json").read_text())
-    assert not JointDiT.from_pretrained(path / "dit").config.guidance_embed
+    old_dit = tmp_path / "old_dit"
+    shutil.copytree(path / "dit", old_dit)
+    dit_config = json.loads((old_dit / "config.json").read_text())
+    del dit_config["guidance_embed"]
+    (old_dit / "config.json").write_text(json.dumps(dit_config))
+    assert not JointDiT.from_pretrained(old_dit).config.guidance_embed
 
     pipe = tiny_pipeline()
     pipe.dit = grow_dit(pipe.dit, {"guidance_embed": True}, "tiny")
