@@ -2,7 +2,8 @@
 
 For a guided pipeline (``--pipeline``, e.g. avgen-tiny's stage 3: 8 Heun steps, text and sync guidance, three
 branches per step) and optionally its guidance-distilled student (``--distilled``, made by ``avgen train
-configs/avgen-tiny/4_distill.yaml``: one forward per step; the shipped avgen-tiny is one), each setting (pipeline, sampler, steps, shift) gets:
+configs/avgen-tiny/4_distill.yaml``: one forward per step; the shipped avgen-tiny is one), each setting
+(pipeline, sampler, steps, shift) gets:
 
 - cost: DiT forwards per clip and samples per forward (a hook counts them during one call), and the pipeline
   call's wall time for the default 2-s clip (``pipe(prompt, seed=0)``: text encoding, sampling and decoding),
