@@ -15,6 +15,8 @@ ROOT = Path(__file__).parents[1]
 CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
 CHAIN = sorted((ROOT / "configs" / "avgen-tiny").glob("*.yaml"))
 EXAMPLE = ROOT / "configs" / "examples" / "small_dit_synth.yaml"
+# Tasks whose run exports a pipeline folder (the others export a codec).
+PIPELINE_TASKS = ("joint", "distill")
 
 
 def _rel(path: Path) -> str:
@@ -36,7 +38,7 @@ def test_configs_folder_has_the_recipes():
 @pytest.mark.parametrize("path", CONFIGS, ids=_rel)
 def test_every_config_loads(path: Path):
     cfg = load_recipe(path)
-    if cfg.task not in ("joint", "distill"):
+    if cfg.task not in PIPELINE_TASKS:
         codec = codec_config(cfg)
         assert codec.kind == cfg.task.split("_")[0] and codec.steps == cfg.loop.steps
 
@@ -56,7 +58,7 @@ def _stage(path: Path) -> int:
 
 def _inputs(cfg: TrainConfig) -> dict[str, str]:
     """The run folders a recipe reads, by the key that names each."""
-    if cfg.task in ("joint", "distill"):
+    if cfg.task in PIPELINE_TASKS:
         m = cfg.joint.model
         found = {
             "joint.model.init_from": m.init_from,
@@ -74,9 +76,8 @@ def test_chain_reads_only_what_its_earlier_stages_make():
     (root,) = {out.parent for out in outs.values()}  # one folder holds the whole chain
     assert root.parts[0] == "runs" and len(set(outs.values())) == len(CHAIN)
     # What each stage leaves for the next: its codec folder, or its DiT's pipeline folder.
-    pipeline_makers = ("joint", "distill")
     made = {
-        str(outs[p] / ("pipeline" if cfg.task in pipeline_makers else "codec")): p
+        str(outs[p] / ("pipeline" if cfg.task in PIPELINE_TASKS else "codec")): p
         for p, cfg in recipes.items()
     }
     for p, cfg in recipes.items():
