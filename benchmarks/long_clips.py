@@ -38,8 +38,8 @@ from avgen.diffusion.windows import Windowing, WindowPlan, plan_windows
 from avgen.metrics.prompted import score_prompted
 from avgen.pipeline import AVPipeline
 
-PROMPT = "a big red ball bounces quickly on a dark green background"
-DRIFT_PROMPT = "a big red ball bounces on a blue floor"  # avgen-tiny's seed 0 of it drifts to white
+PROMPT = "a big red ball bounces quickly"  # captions of avgen-tiny's grammar: read as written
+DRIFT_PROMPT = "a small blue ball bounces slowly"
 SEGMENT = 2.0  # seconds per quality segment: the model's trained length
 
 
