@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import statistics
@@ -213,17 +214,16 @@ def report(args: argparse.Namespace, runs: list[dict[str, Any]], command: str, w
         "",
         f"`{command}` ({wall / 60:.1f} min)",
         "",
-        f"{args.pipeline} on a CPU ({platform.machine()}, 2 cores), torch threads {args.threads}, window "
-        f"{args.window} s, overlap {args.overlap} s. **The machine was loaded**: a training job ran on its "
-        "2 cores throughout, so the seconds are noisy and slower than on an idle machine; the ratios are "
-        "within this one run. One process per row; cost per clip-second is relative to a 2-s clip timed in "
+        f"{args.pipeline} on a CPU ({platform.machine()}, {os.cpu_count()} logical cores, load average at the "
+        f"end {', '.join(f'{x:.2f}' for x in os.getloadavg())}), torch threads {args.threads}, window "
+        f"{args.window} s, overlap {args.overlap} s. Other work on the machine makes the seconds noisy; the "
+        "ratios are within this one run. One process per row; cost per clip-second is relative to a 2-s clip timed in "
         "the same process just before and after the measured call (the load changes over minutes), and, "
         f"for comparison, to the first row's 2-s clips (median of {base['seeds']} seeds, "
         f"{base['call_s']:.2f} s): both references move with the load, so read the two together with "
         "the window passes per 2 s of clip (window count x window / clip length, exact), which is what a "
         f"windowed clip costs in 2-s clips when one window costs one 2-s clip. Whole-clip passes stop at "
-        f"{args.whole_max:g} s: at the growth measured here a 60-s pass alone would take about as long "
-        "as this whole run.",
+        f"{args.whole_max:g} s (`--whole-max`): their cost per clip-second grows with the length.",
         "",
         "| mode | overlap s | clip s | windows | call s | 2-s clip, same process s | per clip-second"
         " (x 2-s clip, same process) | (x 2-s clip of the first row) | window passes per 2 s of clip |"
