@@ -214,10 +214,11 @@ def report(args: argparse.Namespace, runs: list[dict[str, Any]], command: str, w
         "",
         f"`{command}` ({wall / 60:.1f} min)",
         "",
-        f"{args.pipeline} on a CPU ({platform.machine()}, {os.cpu_count()} logical cores, load average at the "
-        f"end {', '.join(f'{x:.2f}' for x in os.getloadavg())}), torch threads {args.threads}, window "
+        f"{args.pipeline} on a CPU ({platform.machine()}, {os.cpu_count()} logical cores, load average at "
+        f"the end {', '.join(f'{x:.2f}' for x in os.getloadavg())}), torch threads {args.threads}, window "
         f"{args.window} s, overlap {args.overlap} s. Other work on the machine makes the seconds noisy; the "
-        "ratios are within this one run. One process per row; cost per clip-second is relative to a 2-s clip timed in "
+        "ratios are within this one run. One process per row; cost per clip-second is relative to a 2-s "
+        "clip timed in "
         "the same process just before and after the measured call (the load changes over minutes), and, "
         f"for comparison, to the first row's 2-s clips (median of {base['seeds']} seeds, "
         f"{base['call_s']:.2f} s): both references move with the load, so read the two together with "

@@ -1,13 +1,13 @@
 """Peak memory of a generation: ``avgen.limits.estimate_memory`` (what ``avgen generate`` checks before any
 work) against the peak RSS a real call reaches.
 
-Each case (clip seconds, height x width) runs in a fresh process, so that its high-water mark
-(``ru_maxrss``) is its own: import avgen, note the RSS, load the pipeline, make one clip at the pipeline's
-own sampling settings, and report the peak RSS minus the RSS after import (the weights, as loaded, count;
-the interpreter and torch do not). The estimate is computed from the pipeline folder's JSON alone, as
-``avgen generate`` does, with the guidance branches of the pipeline's sampling. The estimate is meant to be
-an upper bound that is not far above: "ratio" is estimate over measured (>= 1: the check never lets through
-what does not fit).
+Each case (clip seconds, height x width) runs in a fresh process (``benchmarks.perf.machine.run_child``), so
+that its high-water mark (``VmHWM``, ``peak_rss_mb``) is its own: import avgen, note the RSS, load the
+pipeline, make one clip at the pipeline's own sampling settings, and report the peak RSS minus the RSS after
+import (the weights, as loaded, count; the interpreter and torch do not). The estimate is computed from the
+pipeline folder's JSON alone, as ``avgen generate`` does, with the guidance branches of the pipeline's
+sampling. The estimate is meant to be an upper bound that is not far above: "ratio" is estimate over
+measured (>= 1: the check never lets through what does not fit).
 
     OMP_NUM_THREADS=2 .venv/bin/python -m benchmarks.memory_estimate
 """
@@ -16,26 +16,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from avgen.atomic import write_text
-from benchmarks.perf.machine import command_line, cpu_model
+from benchmarks.perf.machine import command_line, cpu_model, current_rss_mb, peak_rss_mb, run_child
 
 PROMPT = "a big red ball bounces quickly"
 CASES = ("2:64x64", "8:64x64", "20:64x64", "4:128x128", "2:96x160")
 MIB = 2**20
-
-
-def _rss() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS in /proc/self/status: this benchmark needs Linux")
 
 
 def child(pipeline: str, seconds: float, height: int, width: int, threads: int) -> dict[str, Any]:
@@ -45,13 +36,13 @@ def child(pipeline: str, seconds: float, height: int, width: int, threads: int) 
     from avgen.pipeline import AVPipeline
 
     torch.set_num_threads(threads)
-    base = _rss()
+    base = current_rss_mb()
     t0 = time.perf_counter()
     pipe = AVPipeline.from_pretrained(pipeline)
     clip = pipe(PROMPT, seconds=seconds, height=height, width=width, seed=0, progress=False)
     wall = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: kB
-    return {"measured": peak - base, "wall_s": wall, "frames": int(clip.video.shape[0])}
+    measured = int((peak_rss_mb() - base) * MIB)
+    return {"measured": measured, "wall_s": wall, "frames": int(clip.video.shape[0])}
 
 
 def estimate(pipeline: str, seconds: float, height: int, width: int) -> dict[str, Any]:
@@ -80,8 +71,8 @@ def report(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"`{meta['command']}` ({meta['minutes']:.1f} min)",
         "",
         f"Pipeline `{meta['pipeline']}` at its own sampling settings; {meta['machine']}, torch threads "
-        f"{meta['threads']}. One fresh process a case; measured = peak RSS - RSS after `import avgen` (weights "
-        "as loaded included). Estimate = `avgen.limits.estimate_memory`, what `avgen generate` checks before "
+        f"{meta['threads']}. One fresh process a case; measured = peak RSS (VmHWM) - RSS after `import avgen` "
+        "(weights as loaded included). Estimate = `avgen.limits.estimate_memory`, what `avgen generate` checks before "
         "loading anything (weights + 256 MiB + the largest stage); ratio = estimate / measured (>= 1 is the "
         "contract: a refusal is never needed after the fact).",
         "",
@@ -116,10 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     for seconds, h, w in cases:
         cmd = [sys.executable, "-m", "benchmarks.memory_estimate", "--pipeline", args.pipeline]
         cmd += ["--threads", str(args.threads), "--child", str(seconds), str(h), str(w)]
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode:
-            raise SystemExit(f"case {seconds:g} s at {h}x{w} failed:\n{done.stderr[-2000:]}")
-        row = {"seconds": seconds, "height": h, "width": w, **json.loads(done.stdout.splitlines()[-1])}
+        done = run_child(cmd)
+        if done["returncode"] or done["result"] is None:
+            raise SystemExit(f"case {seconds:g} s at {h}x{w} failed:\n{done['stderr_tail']}")
+        row = {"seconds": seconds, "height": h, "width": w, **done["result"]}
         row.update(estimate(args.pipeline, seconds, h, w))
         rows.append(row)
         print(
